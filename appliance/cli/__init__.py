@@ -1,0 +1,1 @@
+"""The ``appliance`` command line: one Typer application, one module per area."""

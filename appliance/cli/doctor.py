@@ -1,0 +1,142 @@
+"""``appliance doctor``: what is installed, which accelerator, where the models are, and egress."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import platform
+import shutil
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from appliance.cli.context import settings_from
+from appliance.errors import ApplianceError
+from appliance.offline import EgressMode, install_egress_guard, installed_guard
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _torch_report() -> dict[str, Any]:
+    try:
+        import torch
+    except ImportError:
+        return {"installed": False}
+    cuda = torch.cuda.is_available()
+    return {
+        "installed": True,
+        "version": torch.__version__,
+        "cuda_available": cuda,
+        "cuda_version": torch.version.cuda,
+        "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
+    }
+
+
+def _llama_report() -> dict[str, Any]:
+    try:
+        import llama_cpp
+    except ImportError:
+        return {"installed": False}
+    info = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
+    return {
+        "installed": True,
+        "version": llama_cpp.__version__,
+        "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
+        "system_info": info,
+    }
+
+
+def _egress_check() -> dict[str, Any]:
+    """Try to resolve and reach a public address with the guard on; both must be refused."""
+    import socket
+
+    guard = installed_guard() or install_egress_guard(EgressMode.strict)
+    before = guard.attempts
+    refused = []
+    for probe in (lambda: socket.getaddrinfo("pypi.org", 443), lambda: socket.create_connection(("192.0.2.1", 9), 1)):
+        try:
+            probe()
+            refused.append(False)
+        except OSError:
+            refused.append(True)
+    return {
+        "guard_mode": guard.mode.value,
+        "outbound_refused": all(refused),
+        "attempts_counted": guard.attempts - before,
+    }
+
+
+def collect(settings_home: Path, configured_model: Path | None) -> dict[str, Any]:
+    from appliance.models import embedded_model_path, resolve_base_model
+
+    models: dict[str, Any] = {}
+    try:
+        models["embedded"] = str(embedded_model_path())
+    except ApplianceError as error:
+        models["embedded_error"] = str(error)
+    try:
+        models["base"] = str(resolve_base_model(configured_model))
+    except ApplianceError as error:
+        models["base_error"] = str(error)
+    disk_root = settings_home if settings_home.exists() else Path.home()
+    usage = shutil.disk_usage(disk_root)
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "appliance": _package_version("medical-appliance"),
+        "packages": {
+            name: _package_version(name)
+            for name in ("transformers", "peft", "presidio-analyzer", "spacy", "gguf", "fastapi", "cryptography")
+        },
+        "torch": _torch_report(),
+        "llama_cpp": _llama_report(),
+        "home": str(settings_home),
+        "models": models,
+        "disk_free_gb": round(usage.free / 1e9, 1),
+        "egress": _egress_check(),
+    }
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def doctor(
+        ctx: typer.Context,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    ) -> None:
+        """Check the installation: packages, torch/CUDA, llama.cpp, models, disk and the egress guard."""
+        settings = settings_from(ctx)
+        report = collect(settings.home, settings.models.base)
+        if as_json:
+            typer.echo(json.dumps(report, indent=2))
+        else:
+            _print_report(report)
+        healthy = report["egress"]["outbound_refused"] and "base_error" not in report["models"]
+        if not healthy:
+            raise typer.Exit(1)
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="appliance doctor", show_header=False)
+    table.add_column("check")
+    table.add_column("result")
+    torch_info, llama_info, egress = report["torch"], report["llama_cpp"], report["egress"]
+    table.add_row("python", report["python"])
+    table.add_row("appliance", str(report["appliance"]))
+    table.add_row("torch", f"{torch_info.get('version')} cuda={torch_info.get('cuda_available')}")
+    table.add_row("llama.cpp", f"{llama_info.get('version')} gpu_offload={llama_info.get('gpu_offload')}")
+    for name, value in report["models"].items():
+        table.add_row(f"model {name}", value)
+    table.add_row("home", report["home"])
+    table.add_row("disk free", f"{report['disk_free_gb']} GB")
+    verdict = "refused (offline)" if egress["outbound_refused"] else "NOT REFUSED"
+    table.add_row("outbound network", f"{verdict}; guard {egress['guard_mode']}")
+    Console().print(table)

@@ -1,0 +1,88 @@
+"""Entry point: the root Typer app, offline set-up, and errors turned into one-line messages."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from appliance import __version__
+from appliance.cli.context import console, settings_from
+from appliance.errors import ApplianceError
+from appliance.offline import go_offline
+from deid.errors import DeidError
+
+app = typer.Typer(
+    name="appliance",
+    help="On-premises medical LLM appliance: de-identify, audit, train, export, evaluate, serve.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Settings file (TOML); default <home>/appliance.toml")
+    ] = None,
+) -> None:
+    ctx.obj = None
+
+
+@app.command()
+def version() -> None:
+    """Print the appliance version."""
+    typer.echo(__version__)
+
+
+@config_app.command("show")
+def config_show(ctx: typer.Context) -> None:
+    """Print the effective settings as JSON, secrets masked."""
+    typer.echo(json.dumps(settings_from(ctx).masked(), indent=2, default=str))
+
+
+def _register_areas() -> None:
+    """Each area registers its own commands; heavy imports stay inside the commands."""
+    from appliance.cli import areas
+
+    areas.register(app)
+
+
+def run() -> None:
+    """Console-script entry: offline first, then the command; known errors become one line."""
+    go_offline()
+    _register_areas()
+    try:
+        app(standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as usage:
+        usage.show()
+        sys.exit(usage.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        console.print("interrupted; no partial output was kept")
+        sys.exit(130)
+    except (ApplianceError, DeidError) as error:
+        console.print(f"error: {error}", markup=False)
+        sys.exit(error.exit_code)
+    except MemoryError:
+        console.print("error: out of memory")
+        sys.exit(12)
+    except OSError as error:
+        console.print(f"error: {error.strerror or type(error).__name__} ({getattr(error, 'filename', '') or ''})", markup=False)
+        sys.exit(1)
+    except Exception as error:  # noqa: BLE001 - last line of defence: never print record text
+        frame = error.__traceback__
+        while frame and frame.tb_next:
+            frame = frame.tb_next
+        where = f"{frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame else "unknown"
+        console.print(f"error: internal error {type(error).__name__} at {where}; please report it", markup=False)
+        sys.exit(70)

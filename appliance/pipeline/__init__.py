@@ -1,0 +1,1 @@
+"""The machinery every pipeline stage shares: work directory, manifests, skip-if-unchanged."""

@@ -1,0 +1,1 @@
+"""PHI detection: Presidio's analyzer with the appliance's clinical recognizers."""

@@ -1,0 +1,1 @@
+"""Hash-chained, signed, PHI-free audit ledger."""

@@ -1,0 +1,1 @@
+"""The consultation API: OpenAI-compatible, authenticated, audited, served by llama.cpp."""
