@@ -9,7 +9,7 @@ from rich.console import Console
 
 from appliance.config import ApplianceSettings, load_settings
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def settings_from(ctx: typer.Context) -> ApplianceSettings:

@@ -61,7 +61,7 @@ def run() -> None:
     go_offline()
     _register_areas()
     try:
-        app(standalone_mode=False)
+        outcome = app(standalone_mode=False)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except click.ClickException as usage:
@@ -86,3 +86,5 @@ def run() -> None:
         where = f"{frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame else "unknown"
         console.print(f"error: internal error {type(error).__name__} at {where}; please report it", markup=False)
         sys.exit(70)
+    # Without standalone mode click hands back typer.Exit's code instead of raising it.
+    sys.exit(outcome if isinstance(outcome, int) else 0)
