@@ -1,0 +1,107 @@
+"""Load a local base model (Hugging Face directory or GGUF file) for training or export.
+
+GGUF files are dequantized by transformers into ordinary float weights. transformers then
+still marks the model as "quantized with gguf", which makes ``save_pretrained`` refuse; we
+clear that mark because the weights in memory are plain floats. Nothing is ever fetched
+from a hub: every load is ``local_files_only``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from appliance.errors import ModelError
+from appliance.models import check_gguf_file
+
+# Attention and MLP projections per family; all three share llama's module names.
+_LLAMA_LIKE = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+_TARGETS: dict[str, list[str]] = {
+    "llama": _LLAMA_LIKE,
+    "qwen2": _LLAMA_LIKE,
+    "qwen3": _LLAMA_LIKE,
+    "mistral": _LLAMA_LIKE,
+    "mixtral": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "gemma": _LLAMA_LIKE,
+    "gemma2": _LLAMA_LIKE,
+    "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+    "gpt2": ["c_attn", "c_proj", "c_fc"],
+}
+
+
+@dataclass
+class LoadedBase:
+    """A base model ready for LoRA: the model, its tokenizer and where it came from."""
+
+    model: Any
+    tokenizer: Any
+    architecture: str
+    source_path: Path
+
+
+def default_target_modules(architecture: str) -> list[str]:
+    """LoRA target modules for a model family (``config.model_type``).
+
+    Unknown families fall back to ``all-linear``, peft's own choice of every linear layer
+    except the output head, which works for any decoder without knowing its names.
+    """
+    return list(_TARGETS.get(architecture.lower(), ["all-linear"]))
+
+
+def load_base_model(path: Path, *, dtype: torch.dtype = torch.float32) -> LoadedBase:
+    """Load ``path`` (HF directory with safetensors, or a ``.gguf`` file) with its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"base model path does not exist: {path}")
+    if path.is_dir():
+        _check_hf_directory(path)
+        location, extra = str(path), {}
+    else:
+        check_gguf_file(path)
+        location, extra = str(path.parent), {"gguf_file": path.name}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=True, **extra)
+        model = AutoModelForCausalLM.from_pretrained(location, local_files_only=True, dtype=dtype, **extra)
+    except Exception as error:  # noqa: BLE001 - loaders raise many types (SafetensorError, ...) for bad files
+        raise ModelError(f"cannot load base model {path}: {type(error).__name__}: {_short(error)}") from None
+    if "gguf_file" in extra:
+        _clear_gguf_quantization_mark(model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    architecture = str(getattr(model.config, "model_type", "unknown"))
+    return LoadedBase(model=model, tokenizer=tokenizer, architecture=architecture, source_path=path)
+
+
+def _check_hf_directory(path: Path) -> None:
+    config = path / "config.json"
+    if not config.is_file():
+        raise ModelError(f"not a Hugging Face model directory (no config.json): {path}")
+    try:
+        json.loads(config.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise ModelError(f"corrupt config.json in model directory: {path}") from None
+    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+        raise ModelError(f"no weights (*.safetensors) in model directory: {path}")
+
+
+def _clear_gguf_quantization_mark(model: Any) -> None:
+    """The weights are dequantized floats; drop the flag that blocks ``save_pretrained``."""
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    if hasattr(model, "is_quantized"):
+        model.is_quantized = False
+    if hasattr(model, "quantization_method"):
+        model.quantization_method = None
+
+
+def _short(error: BaseException) -> str:
+    """First line of a library error: they name files and keys, never record text."""
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else ""
