@@ -1,0 +1,187 @@
+"""The ``dataset`` pipeline stage: de-identified corpus + Q&A files -> train/validation JSONL.
+
+Outputs (in ``<workdir>/dataset/``): ``train.jsonl``, ``validation.jsonl`` and
+``dataset.json``, the dataset manifest an auditor uses to tie a model to its sources: every
+source file with its hash, the recipe settings, counts, the hash of every example and the
+head of the de-identification ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from appliance.config import ApplianceSettings
+from appliance.dataset.config import DatasetConfig
+from appliance.dataset import gate
+from appliance.dataset.dedupe import duplicate_indices
+from appliance.dataset.qa import read_qa_file
+from appliance.dataset.recipes import (
+    Example,
+    dialogue_examples,
+    max_chars,
+    mix,
+    pretrain_examples,
+    record_instruction_examples,
+)
+from appliance.dataset.sources import Corpus, read_corpus
+from appliance.dataset.split import split_by_group
+from appliance.errors import InputError
+from appliance.pipeline.stage import StageContext, StageResult, run_stage
+from deid.fileio import atomic_write_text, sha256_file
+
+STAGE_NAME = "dataset"
+TRAIN_FILE = "train.jsonl"
+VALIDATION_FILE = "validation.jsonl"
+MANIFEST_FILE = "dataset.json"
+
+
+def replay_path() -> Path:
+    return Path(str(resources.files("appliance.dataset") / "data" / "replay.jsonl"))
+
+
+def build_dataset_stage(
+    settings: ApplianceSettings, *, deid_dir: Path | None, qa_files: list[Path], workdir: Path, force: bool = False
+) -> StageResult:
+    """Build the training set; skipped when sources and settings are unchanged."""
+    inputs: dict[str, Path] = {}
+    if deid_dir is not None:
+        inputs["deid"] = deid_dir
+    for index, path in enumerate(qa_files):
+        inputs[f"qa{index}"] = path
+    if not inputs:
+        raise InputError("nothing to build from: give a de-identified corpus and/or Q&A files")
+    stage_settings = {
+        "dataset": settings.dataset.model_dump(mode="json"),
+        "deid_score_threshold": settings.deid.score_threshold,
+    }
+    return run_stage(
+        workdir,
+        STAGE_NAME,
+        settings=stage_settings,
+        inputs=inputs,
+        build=lambda ctx: _build(ctx, settings, deid_dir, qa_files),
+        force=force,
+    )
+
+
+def _build(ctx: StageContext, settings: ApplianceSettings, deid_dir: Path | None, qa_files: list[Path]) -> dict[str, Any]:
+    config = settings.dataset
+    rng = random.Random(config.seed)
+    corpus = read_corpus(deid_dir) if deid_dir is not None else Corpus()
+    pools: dict[str, list[Example]] = {
+        "pretrain": pretrain_examples(corpus, config),
+        "record_instructions": record_instruction_examples(corpus, config),
+        "qa": [],
+        "replay": dialogue_examples(read_qa_file(replay_path()), "replay"),
+    }
+    for path in qa_files:
+        pools["qa"].extend(dialogue_examples(read_qa_file(path), "qa"))
+    if config.max_qa_examples is not None and len(pools["qa"]) > config.max_qa_examples:
+        pools["qa"] = rng.sample(pools["qa"], config.max_qa_examples)
+    available = {name: len(pool) for name, pool in pools.items()}
+
+    filtered, dropped = _filter(pools, config)
+    chosen, taken = mix(filtered, config.recipes, rng)
+    if not chosen:
+        raise InputError("the dataset is empty: no example survived the recipes and filters")
+    train, validation = split_by_group(chosen, config.validation_fraction, config.seed)
+
+    gate_details: dict[str, Any] = {"enabled": config.phi_gate}
+    if config.phi_gate:
+        report = gate.scan((e.content() for e in chosen if e.recipe != "replay"), settings.deid)
+        gate_details.update(report.details(), threshold_per_1k_tokens=config.max_residual_phi_per_1k_tokens)
+        gate.enforce(report, config.max_residual_phi_per_1k_tokens)
+
+    _write_jsonl(ctx.output_dir / TRAIN_FILE, train)
+    _write_jsonl(ctx.output_dir / VALIDATION_FILE, validation)
+    counts = {
+        "available": available,
+        "dropped": dropped,
+        "taken": taken,
+        "train": len(train),
+        "validation": len(validation),
+        "train_groups": len({e.group for e in train}),
+        "validation_groups": len({e.group for e in validation}),
+    }
+    manifest = {
+        "sources": _sources(corpus, deid_dir, qa_files),
+        "recipe_settings": config.model_dump(mode="json"),
+        "counts": counts,
+        "phi_gate": gate_details,
+        "deid_ledger_head": ledger_head(settings.deid_ledger),
+        "examples": {
+            "train": [e.sha256() for e in train],
+            "validation": [e.sha256() for e in validation],
+        },
+    }
+    atomic_write_text(ctx.output_dir / MANIFEST_FILE, json.dumps(manifest, indent=2))
+    return {"counts": counts, "phi_gate": gate_details, "deid_ledger_head": manifest["deid_ledger_head"]}
+
+
+def _filter(pools: dict[str, list[Example]], config: DatasetConfig) -> tuple[dict[str, list[Example]], dict[str, int]]:
+    """Length filter, then exact and near-duplicate removal across all recipes at once."""
+    limit = max_chars(config)
+    order = [(name, e) for name, pool in pools.items() for e in pool]
+    too_short = {i for i, (_, e) in enumerate(order) if len(e.content().strip()) < config.min_chars}
+    too_long = {i for i, (_, e) in enumerate(order) if e.kind == "chat" and len(e.content()) > limit}
+    keep = [i for i in range(len(order)) if i not in too_short and i not in too_long]
+    exact, near = duplicate_indices(
+        [order[i][1].content() for i in keep],
+        threshold=config.near_duplicate_threshold,
+        width=config.shingle_words,
+        permutations=config.minhash_permutations,
+        seed=config.seed,
+    )
+    survivors = [keep[j] for j in range(len(keep)) if j not in exact and j not in near]
+    result: dict[str, list[Example]] = {name: [] for name in pools}
+    for i in survivors:
+        name, example = order[i]
+        result[name].append(example)
+    dropped = {"too_short": len(too_short), "too_long": len(too_long), "exact_duplicates": len(exact),
+               "near_duplicates": len(near)}
+    return result, dropped
+
+
+def _write_jsonl(path: Path, examples: list[Example]) -> None:
+    atomic_write_text(path, "".join(json.dumps(e.record(), ensure_ascii=False) + "\n" for e in examples))
+
+
+def _sources(corpus: Corpus, deid_dir: Path | None, qa_files: list[Path]) -> list[dict[str, str]]:
+    listed: list[dict[str, str]] = []
+    for path in corpus.files:
+        relative = path.name if deid_dir is None or deid_dir.is_file() else path.relative_to(deid_dir).as_posix()
+        listed.append({"role": "deid_corpus", "path": relative, "sha256": sha256_file(path)})
+    for path in qa_files:
+        listed.append({"role": "qa", "path": path.name, "sha256": sha256_file(path)})
+    listed.append({"role": "replay", "path": "appliance/dataset/data/replay.jsonl", "sha256": sha256_file(replay_path())})
+    return listed
+
+
+def ledger_head(ledger: Path) -> dict[str, Any] | None:
+    """The last record of the de-identification ledger: the model's link into the audit chain."""
+    if not ledger.is_file():
+        return None
+    last = ""
+    records = 0
+    with open(ledger, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                last, records = line.strip(), records + 1
+    if not last:
+        return None
+    head: dict[str, Any] = {"ledger": str(ledger), "records": records,
+                            "last_line_sha256": hashlib.sha256(last.encode()).hexdigest()}
+    try:
+        record = json.loads(last)
+    except ValueError:
+        return head
+    if isinstance(record, dict):
+        for key in ("hash", "record_hash", "entry_hash", "seq", "index"):
+            if key in record and isinstance(record[key], (str, int)):
+                head[key] = record[key]
+    return head
