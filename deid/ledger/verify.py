@@ -1,0 +1,278 @@
+"""Checking a ledger the way an auditor would: chain, sequence, signatures, tail.
+
+The verifier needs no secret and reads no record: only the ledger and public keys. It walks
+the file once, stops at the first fault and names it by the sequence number where the
+ledger stops being what its writer wrote, with a kind an auditor can act on:
+
+- ``edited``: an entry's bytes no longer match its hash, or it no longer matches the link
+  stored in the entry after it (changed and re-hashed);
+- ``deleted``: sequence numbers jump and the missing ones are nowhere in the file;
+- ``reordered``: sequence numbers jump but the missing one appears later;
+- ``inserted``: an entry repeats an earlier sequence number or does not link to its predecessor
+  while the next entry does;
+- ``wrong_key``: a checkpoint was signed by a key the auditor does not hold;
+- ``bad_signature``: a checkpoint names a known key but its signature does not match the head;
+- ``truncated``: entries after the last checkpoint are unsealed (the closing checkpoint is
+  gone), or the head cited elsewhere (a model card, a dataset manifest) is not in the file;
+- ``torn_tail``: the last line is incomplete (a writer crashed mid-write); every complete entry
+  before it is still verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from deid.errors import LedgerError
+from deid.keystore import key_id, load_public_keys
+from deid.ledger.entry import CHECKPOINT_ACTION, GENESIS_HASH, RECOVERY_ACTION, checkpoint_message, split_line
+from deid.ledger.writer import read_tail
+
+
+class ProblemKind(str, Enum):
+    edited = "edited"
+    deleted = "deleted"
+    inserted = "inserted"
+    reordered = "reordered"
+    truncated = "truncated"
+    wrong_key = "wrong_key"
+    bad_signature = "bad_signature"
+    torn_tail = "torn_tail"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The first fault: ``sequence`` is the entry where the ledger stops being trustworthy."""
+
+    kind: ProblemKind
+    sequence: int
+    line: int
+    detail: str
+
+    def __str__(self) -> str:
+        return f"entry {self.sequence} (line {self.line}): {self.kind.value}: {self.detail}"
+
+
+@dataclass
+class VerificationResult:
+    """Outcome of :func:`verify_ledger`; ``verified`` entries are intact up to ``problem``."""
+
+    ok: bool = True
+    entries: int = 0
+    verified: int = 0
+    checkpoints: int = 0
+    recoveries: int = 0
+    head_seq: int = -1
+    head_hash: str = GENESIS_HASH
+    sealed_seq: int = -1
+    unsealed: int = 0
+    torn_tail_bytes: int = 0
+    signatures_checked: bool = False
+    key_ids: list[str] = field(default_factory=list)
+    problem: Problem | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.problem is not None:
+            data["problem"] = {**asdict(self.problem), "kind": self.problem.kind.value}
+        return data
+
+
+PublicKeyLike = Ed25519PublicKey | bytes
+
+
+def _key_map(public_keys: Sequence[PublicKeyLike]) -> dict[str, Ed25519PublicKey]:
+    keys: dict[str, Ed25519PublicKey] = {}
+    for item in public_keys:
+        for key in load_public_keys(item) if isinstance(item, bytes) else [item]:
+            keys[key_id(key)] = key
+    return keys
+
+
+class _Fault(Exception):
+    def __init__(self, kind: ProblemKind, sequence: int, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.sequence = sequence
+        self.detail = detail
+
+
+def _decode(raw: bytes, expected: int) -> tuple[dict[str, Any], str]:
+    """The entry and its hash, or an ``edited`` fault when its bytes were changed."""
+    parts = split_line(raw)
+    if parts is None:
+        raise _Fault(ProblemKind.edited, expected, "the line is not a well-formed ledger entry")
+    body, claimed = parts
+    try:
+        entry = json.loads(body)
+    except ValueError:
+        raise _Fault(ProblemKind.edited, expected, "the entry is not valid JSON") from None
+    seq = entry.get("seq") if isinstance(entry, dict) else None
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise _Fault(ProblemKind.edited, expected, "the entry has no sequence number")
+    if hashlib.sha256(body).hexdigest() != claimed:
+        raise _Fault(ProblemKind.edited, seq, "the entry's content does not match its hash")
+    if not isinstance(entry.get("prev"), str) or not isinstance(entry.get("payload"), dict):
+        raise _Fault(ProblemKind.edited, seq, "the entry lacks its link or payload")
+    return entry, claimed
+
+
+def _peek(raw: bytes) -> tuple[int | None, str | None]:
+    """Sequence and link of a later line, best effort, to tell reordering from deletion."""
+    parts = split_line(raw)
+    if parts is None:
+        return None, None
+    try:
+        entry = json.loads(parts[0])
+    except ValueError:
+        return None, None
+    if not isinstance(entry, dict):
+        return None, None
+    return entry.get("seq"), entry.get("prev")
+
+
+class _Walk:
+    """State of one pass over the lines; each step either accepts an entry or raises a fault."""
+
+    def __init__(self, lines: list[bytes], keys: dict[str, Ed25519PublicKey] | None) -> None:
+        self.lines = lines
+        self.keys = keys
+        self.expected = 0
+        self.prev = GENESIS_HASH
+        self.result = VerificationResult(signatures_checked=keys is not None)
+
+    def step(self, index: int) -> None:
+        entry, digest = _decode(self.lines[index], self.expected)
+        seq = entry["seq"]
+        if seq > self.expected:
+            later = (_peek(line)[0] for line in self.lines[index + 1 :])
+            if any(s == self.expected for s in later):
+                raise _Fault(ProblemKind.reordered, self.expected, f"entry {seq} appears before entry {self.expected}")
+            missing = f"{self.expected}" if seq == self.expected + 1 else f"{self.expected} to {seq - 1}"
+            raise _Fault(ProblemKind.deleted, self.expected, f"entries {missing} are missing")
+        if seq < self.expected:
+            where = seq if seq == self.expected - 1 else self.expected
+            raise _Fault(ProblemKind.inserted, where, f"an extra entry claiming sequence {seq} was inserted")
+        if entry["prev"] != self.prev:
+            if index + 1 < len(self.lines) and _peek(self.lines[index + 1]) == (seq, self.prev):
+                raise _Fault(ProblemKind.inserted, seq, "an entry that does not link to its predecessor was inserted")
+            if index == 0:
+                raise _Fault(ProblemKind.edited, seq, "the first entry does not start a chain")
+            raise _Fault(
+                ProblemKind.edited, seq - 1, f"the entry was changed after entry {seq} was chained to it"
+            )
+        if entry.get("action") == CHECKPOINT_ACTION:
+            self._checkpoint(seq, entry["payload"])
+        elif entry.get("action") == RECOVERY_ACTION:
+            self.result.recoveries += 1
+        self.expected = seq + 1
+        self.prev = digest
+        self.result.verified += 1
+        self.result.head_seq = seq
+        self.result.head_hash = digest
+
+    def _checkpoint(self, seq: int, payload: dict[str, Any]) -> None:
+        if payload.get("covers_seq") != seq - 1 or payload.get("covers_hash") != self.prev:
+            raise _Fault(ProblemKind.edited, seq, "the checkpoint does not cover the entry before it")
+        kid = payload.get("key_id")
+        if self.keys is not None:
+            key = self.keys.get(kid) if isinstance(kid, str) else None
+            if key is None:
+                raise _Fault(ProblemKind.wrong_key, seq, f"the checkpoint was signed by key {kid}, which is not trusted")
+            try:
+                key.verify(bytes.fromhex(str(payload.get("signature"))), checkpoint_message(seq - 1, self.prev))
+            except (InvalidSignature, ValueError):
+                raise _Fault(ProblemKind.bad_signature, seq, f"the signature does not verify with key {kid}") from None
+        if isinstance(kid, str) and kid not in self.result.key_ids:
+            self.result.key_ids.append(kid)
+        self.result.checkpoints += 1
+        self.result.sealed_seq = seq
+
+
+def _read_lines(path: Path) -> tuple[list[bytes], int]:
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise LedgerError(f"ledger not found: {path}") from None
+    except OSError as error:
+        raise LedgerError(f"cannot read ledger {path}: {error.strerror}") from None
+    lines = data.split(b"\n")
+    torn = len(lines.pop())
+    return lines, torn
+
+
+def verify_ledger(
+    path: Path,
+    public_keys: Sequence[PublicKeyLike] | None = None,
+    *,
+    expected_head: str | None = None,
+    allow_unsealed: bool = False,
+) -> VerificationResult:
+    """Verify a ledger; stops at the first fault and reports it in ``result.problem``.
+
+    ``public_keys`` (key objects or PEM bytes, current and retired) are the keys trusted for
+    checkpoints; None checks chain and sequence only (``signatures_checked`` is then False).
+    ``allow_unsealed`` accepts entries after the last checkpoint, for a ledger a running
+    service is still appending to. ``expected_head`` is a head hash cited elsewhere that must
+    be in the ledger.
+    """
+    lines, torn = _read_lines(path)
+    walk = _Walk(lines, _key_map(public_keys) if public_keys is not None else None)
+    result = walk.result
+    result.entries = len(lines)
+    result.torn_tail_bytes = torn
+    for index in range(len(lines)):
+        try:
+            walk.step(index)
+        except _Fault as fault:
+            result.ok = False
+            result.problem = Problem(fault.kind, fault.sequence, index + 1, fault.detail)
+            return result
+    result.unsealed = result.head_seq - result.sealed_seq
+    next_seq = result.head_seq + 1
+    if torn:
+        result.problem = Problem(
+            ProblemKind.torn_tail, next_seq, len(lines) + 1, f"the last {torn} bytes are an incomplete entry"
+        )
+    elif expected_head is not None and not _contains_hash(lines, expected_head):
+        result.problem = Problem(
+            ProblemKind.truncated, next_seq, len(lines) + 1, "the head cited for this ledger is not in it"
+        )
+    elif result.unsealed and not allow_unsealed:
+        result.problem = Problem(
+            ProblemKind.truncated,
+            result.sealed_seq + 1,
+            result.sealed_seq + 2,
+            f"{result.unsealed} entries after the last signed checkpoint are unsealed: the ledger was "
+            "truncated, entries were appended without the key, or a writer is still open or crashed",
+        )
+    result.ok = result.problem is None
+    return result
+
+
+def _contains_hash(lines: list[bytes], digest: str) -> bool:
+    if digest == GENESIS_HASH:
+        return True
+    needle = f',"hash":"{digest}"}}'.encode()
+    return any(line.endswith(needle) for line in lines)
+
+
+def ledger_head(path: Path) -> str:
+    """Hash of the last complete entry: what lineage records (dataset manifests, model cards) cite."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise LedgerError(f"ledger not found: {path}") from None
+    try:
+        return read_tail(fd, os.fstat(fd).st_size, stop_after=0).last_hash
+    finally:
+        os.close(fd)
