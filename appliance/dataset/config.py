@@ -20,7 +20,7 @@ class RecipeMix(BaseModel):
 
 class DatasetConfig(BaseModel):
     context_length: int = Field(256, ge=32, description="tokens; notes are chunked to fit it")
-    chars_per_token: float = Field(3.0, gt=0.5, description="conservative estimate used before tokenizing")
+    chars_per_token: float = Field(2.5, gt=0.5, description="conservative estimate used before tokenizing")
     min_chars: int = Field(20, ge=1, description="shorter examples are dropped")
     validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     max_residual_phi_per_1k_tokens: float = Field(0.5, ge=0.0)

@@ -52,8 +52,14 @@ def default_target_modules(architecture: str) -> list[str]:
     return list(_TARGETS.get(architecture.lower(), ["all-linear"]))
 
 
-def load_base_model(path: Path, *, dtype: torch.dtype = torch.float32) -> LoadedBase:
-    """Load ``path`` (HF directory with safetensors, or a ``.gguf`` file) with its tokenizer."""
+def load_base_model(
+    path: Path, *, dtype: torch.dtype = torch.float32, quantize_4bit: bool = False, device_index: int = 0
+) -> LoadedBase:
+    """Load ``path`` (HF directory with safetensors, or a ``.gguf`` file) with its tokenizer.
+
+    ``quantize_4bit`` loads the base in NF4 for QLoRA; bitsandbytes is imported only then,
+    and it needs a CUDA GPU.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(path)
@@ -65,9 +71,12 @@ def load_base_model(path: Path, *, dtype: torch.dtype = torch.float32) -> Loaded
     else:
         check_gguf_file(path)
         location, extra = str(path.parent), {"gguf_file": path.name}
+    quantization = _four_bit_options(dtype, device_index) if quantize_4bit else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=True, **extra)
-        model = AutoModelForCausalLM.from_pretrained(location, local_files_only=True, dtype=dtype, **extra)
+        model = AutoModelForCausalLM.from_pretrained(
+            location, local_files_only=True, dtype=dtype, **extra, **quantization
+        )
     except Exception as error:  # noqa: BLE001 - loaders raise many types (SafetensorError, ...) for bad files
         raise ModelError(f"cannot load base model {path}: {type(error).__name__}: {_short(error)}") from None
     if "gguf_file" in extra:
@@ -76,6 +85,22 @@ def load_base_model(path: Path, *, dtype: torch.dtype = torch.float32) -> Loaded
         tokenizer.pad_token = tokenizer.eos_token
     architecture = str(getattr(model.config, "model_type", "unknown"))
     return LoadedBase(model=model, tokenizer=tokenizer, architecture=architecture, source_path=path)
+
+
+def _four_bit_options(dtype: torch.dtype, device_index: int) -> dict[str, Any]:
+    if not torch.cuda.is_available():
+        raise ModelError("QLoRA (4-bit base) needs a CUDA GPU; set train.qlora = false on this machine")
+    try:
+        import bitsandbytes  # noqa: F401 - presence check; transformers drives it
+    except ImportError:
+        raise ModelError("QLoRA needs the bitsandbytes package, which is not installed") from None
+    from transformers import BitsAndBytesConfig
+
+    compute = dtype if dtype in (torch.bfloat16, torch.float16) else torch.bfloat16
+    config = BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute
+    )
+    return {"quantization_config": config, "device_map": {"": device_index}}
 
 
 def _check_hf_directory(path: Path) -> None:

@@ -1,0 +1,197 @@
+"""The LoRA training loop: accumulation, schedule, validation, early stopping, exact resume.
+
+A plain loop rather than transformers' Trainer: it packs without a collator round-trip,
+checkpoints only the adapter (megabytes, not the base model), and its state is small
+enough to save every few steps, which is what makes a killed CPU run cheap to resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from appliance.train import checkpoint, distributed
+from appliance.train.config import Precision, TrainConfig
+from appliance.train.data import BatchPlan, Sequence, evaluation_batches
+from appliance.train.distributed import DistInfo
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class TrainOutcome:
+    progress: checkpoint.Progress
+    resumed_from_step: int
+    stopped_early: bool
+    restored_best: bool
+    train_seconds: float
+    tokens_this_session: int
+    peak_memory_bytes: int
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens_this_session / self.train_seconds if self.train_seconds > 0 else 0.0
+
+
+def resolve_precision(precision: Precision, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for plain fp32 (always on a CPU)."""
+    if device.type != "cuda" or precision is Precision.fp32:
+        return None
+    if precision is Precision.bf16 or (precision is Precision.auto and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return torch.float16
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any:
+    from transformers import get_scheduler
+
+    name = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[config.schedule.value]
+    return get_scheduler(name, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.max_steps)
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {key: value.to(device) for key, value in batch.items()}
+
+
+def evaluate(model: torch.nn.Module, batches: list[dict[str, torch.Tensor]], *, device: torch.device,
+             autocast: torch.dtype | None, info: DistInfo) -> float | None:
+    """Token-weighted mean validation loss over all processes."""
+    model.eval()
+    total, count = 0.0, 0.0
+    with torch.no_grad():
+        for batch in batches:
+            batch = _to(batch, device)
+            targets = float((batch["labels"][:, 1:] != -100).sum())
+            if targets == 0:
+                continue
+            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                loss = model(**batch).loss
+            total += float(loss) * targets
+            count += targets
+    model.train()
+    total, count = distributed.all_reduce_sum(info, [total, count])
+    return total / count if count else None
+
+
+def run_training(
+    model: torch.nn.Module,
+    train: list[Sequence],
+    validation: list[Sequence],
+    config: TrainConfig,
+    *,
+    pad_id: int,
+    resume_dir: Path,
+    device: torch.device,
+    info: DistInfo,
+    progress: ProgressFn | None = None,
+) -> TrainOutcome:
+    plan = BatchPlan(train, config, pad_id=pad_id, rank=info.rank, world=info.world)
+    eval_batches = evaluation_batches(validation, config, pad_id=pad_id, rank=info.rank, world=info.world)
+    autocast = resolve_precision(config.precision, device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = _scheduler(optimizer, config)
+    scaler = torch.amp.GradScaler("cuda") if autocast is torch.float16 else None
+
+    state, best_weights = checkpoint.Progress(), None
+    saved = checkpoint.load(resume_dir)
+    if saved is not None:
+        state, best_weights = checkpoint.apply(saved, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
+    resumed_from = state.step
+    wrapped: torch.nn.Module = model
+    if info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    model.train()
+    session_tokens, train_seconds = 0, 0.0
+    stop = False
+    while state.step < config.max_steps and not stop:
+        started = time.perf_counter()
+        step_loss, step_tokens = 0.0, 0
+        for micro in range(config.gradient_accumulation_steps):
+            batches = plan.epoch(state.epoch)
+            if state.batch_in_epoch >= len(batches):
+                state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+                batches = plan.epoch(state.epoch)
+            batch = _to(plan.batch(batches[state.batch_in_epoch]), device)
+            state.batch_in_epoch += 1
+            last = micro == config.gradient_accumulation_steps - 1
+            sync = contextlib.nullcontext() if last or not info.enabled else wrapped.no_sync()
+            with sync:
+                with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                    loss = wrapped(**batch).loss / config.gradient_accumulation_steps
+                (scaler.scale(loss) if scaler else loss).backward()
+            step_loss += float(loss.detach())
+            step_tokens += int(batch["attention_mask"].sum())
+        if scaler:
+            scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+        loss_sum, tokens_all = distributed.all_reduce_sum(info, [step_loss, float(step_tokens)])
+        elapsed = time.perf_counter() - started
+        train_seconds += elapsed
+        session_tokens += int(tokens_all)
+        state.tokens += int(tokens_all)
+        row: dict[str, Any] = {
+            "kind": "train", "step": state.step, "epoch": state.epoch,
+            "loss": round(loss_sum / info.world, 6), "lr": scheduler.get_last_lr()[0],
+            "tokens": state.tokens, "tokens_per_s": round(tokens_all / elapsed, 2) if elapsed else None,
+        }
+        state.metrics.append(row)
+        if progress and info.main:
+            progress(row)
+        due = config.eval_interval and state.step % config.eval_interval == 0
+        if eval_batches and (due or state.step == config.max_steps):
+            value = evaluate(model, eval_batches, device=device, autocast=autocast, info=info)
+            if value is not None and math.isfinite(value):
+                if state.best_val_loss is None or value < state.best_val_loss:
+                    state.best_val_loss, state.evals_without_improvement = value, 0
+                    best_weights = checkpoint.trainable_state(model)
+                else:
+                    state.evals_without_improvement += 1
+                evaluation = {"kind": "eval", "step": state.step, "val_loss": round(value, 6)}
+                state.metrics.append(evaluation)
+                if progress and info.main:
+                    progress(evaluation)
+                patience = config.early_stopping_patience
+                stop = distributed.broadcast_flag(info, bool(patience) and state.evals_without_improvement >= patience)
+        if state.step % config.checkpoint_interval == 0 or stop or state.step == config.max_steps:
+            if info.main:
+                checkpoint.save(resume_dir, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                                progress=state, best_weights=best_weights)
+            distributed.barrier(info)
+            if progress and info.main:
+                progress({"kind": "checkpoint", "step": state.step})
+    restored = False
+    if stop and best_weights is not None:
+        parameters = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, value in best_weights.items():
+                parameters[name].copy_(value)
+        restored = True
+    return TrainOutcome(
+        progress=state, resumed_from_step=resumed_from, stopped_early=stop, restored_best=restored,
+        train_seconds=train_seconds, tokens_this_session=session_tokens, peak_memory_bytes=peak_memory_bytes(device),
+    )
