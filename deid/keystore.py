@@ -139,6 +139,11 @@ class Keystore:
         return cls(directory, kek, lock)
 
     @staticmethod
+    def exists(directory: Path) -> bool:
+        """Whether a keystore was already created there (opening would otherwise create one)."""
+        return (Path(directory) / STORE_FILE).is_file()
+
+    @staticmethod
     def _read_store(directory: Path) -> dict[str, Any] | None:
         path = directory / STORE_FILE
         if not path.exists():
@@ -312,8 +317,11 @@ class Keystore:
         return key_id(key.public_key())
 
     def keys(self, name: str = "ledger") -> list[KeyInfo]:
-        """All versions of a signing key, oldest first; creates the key on first use."""
-        self.signing_key(name)
+        """All versions of a signing key, oldest first; empty if it was never created.
+
+        Listing never creates a key: a verifier must not mint the key it is meant to check.
+        """
+        self._check_name(name)
         with self._lock:
             versions = self._load()["signing"].get(name, [])
         return [
@@ -334,6 +342,7 @@ class Keystore:
 
     def export_public_key(self, name: str, path: Path) -> Path:
         """Write every public key of ``name`` (current last) as one PEM file for auditors."""
+        self.signing_key(name)
         infos = self.keys(name)
         text = "".join(
             f"# key {info.key_id} created {info.created}"

@@ -178,7 +178,8 @@ def validate_payload(payload: Any) -> None:
             raise LedgerPayloadError("payload keys must be lower-case names (letters, digits, '_')")
         check = _checker(key)
         if check is None:
-            raise LedgerPayloadError(f"payload field {key} is not a known ledger field")
+            # The key itself is not echoed: an unknown key may have been built from record data.
+            raise LedgerPayloadError("payload has a field that is not a known ledger field (see deid.ledger.payload)")
         check(key, value)
 
 

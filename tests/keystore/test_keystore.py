@@ -1,0 +1,116 @@
+"""The keystore: secrets and keys survive reopening, stay encrypted at rest, rotate without orphaning signatures."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from deid.errors import KeystoreError
+from deid.keystore import Keystore, key_id, keyed_hash, load_public_keys
+
+
+def _raw(key: object) -> bytes:
+    return key.private_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+
+
+def test_key_file_keystore_is_private_and_persistent(tmp_path: Path) -> None:
+    directory = tmp_path / "ks"
+    store = Keystore.open(directory)
+    secret = store.secret("document-id")
+    signing = store.signing_key()
+    assert len(secret) == 32
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE((directory / "master.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((directory / "keystore.json").stat().st_mode) == 0o600
+
+    reopened = Keystore.open(directory)
+    assert reopened.secret("document-id") == secret
+    assert _raw(reopened.signing_key()) == _raw(signing)
+    assert reopened.secret("other") != secret
+
+
+def test_private_material_is_not_stored_in_clear(tmp_path: Path) -> None:
+    store = Keystore.open(tmp_path / "ks", passphrase="correct horse")
+    secret = store.secret("surrogates")
+    raw_key = _raw(store.signing_key("release"))
+    on_disk = (tmp_path / "ks" / "keystore.json").read_bytes()
+    for needle in (secret, raw_key):
+        assert needle not in on_disk
+        assert needle.hex().encode() not in on_disk
+        assert base64.b64encode(needle) not in on_disk
+    assert not (tmp_path / "ks" / "master.key").exists()
+
+
+def test_wrong_or_missing_passphrase_is_refused(tmp_path: Path) -> None:
+    Keystore.open(tmp_path / "ks", passphrase="right").secret("x")
+    with pytest.raises(KeystoreError, match="wrong passphrase"):
+        Keystore.open(tmp_path / "ks", passphrase="wrong")
+    with pytest.raises(KeystoreError, match="passphrase"):
+        Keystore.open(tmp_path / "ks")
+    assert Keystore.open(tmp_path / "ks", passphrase="right").secret("x")
+
+
+def test_swapped_ciphertexts_do_not_decrypt(tmp_path: Path) -> None:
+    """Associated data binds each sealed item to its slot: moving one is detected, not silently used."""
+    directory = tmp_path / "ks"
+    store = Keystore.open(directory)
+    store.secret("a")
+    store.secret("b")
+    data = json.loads((directory / "keystore.json").read_text())
+    data["secrets"]["a"], data["secrets"]["b"] = data["secrets"]["b"], data["secrets"]["a"]
+    (directory / "keystore.json").write_text(json.dumps(data))
+    with pytest.raises(KeystoreError, match="damaged or was moved"):
+        Keystore.open(directory).secret("a")
+
+
+def test_rotation_keeps_old_public_keys_and_destroys_old_private_key(tmp_path: Path) -> None:
+    directory = tmp_path / "ks"
+    store = Keystore.open(directory)
+    old_id = store.key_id()
+    new_id = store.rotate()
+    assert new_id != old_id
+    assert store.key_id() == new_id
+    infos = Keystore.open(directory).keys()
+    assert [info.key_id for info in infos] == [old_id, new_id]
+    assert infos[0].retired is not None and infos[1].retired is None
+    stored = json.loads((directory / "keystore.json").read_text())["signing"]["ledger"]
+    assert stored[0]["private"] is None
+
+    exported = store.export_public_key("ledger", tmp_path / "ledger.pem")
+    keys = load_public_keys(exported.read_bytes())
+    assert [key_id(key) for key in keys] == [old_id, new_id]
+
+
+def test_key_id_is_sha256_of_raw_public_key(tmp_path: Path) -> None:
+    store = Keystore.open(tmp_path / "ks")
+    public = store.signing_key().public_key()
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert store.key_id() == hashlib.sha256(raw).hexdigest()[:16]
+    assert load_public_keys(store.public_key_pem())[0].public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    ) == raw
+
+
+def test_listing_keys_never_creates_one(tmp_path: Path) -> None:
+    store = Keystore.open(tmp_path / "ks")
+    assert store.keys("release") == []
+    assert store.public_keys("release") == []
+
+
+def test_keyed_hash_is_hmac_and_depends_on_secret() -> None:
+    assert keyed_hash(b"k" * 32, "MRN-1") == hmac.new(b"k" * 32, b"MRN-1", hashlib.sha256).hexdigest()
+    assert keyed_hash(b"k" * 32, "MRN-1") != keyed_hash(b"j" * 32, "MRN-1")
+
+
+def test_bad_public_key_file_is_a_typed_error(tmp_path: Path) -> None:
+    with pytest.raises(KeystoreError):
+        load_public_keys(b"not a key")
