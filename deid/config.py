@@ -19,3 +19,6 @@ class DeidConfig(BaseModel):
     consistent_across_corpus: bool = False
     date_shift_max_days: int = Field(365, ge=1)
     jsonl_text_fields: list[str] = Field(default_factory=lambda: ["text"])
+    # Detection: spaCy's news-trained NER adds little on clinical text and costs most of the time.
+    use_spacy_ner: bool = False
+    detect_batch_size: int = Field(32, ge=1)

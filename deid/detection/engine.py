@@ -1,0 +1,69 @@
+"""``PhiDetector``: the one entry point every part of the appliance uses to find PHI.
+
+It wraps a Presidio ``AnalyzerEngine`` whose registry holds only the clinical recognizers in
+``deid.recognizers`` and whose spaCy pipeline is trimmed to the tokenizer, so it is both more
+accurate and several times faster than stock Presidio on clinical notes. Build one per process
+(about a second) and reuse it; it holds no per-text state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from presidio_analyzer import AnalyzerEngine
+
+from deid.config import DeidConfig
+from deid.detection.known_phi import KnownPhi
+from deid.detection.merge import merge_results
+from deid.detection.nlp import ClinicalSpacyEngine
+from deid.detection.spans import DetectedSpan
+from deid.recognizers.known_phi import KnownPhiRecognizer
+from deid.recognizers.lexicon import Lexicon, load_lexicon
+from deid.recognizers.registry import build_registry
+
+LANGUAGE = "en"
+MAX_TEXT_CHARS = 20_000_000
+
+
+class PhiDetector:
+    def __init__(self, config: DeidConfig | None = None) -> None:
+        self.config = config or DeidConfig()
+        self.lexicon: Lexicon = load_lexicon()
+        nlp_engine = ClinicalSpacyEngine(use_ner=self.config.use_spacy_ner)
+        nlp_engine.load()
+        nlp_engine.get_nlp(LANGUAGE).max_length = MAX_TEXT_CHARS
+        self._nlp_engine = nlp_engine
+        self._analyzer = AnalyzerEngine(
+            registry=build_registry(self.lexicon, use_spacy_ner=self.config.use_spacy_ner),
+            nlp_engine=nlp_engine,
+            supported_languages=[LANGUAGE],
+            log_decision_process=False,
+        )
+
+    def detect(self, text: str, known_phi: Sequence[KnownPhi] = ()) -> list[DetectedSpan]:
+        """Sorted, non-overlapping PHI spans of ``text``; ``known_phi`` are this patient's own values."""
+        return self._analyze(text, self._nlp_engine.process_text(text, LANGUAGE), known_phi)
+
+    def detect_many(
+        self, texts: Iterable[str], known_phi: Sequence[Sequence[KnownPhi]] | None = None
+    ) -> list[list[DetectedSpan]]:
+        """``detect`` over many texts, tokenized in batches; ``known_phi[i]`` belongs to ``texts[i]``."""
+        texts = list(texts)
+        if known_phi is not None and len(known_phi) != len(texts):
+            raise ValueError("known_phi must give one sequence per text")
+        artifacts = self._nlp_engine.process_batch(texts, LANGUAGE, batch_size=self.config.detect_batch_size)
+        return [
+            self._analyze(text, nlp_artifacts, known_phi[index] if known_phi is not None else ())
+            for index, (text, nlp_artifacts) in enumerate(artifacts)
+        ]
+
+    def _analyze(self, text: str, nlp_artifacts: object, known_phi: Sequence[KnownPhi]) -> list[DetectedSpan]:
+        ad_hoc = [KnownPhiRecognizer(known_phi, self.lexicon)] if known_phi else None
+        results = self._analyzer.analyze(
+            text,
+            LANGUAGE,
+            nlp_artifacts=nlp_artifacts,
+            ad_hoc_recognizers=ad_hoc,
+            score_threshold=self.config.score_threshold,
+        )
+        return merge_results(results, self.config.score_threshold, text)

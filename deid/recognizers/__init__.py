@@ -1,0 +1,1 @@
+"""Clinical PHI recognizers for Presidio, one per module, assembled by ``registry``."""

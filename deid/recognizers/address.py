@@ -1,0 +1,55 @@
+"""Street addresses, P.O. boxes, "City, ST" pairs and zip codes (geography below state level)."""
+
+from __future__ import annotations
+
+import re
+
+from presidio_analyzer import RecognizerResult
+
+from deid.detection.entities import Entity
+from deid.recognizers.base import ClinicalRecognizer, NoteStyle
+
+SUFFIX = (
+    r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|way|terrace|ter|circle|cir|"
+    r"parkway|pkwy|highway|hwy|square|sq|trail|trl|turnpike|tpke|row|alley|path|pike|plaza|loop|crescent"
+)
+STATES = (
+    r"AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|"
+    r"OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR"
+)
+STATE_NAMES = (
+    r"alabama|alaska|arizona|arkansas|california|colorado|connecticut|delaware|florida|georgia|hawaii|idaho|illinois|"
+    r"indiana|iowa|kansas|kentucky|louisiana|maine|maryland|massachusetts|michigan|minnesota|mississippi|missouri|"
+    r"montana|nebraska|nevada|new hampshire|new jersey|new mexico|new york|north carolina|north dakota|ohio|oklahoma|"
+    r"oregon|pennsylvania|rhode island|south carolina|south dakota|tennessee|texas|utah|vermont|virginia|washington|"
+    r"west virginia|wisconsin|wyoming"
+)
+STREET = re.compile(
+    rf"(?<![\w/.])\d{{1,6}}[A-Za-z]?(?:[ \t]+[NSEW]\.?)?(?:[ \t]+[A-Za-z][A-Za-z'\-]*\.?){{1,4}}[ \t]+(?:{SUFFIX})\b\.?"
+    rf"(?:,?[ \t]*(?:apt|apartment|suite|ste|unit|#|fl|floor)\.?[ \t]*#?[ \t]*[A-Za-z0-9\-]+)?",
+    re.IGNORECASE,
+)
+PO_BOX = re.compile(r"\bp\.?[ \t]*o\.?[ \t]*box[ \t]+\d+\b", re.IGNORECASE)
+CITY_STATE_ZIP = re.compile(
+    rf"(?P<city>(?:[A-Z][A-Za-z'\-]+[ \t]){{0,2}}[A-Z][A-Za-z'\-]+),?[ \t]+(?:{STATES}|{STATE_NAMES})\.?"
+    rf"(?:[ \t]+(?P<zip>\d{{5}}(?:-\d{{4}})?))?\b(?![ \t]*\d)",
+)
+ZIP_LABELLED = re.compile(r"\b(?:zip|zipcode|zip code|postal code)[ \t:#]*(?P<zip>\d{5}(?:-\d{4})?)\b", re.IGNORECASE)
+STATE_ZIP = re.compile(rf"\b(?:{STATES}|{STATE_NAMES})\.?,?[ \t]+(?P<zip>\d{{5}}(?:-\d{{4}})?)\b", re.IGNORECASE)
+
+
+class AddressRecognizer(ClinicalRecognizer):
+    ENTITIES = (Entity.LOCATION.value,)
+
+    def find(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
+        location = Entity.LOCATION.value
+        results = [self.result(m.start(), m.end(), location, 0.85) for m in STREET.finditer(text)]
+        results += [self.result(m.start(), m.end(), location, 0.9) for m in PO_BOX.finditer(text)]
+        for match in CITY_STATE_ZIP.finditer(text):
+            if style is NoteStyle.MIXED or match.group("zip"):
+                results.append(self.result(*match.span("city"), location, 0.7))
+            if match.group("zip"):
+                results.append(self.result(*match.span("zip"), location, 0.9))
+        for pattern in (ZIP_LABELLED, STATE_ZIP):
+            results += [self.result(*m.span("zip"), location, 0.85) for m in pattern.finditer(text)]
+        return results

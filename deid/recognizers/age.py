@@ -1,0 +1,29 @@
+"""Ages over 89 (Safe Harbor aggregates them into "90 or older"): "92 yo", "age 95", "91M"."""
+
+from __future__ import annotations
+
+import re
+
+from presidio_analyzer import RecognizerResult
+
+from deid.detection.entities import Entity
+from deid.recognizers.base import ClinicalRecognizer, NoteStyle
+
+OLD = r"(?:9\d|1[01]\d)"
+AGE_AFTER = re.compile(
+    rf"(?<![\d.])(?P<age>{OLD})(?:[ \t\-]*(?:yo|y/o|y\.o\.?|yr?s?\.?[ \t\-]*old|years?[ \t\-]*old|year-old|yrs?|years?(?=[ \t]+(?:of age|male|female|man|woman|gentleman|lady|m\b|f\b))|"
+    rf"-?[mf](?=\b|[ \t]))|(?:[ \t]*(?:yo|y/o)?[ \t]*(?:male|female|man|woman|gentleman|lady|gent|m|f)\b(?![\-/])))",
+    re.IGNORECASE,
+)
+AGE_BEFORE = re.compile(rf"\b(?:age|aged|age:)[ \t:]*(?P<age>{OLD})(?![\d.%])", re.IGNORECASE)
+
+
+class AgeOver89Recognizer(ClinicalRecognizer):
+    ENTITIES = (Entity.AGE_OVER_89.value,)
+
+    def find(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
+        return [
+            self.result(*match.span("age"), Entity.AGE_OVER_89.value, 0.85)
+            for pattern in (AGE_AFTER, AGE_BEFORE)
+            for match in pattern.finditer(text)
+        ]

@@ -1,0 +1,45 @@
+"""Clinical words that must never be taken for a name or place on their own.
+
+Built by the project from common ICU, ward and clinic shorthand: abbreviations, drugs, devices,
+units and note headers. Many collide with surnames or first names in the census lists
+("foley", "cv", "lasix", "art", "pat"); a hit on one of these is PHI only with strong context
+(a title such as "Dr" right before it).
+"""
+
+from __future__ import annotations
+
+_TERMS = """
+a&o aox3 aaox3 abd abg abgs abx ac acei ace adl adls afib aflutter afeb afebrile ah ak aka alb albumin albuterol
+alk amb ambu amio amiodarone amp amps amt anc angio ant aox ap apap appt aptt ards arf art asa asap asd ax
+bal bb bbs bc bcx bid bilat bili bipap biv bld bm bmp bms bnp bp bpm br brady bs bsl bun bx
+ca cabg cad cap caps cath cbc cc ccu cdiff ceph cefazolin ceftriaxone chf chem chest chg ci cipro ck
+cl clonidine cm cmo cmv cns co co2 coags colace copd coumadin cp cpap cpk cr crbsi crit crrt cs csf ct cta
+cv cva cvl cvp cvvh cvvhd cx cxr cyclo d5w d50 dc dced dcd ddavp demerol dex dexmed dialysis diflucan dig
+dilaudid diltiazem dm dnr dni doe dobutamine dopa dopamine dp dr drsg dsg dt dvt dx
+ecg echo ecmo ed edema eeg eg ef egd ekg emt ent epi eps ercp esrd et ett ext
+fa febrile fen fentanyl ffp fio2 flagyl flex fluc foley fs fsbs ft fu fx
+gcs gerd gi gj gluc gt gtt gtts gu
+h2o haldol hb hbv hct hco3 hcp hd hemo heme hep heparin hgb hh hiv hl hob hpi hr hs htn hx
+iabp icd icp icu id ie ij im imdur inr insulin io ip ir is isordil iv ivf ivp
+jp jvd
+kcl kg kvo
+la labetalol lac lactate lap lasix lat lb lbs lcx ld lda ldh ldl le levo levophed levofloxacin lft lfts lg
+lido lisinopril liter lll lls lmp lo lop lopressor lorazepam lot lov lovenox ls lt lue lul lv lvef lx lyte lytes
+ma mae map mar mcg mdi meds mg mgso4 mi micu mivf ml mm mmhg mn mo mod mom morphine mri mrsa ms msicu
+mso4 mtx mvi
+na nad nc neb nebs neo neuro ng ngt nh nicu nitro nkda nl nmb nn noc npo nr ns nsr nstemi ntg nto nv
+o2 oob op or ot ox oxy
+pa pac pacu pad pao2 pap pca pcn pco2 pcp pcxr pe peep peg pep pepcid per perrl pfo pft ph picc plt plts pmh
+pms pna po poc pod post pov pp ppd ppi pr pre prbc prbcs prn pro prob propofol prot ps psv pt pta ptt pvc pvcs
+q1 q2 q3 q4 q6 q8 q12 q24 qd qhs qid qod qs qt
+ra rbc rll rml rn ro rom rr rrr rsbi rt rue rul rx
+sa sao2 sat sats sbp sc scd scds sd sed sicu simv sl slp sob sp spo2 sq sr ss stat stemi sts sub sup svt sx
+tb tbsp tcn td tee temp tf tfs tid tko tlc tmax tn tpa tpn tr trach tsh tte tx ty
+ua ubo uo uop ur uri us uti
+vanc vanco vancomycin vap vats vc vent vf vfib vs vss vt vtach
+wbc wnl wt
+xr
+zosyn zofran
+""".split()
+
+CLINICAL_TERMS: frozenset[str] = frozenset(_TERMS)

@@ -1,0 +1,90 @@
+"""Dates in the shapes clinicians write them: 3/12, 3/12/21, 2021-03-12, 12 Mar, March 12th, '98.
+
+Replaces Presidio's DateRecognizer, which flags "today" and misses two-digit years and
+month/day without a year. Fractions and scores that look like month/day ("1/2 NS", "4/5
+strength", "8/10 pain") are left alone.
+"""
+
+from __future__ import annotations
+
+import re
+
+from presidio_analyzer import RecognizerResult
+
+from deid.detection.entities import Entity
+from deid.recognizers.base import ClinicalRecognizer, NoteStyle
+
+MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|"
+    r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+DAY = r"(?:0?[1-9]|[12]\d|3[01])"
+MON = r"(?:0?[1-9]|1[0-2])"
+ORDINAL = r"(?:st|nd|rd|th)?"
+YEAR = r"(?:19|20)\d{2}"
+
+PATTERNS: tuple[tuple[re.Pattern[str], float], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), score)
+    for pattern, score in (
+        # 03/12/2021, 3-12-21, 3.12.2021, 12/03/21 (day first)
+        (rf"(?<![\d/.\-]){MON}([/\-.]){DAY}\1(?:{YEAR}|\d{{2}})(?![\d/])", 0.95),
+        (rf"(?<![\d/.\-]){DAY}([/\-.]){MON}\1(?:{YEAR}|\d{{2}})(?![\d/])", 0.9),
+        # 2021-03-12, 2021/3/12
+        (rf"(?<!\d){YEAR}[/\-.]{MON}[/\-.]{DAY}(?!\d)", 0.95),
+        # 3/2021, 03/21 (month/year)
+        (rf"(?<![\d/]){MON}/{YEAR}(?![\d/])", 0.85),
+        # March 12, Mar 12th 2021, Mar. 12, '21
+        (rf"\b{MONTH}\.?[ \t]*{DAY}{ORDINAL}(?:,?[ \t]*(?:{YEAR}|'\d{{2}}))?(?![\d:])", 0.9),
+        # 12 March 2021, 12th of March, 12-Mar-21
+        (rf"\b{DAY}{ORDINAL}(?:[ \t]+of)?[ \t\-]*{MONTH}\b\.?(?:,?[ \t\-]*(?:{YEAR}|'?\d{{2}}(?!\d)))?", 0.9),
+        # March 2021, Mar '21
+        (rf"\b{MONTH}\.?,?[ \t]+(?:{YEAR}|'\d{{2}})\b", 0.9),
+        # Months written out on their own (not "may", which is a verb)
+        (r"\b(?:january|february|march|april|june|july|august|september|october|november|december)\b", 0.6),
+        (r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?\b", 0.5),
+        (r"\b(?:christmas|thanksgiving|easter|new year's|hanukkah|halloween)(?: day| eve)?\b", 0.6),
+        # '98, in '05
+        (r"(?<![\w'])'\d{2}\b", 0.7),
+    )
+)
+# 3/12 with no year: a date unless it is a fraction, a score or a ratio.
+MONTH_DAY = re.compile(rf"(?<![\d/.:\-]){MON}/{DAY}(?![\d/%.]|\.\d)")
+YEAR_ONLY = re.compile(rf"(?<![\d.,$#\-]){YEAR}(?![\d.,]\d|\s*(?:ml|cc|mg|mcg|kcal|cal|units?|u\b|l\b|g\b|x\b|/))", re.IGNORECASE)
+NOT_A_DATE_NEARBY = re.compile(
+    r"strength|motor|pain|scale|score|gcs|ns\b|tab|assist|sliding|grip|pulse|pulses|breath|murmur|x\s*\d|"
+    r"dilution|ratio|i:e|grade|out of|/10|cm|mm|mg|ml|sec|flow|edema|drops|of\b",
+    re.IGNORECASE,
+)
+DATE_CONTEXT = re.compile(
+    r"(?:on|since|from|until|till|thru|through|by|dated?|admitted|admission|adm|discharged?|d/c|dc|seen|"
+    r"s/p|born|dob|starting|started|from|in|last|next|of|before|after)[ :]*$",
+    re.IGNORECASE,
+)
+FRACTIONS = frozenset({"1/2", "1/3", "2/3", "1/4", "3/4", "1/8", "3/8", "2/4", "1/1", "2/2", "3/3", "4/4", "5/5"})
+
+
+class DateRecognizer(ClinicalRecognizer):
+    ENTITIES = (Entity.DATE.value,)
+
+    def find(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
+        results = [
+            self.result(match.start(), match.end(), Entity.DATE.value, score)
+            for pattern, score in PATTERNS
+            for match in pattern.finditer(text)
+        ]
+        for match in MONTH_DAY.finditer(text):
+            if self._month_day_is_date(text, match):
+                results.append(self.result(match.start(), match.end(), Entity.DATE.value, 0.7))
+        for match in YEAR_ONLY.finditer(text):
+            results.append(self.result(match.start(), match.end(), Entity.DATE.value, 0.5))
+        return results
+
+    @staticmethod
+    def _month_day_is_date(text: str, match: re.Match[str]) -> bool:
+        before = text[max(0, match.start() - 18) : match.start()]
+        after = text[match.end() : match.end() + 14]
+        if DATE_CONTEXT.search(before):
+            return True
+        if match.group() in FRACTIONS:
+            return False
+        return not (NOT_A_DATE_NEARBY.search(after) or NOT_A_DATE_NEARBY.search(before[-8:]))

@@ -1,0 +1,72 @@
+"""Hospital, clinic, nursing-home and ward names: "Riverside General Hospital", "GREENVIEW
+NURSING HOME", "st. mary's rehab", "5 WEST", "Finard 4"."""
+
+from __future__ import annotations
+
+import re
+
+from presidio_analyzer import RecognizerResult
+
+from deid.detection.entities import Entity
+from deid.recognizers.base import ClinicalRecognizer, NoteStyle
+from deid.recognizers.lexicon import Lexicon
+
+FACILITY = re.compile(
+    r"(?<![A-Za-z])(?:hospital|hosp|medical center|med ctr|medical centre|health center|health centre|healthcare|"
+    r"health system|clinic|clinics|infirmary|nursing home|nursing facility|nursing center|rehab center|"
+    r"rehabilitation center|rehabilitation hospital|rehab hospital|care center|hospice|sanatorium|"
+    r"medical group|cancer center|cancer institute|heart institute|children's|childrens|memorial|"
+    r"general hospital|medical associates|skilled nursing|assisted living|senior living|manor|"
+    r"va medical center|vamc)(?![A-Za-z])",
+    re.IGNORECASE,
+)
+NAME_PART = re.compile(r"([A-Za-z][A-Za-z'\-&]*\.?)[ \t]+$")
+CONNECTORS = frozenset({"of", "the", "and", "st", "st.", "saint", "&", "mt", "mt.", "mount", "for"})
+STOP_BEFORE = frozenset(
+    "to from at in the a an this that our outside osh local nearby his her their transferred admitted sent via "
+    "returned discharged home with for by on and or was is per".split()
+)
+WARD = re.compile(
+    r"(?<![\w/])(?:\d{1,2}[A-Za-z]?[ \t]?(?:west|east|north|south)(?![A-Za-z])|"
+    r"(?:west|east|north|south)[ \t]?\d{1,2}[A-Za-z]?(?![\w/])|"
+    r"(?:ward|wing|pavilion|building|bldg|floor)[ \t]+(?:[A-Z]?\d{1,2}[A-Za-z]?|[A-Z][a-z]+)(?![\w/]))",
+    re.IGNORECASE,
+)
+
+
+class HospitalRecognizer(ClinicalRecognizer):
+    ENTITIES = (Entity.HOSPITAL.value,)
+
+    def __init__(self, lexicon: Lexicon) -> None:
+        self.lexicon = lexicon
+        super().__init__()
+
+    def find(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
+        results = []
+        for match in FACILITY.finditer(text):
+            start = self._name_start(text, match.start(), style)
+            if start < match.start():
+                results.append(self.result(start, match.end(), Entity.HOSPITAL.value, 0.8))
+        for match in WARD.finditer(text):
+            results.append(self.result(match.start(), match.end(), Entity.HOSPITAL.value, 0.65))
+        return results
+
+    def _name_start(self, text: str, position: int, style: NoteStyle) -> int:
+        """Walk back over the words naming the facility, up to five."""
+        start = position
+        for _ in range(5):
+            match = NAME_PART.search(text, max(0, start - 30), start)
+            if match is None or "\n" in match.group():
+                break
+            word = match.group(1)
+            lower = word.lower()
+            if lower in STOP_BEFORE or lower in self.lexicon.clinical_terms:
+                break
+            if style is NoteStyle.MIXED and not (word[0].isupper() or lower in CONNECTORS):
+                break
+            start = match.start(1)
+        # A name does not end at a connector: "of the Hospital" is not a name.
+        while start < position and text[start:position].split()[0].lower() in CONNECTORS - {"st", "st.", "saint", "mt", "mt.", "mount"}:
+            start += len(text[start:position].split()[0])
+            start += len(text[start:position]) - len(text[start:position].lstrip())
+        return start

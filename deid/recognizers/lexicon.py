@@ -1,0 +1,91 @@
+"""Word lists behind the name recognizers, all from installed packages or built by the project.
+
+- first and last names: the US Census 1990 lists shipped by the ``names`` package (MIT) and
+  the person providers of ``faker`` (MIT) for several locales, so immigrant names are covered;
+- common words: lower-case words of medical prose (``data/common_words.txt``, built from
+  MedQuAD and PubMedQA by ``bench/data/build_common_words.py``) plus spaCy's stop words;
+- clinical terms: ``clinical_terms.CLINICAL_TERMS``.
+A name that is also a common word ("brown", "will") is ambiguous and needs context.
+Built once per detector (about a quarter of a second) and shared by its recognizers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from deid.recognizers.clinical_terms import CLINICAL_TERMS
+
+FAKER_LOCALES = (
+    "en_US", "en_GB", "en_IE", "en_IN", "en_NZ", "es_ES", "es_MX", "de_DE", "fr_FR", "it_IT", "pt_BR",
+    "pl_PL", "nl_NL", "sv_SE", "vi_VN", "ga_IE", "cs_CZ", "hu_HU", "fi_FI", "da_DK", "no_NO", "ro_RO",
+    "hr_HR", "sk_SK", "tr_TR", "fil_PH", "en_PH", "zh_CN", "ko_KR", "hi_IN", "yo_NG", "zu_ZA", "sw",
+)
+PLAIN_NAME = re.compile(r"[a-z][a-z'\-]+")
+CENSUS_SURNAMES_KEPT = 60000
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    first_names: frozenset[str]
+    last_names: frozenset[str]
+    common_words: frozenset[str]
+    clinical_terms: frozenset[str]
+    stop_words: frozenset[str]
+
+    def is_name(self, lower: str) -> bool:
+        if lower in self.stop_words:
+            return False
+        return lower in self.first_names or lower in self.last_names
+
+    def is_ambiguous(self, lower: str) -> bool:
+        """A word that is a name but also ordinary English or clinical shorthand."""
+        return lower in self.common_words or lower in self.clinical_terms
+
+
+def _census_names(file_name: str, limit: int | None = None) -> set[str]:
+    package_dir = Path(str(importlib.resources.files("names")))
+    with open(package_dir / file_name, encoding="ascii") as handle:
+        rows = [line.split(maxsplit=1)[0].lower() for line in handle if line.strip()]
+    return set(rows[:limit])
+
+
+def _faker_names() -> tuple[set[str], set[str]]:
+    first: set[str] = set()
+    last: set[str] = set()
+    for locale in FAKER_LOCALES:
+        try:
+            provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+        except ModuleNotFoundError:
+            continue
+        for attribute in ("first_names", "first_names_male", "first_names_female"):
+            first.update(str(name).lower() for name in getattr(provider, attribute, ()))
+        last.update(str(name).lower() for name in getattr(provider, "last_names", ()))
+    return first, last
+
+
+def _plain(words: set[str]) -> frozenset[str]:
+    """Single ASCII words only: the recognizers match word by word."""
+    return frozenset(word for word in words if PLAIN_NAME.fullmatch(word))
+
+
+def load_lexicon() -> Lexicon:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    faker_first, faker_last = _faker_names()
+    first = _census_names("dist.male.first") | _census_names("dist.female.first") | faker_first
+    last = _census_names("dist.all.last", CENSUS_SURNAMES_KEPT) | faker_last
+    common_file = importlib.resources.files("deid.recognizers") / "data" / "common_words.txt"
+    common = {
+        line.strip() for line in common_file.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")
+    }
+    return Lexicon(
+        first_names=_plain(first),
+        last_names=_plain(last),
+        common_words=frozenset(common | set(STOP_WORDS)),
+        clinical_terms=CLINICAL_TERMS,
+        stop_words=frozenset(STOP_WORDS),
+    )

@@ -1,0 +1,46 @@
+"""Telephone, fax and pager numbers, including the 4-5 digit pagers and extensions of hospitals.
+
+Presidio's phone recognizer relies on libphonenumber and misses pager numbers and bare
+extensions; vital signs ("BP 120/80", "HR 88") have no phone shape and are never matched.
+"""
+
+from __future__ import annotations
+
+import re
+
+from presidio_analyzer import RecognizerResult
+
+from deid.detection.entities import Entity
+from deid.recognizers.base import ClinicalRecognizer, NoteStyle
+
+FULL_NUMBER = re.compile(
+    r"(?<![\d\-/.])(?:\+?1[ \-.]?)?(?:\(\d{3}\)[ \t]*|\d{3}[ \-.])\d{3}[ \-.]\d{4}(?![\d\-/])"
+    r"(?:[ \t]*(?:x|ext\.?|extension)[ \t]*\d{1,5})?",
+    re.IGNORECASE,
+)
+LOCAL_NUMBER = re.compile(r"(?<![\d\-/.:])\d{3}-\d{4}(?![\d\-/])")
+LABELLED_SHORT = re.compile(
+    r"(?:pager|pgr|beeper|beep|page|paged|pg|pager\s*#|ext|extension|x|cell|tel|phone|call|callback|"
+    r"call back|contact|fax|ph)\.?[ \t]*(?:#|no\.?|number|num)?[ \t]*[:#]?[ \t]*(?P<number>\d{4,6}|\d-\d{4})(?![\d/%]|\.\d)",
+    re.IGNORECASE,
+)
+FAX_CONTEXT = re.compile(r"fax|facsimile", re.IGNORECASE)
+
+
+class PhoneRecognizer(ClinicalRecognizer):
+    ENTITIES = (Entity.PHONE.value, Entity.FAX.value)
+
+    def find(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
+        results = []
+        for pattern, score in ((FULL_NUMBER, 0.9), (LOCAL_NUMBER, 0.6)):
+            for match in pattern.finditer(text):
+                results.append(self.result(match.start(), match.end(), self._kind(text, match.start()), score))
+        for match in LABELLED_SHORT.finditer(text):
+            start, end = match.span("number")
+            results.append(self.result(start, end, self._kind(text, match.start()), 0.75))
+        return results
+
+    @staticmethod
+    def _kind(text: str, start: int) -> str:
+        before = text[max(0, start - 20) : start]
+        return Entity.FAX.value if FAX_CONTEXT.search(before) else Entity.PHONE.value
