@@ -25,6 +25,10 @@ class DatasetConfig(BaseModel):
     validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     max_residual_phi_per_1k_tokens: float = Field(0.5, ge=0.0)
     phi_gate: bool = Field(True, description="re-scan the built set with the de-identification detector")
+    phi_gate_recipes: list[str] = Field(
+        default_factory=lambda: ["pretrain", "record_instructions"],
+        description="recipes re-scanned: those made from patient records; public Q&A and replay hold no patients",
+    )
     recipes: RecipeMix = Field(default_factory=RecipeMix)
     max_qa_examples: int | None = Field(None, ge=1, description="cap on Q&A pairs taken (after shuffling)")
     near_duplicate_threshold: float = Field(0.8, gt=0.0, le=1.0, description="estimated Jaccard similarity")

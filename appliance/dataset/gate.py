@@ -43,13 +43,12 @@ def scan(texts: Iterable[str], deid_config: DeidConfig) -> GateReport:
     """Count detector hits per entity type; words stand in for tokens (no tokenizer here)."""
     from deid.detection.engine import PhiDetector
 
-    detector = PhiDetector(deid_config)
+    texts = list(texts)
     counts: Counter[str] = Counter()
-    report = GateReport()
-    for text in texts:
-        report.examples += 1
-        report.words += len(text.split())
-        counts.update(span.entity_type for span in detector.detect(text))
+    report = GateReport(examples=len(texts), words=sum(len(text.split()) for text in texts))
+    if texts:
+        for spans in PhiDetector(deid_config).detect_many(texts):
+            counts.update(span.entity_type for span in spans)
     report.spans_by_type = dict(counts)
     return report
 
