@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 class AnonymizationMode(str, Enum):
@@ -22,3 +22,29 @@ class DeidConfig(BaseModel):
     # Detection: spaCy's news-trained NER adds little on clinical text and costs most of the time.
     use_spacy_ner: bool = False
     detect_batch_size: int = Field(32, ge=1)
+    field_policies: dict[str, str] = Field(
+        default_factory=dict,
+        description="CSV column / JSONL field -> drop | pseudonymize[:ENTITY] | shift | keep | scan",
+    )
+    default_field_policy: str = Field("scan", description="policy for CSV columns and JSONL fields not listed")
+    patient_id_fields: list[str] = Field(
+        default_factory=lambda: ["patient_id"],
+        description="CSV column / JSONL field naming the patient: scopes surrogates and the date shift",
+    )
+
+    @field_validator("field_policies")
+    @classmethod
+    def _known_policies(cls, value: dict[str, str]) -> dict[str, str]:
+        from deid.readers.policy import parse_policy
+
+        for policy in value.values():
+            parse_policy(policy)
+        return value
+
+    @field_validator("default_field_policy")
+    @classmethod
+    def _known_default(cls, value: str) -> str:
+        from deid.readers.policy import parse_policy
+
+        parse_policy(value)
+        return value

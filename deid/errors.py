@@ -45,3 +45,15 @@ class LedgerVerificationError(LedgerError):
         super().__init__(f"{where}: {problem}")
         self.sequence = sequence
         self.problem = problem
+
+
+class InputNotFoundError(DeidError):
+    """An input file or folder given to a run does not exist or cannot be read."""
+
+    exit_code = 3
+
+
+class RunStateError(DeidError):
+    """An output folder's progress journal belongs to a run with other settings or inputs."""
+
+    exit_code = 3

@@ -34,6 +34,47 @@ def detect(
         raise InputError(f"{len(report.malformed)} malformed line(s) in {input_path}; the other records were written")
 
 
+@deid_app.command("run")
+def run(
+    ctx: typer.Context,
+    inputs: Annotated[list[Path], typer.Argument(help="record files or folders (text, JSONL, CSV/TSV, FHIR NDJSON or JSON)")],
+    out: Annotated[Path, typer.Option("--out", help="output folder: same file names and formats, de-identified")],
+    ledger: Annotated[Path | None, typer.Option("--ledger", help="audit ledger to append to (default: the appliance's)")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="worker processes (default: settings)")] = None,
+) -> None:
+    """De-identify whole datasets; a killed run resumes when rerun with the same --out."""
+    from appliance.errors import InputError
+    from deid.keystore import Keystore
+    from deid.pipeline import ProgressUpdate, deidentify
+
+    settings = settings_from(ctx)
+    passphrase = settings.keystore.passphrase.get_secret_value() if settings.keystore.passphrase else None
+    keystore = Keystore.open(settings.keystore_dir, passphrase)
+
+    def report(update: ProgressUpdate) -> None:
+        console.print(f"[{update.files_done}/{update.files_total}] {update.file} ({update.documents} documents so far)", markup=False)
+
+    summary = deidentify(
+        inputs,
+        out,
+        config=settings.deid,
+        keystore=keystore,
+        ledger_path=ledger or settings.deid_ledger,
+        ledger_config=settings.ledger,
+        workers=workers or settings.deid.workers,
+        progress=report,
+    )
+    for problem in summary.skipped + summary.problems:
+        console.print(f"{problem.position}: skipped: {problem.detail}", markup=False)
+    console.print(
+        f"{summary.files} files, {summary.documents} documents de-identified, {summary.malformed} malformed, "
+        f"{len(summary.skipped)} files skipped -> {out} (ledger {summary.ledger_path})",
+        markup=False,
+    )
+    if summary.malformed:
+        raise InputError(f"{summary.malformed} malformed record(s) skipped; everything else was written")
+
+
 def register(app: typer.Typer) -> None:
     """Attach the ``deid`` sub-app (``detect`` here; ``run`` is added beside it)."""
     app.add_typer(deid_app, name="deid")

@@ -1,0 +1,445 @@
+"""De-identify whole datasets: files or folders in, the same names and formats out.
+
+The parent process reads units (lines, rows, notes, Bundles), hands them in bounded batches to
+worker processes (or transforms them itself with one worker), and alone writes the outputs,
+the audit ledger and the progress journal, in input order. Memory is bounded by the batch
+window, not the input size. Each output is built as a partial file under ``.deid-state`` and
+renamed into place when complete; checkpoints in the journal let a killed run resume at the
+exact record where the last durable checkpoint left it (see :mod:`deid.journal`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import tempfile
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from multiprocessing import get_context
+from pathlib import Path
+from typing import IO, Any
+
+from deid.anonymize.operators import Anonymizer
+from deid.anonymize.scrubber import Scrubber
+from deid.anonymize.surrogates import SurrogateFactory
+from deid.config import DeidConfig
+from deid.errors import InputNotFoundError, UnsupportedFormatError
+from deid.journal import FileProgress, Journal
+from deid.keystore import Keystore
+from deid.ledger.config import LedgerConfig
+from deid.ledger.entry import split_line
+from deid.ledger.writer import LedgerWriter
+from deid.readers.base import NoPatients, PatientLookup, ReaderContext, RecordFormat, Unit, UnitResult, entity_counts
+from deid.readers.fhir import FhirJsonFormat, FhirNdjsonFormat
+from deid.readers.patients import PatientIndex, build_patient_index, patients_in_json, patients_in_ndjson
+from deid.readers.registry import format_for
+
+STATE_DIR = ".deid-state"
+JOURNAL_FILE = "journal.jsonl"
+SURROGATE_SECRET = "surrogate"
+DOCUMENT_SECRET = "document-id"
+BATCH_UNITS = 16
+CHECKPOINT_UNITS = 256
+CHECKPOINT_SECONDS = 5.0
+MAX_REPORTED = 1000
+_LEDGER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
+
+
+@dataclass(frozen=True, slots=True)
+class InputFile:
+    path: Path
+    name: str  # output path relative to the output folder, POSIX form
+    reader: RecordFormat
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A skipped file or malformed record: where and why, never what it contained."""
+
+    position: str
+    reason: str
+    detail: str
+
+
+@dataclass(slots=True)
+class RunSummary:
+    out_dir: Path
+    ledger_path: Path
+    run_id: str
+    files: int = 0
+    files_resumed: int = 0
+    documents: int = 0
+    malformed: int = 0
+    skipped: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # the first MAX_REPORTED malformed records
+    entity_counts: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "out_dir": str(self.out_dir),
+            "ledger": str(self.ledger_path),
+            "run_id": self.run_id,
+            "files": self.files,
+            "files_resumed": self.files_resumed,
+            "documents": self.documents,
+            "malformed": self.malformed,
+            "skipped_files": len(self.skipped),
+            "entity_counts": dict(sorted(self.entity_counts.items())),
+            "problems": [asdict(p) for p in self.skipped + self.problems],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressUpdate:
+    file: str
+    files_done: int
+    files_total: int
+    documents: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """What a worker process needs to build its own detector and anonymizer."""
+
+    config: DeidConfig
+    surrogate_secret: bytes
+    document_secret: bytes
+    patient_index: Path | None
+
+
+def build_context(spec: WorkerSpec) -> ReaderContext:
+    from deid.detection.engine import PhiDetector
+
+    surrogates = SurrogateFactory(spec.surrogate_secret, date_shift_max_days=spec.config.date_shift_max_days)
+    anonymizer = Anonymizer(spec.config, surrogates)
+    patients: PatientLookup = PatientIndex(spec.patient_index) if spec.patient_index else NoPatients()
+    return ReaderContext(spec.config, Scrubber(PhiDetector(spec.config), anonymizer), patients, spec.document_secret)
+
+
+# A worker process builds its detector once (about a second) and keeps it for every batch it
+# is sent; the executor's initializer is the only hook for that, hence this per-process slot.
+_WORKER: dict[str, ReaderContext] = {}
+
+
+def _init_worker(spec: WorkerSpec) -> None:
+    _WORKER["context"] = build_context(spec)
+
+
+def _transform_batch(reader: RecordFormat, units: list[Unit]) -> list[UnitResult]:
+    context = _WORKER["context"]
+    return [reader.transform(unit, context) for unit in units]
+
+
+def settings_sha256(config: DeidConfig) -> str:
+    return hashlib.sha256(config.model_dump_json().encode("utf-8")).hexdigest()
+
+
+def _engine_versions() -> tuple[str, str]:
+    from deid.detection import engine
+
+    try:
+        package = version("medical-appliance")
+    except PackageNotFoundError:
+        package = "0"
+    return (
+        str(getattr(engine, "DETECTOR_VERSION", package)),
+        str(getattr(engine, "RULES_VERSION", package)),
+    )
+
+
+def collect_inputs(inputs: list[Path], out_dir: Path) -> tuple[list[InputFile], list[Problem]]:
+    """Every file to process, named as it will be in the output. A named file in an unknown
+    format is an error; an unknown file inside a folder is skipped and reported."""
+    files: list[InputFile] = []
+    skipped: list[Problem] = []
+    out_resolved = out_dir.resolve()
+    for given in inputs:
+        if not given.exists():
+            raise InputNotFoundError(f"{given}: no such file or folder")
+        if given.is_file():
+            files.append(InputFile(given, given.name, format_for(given)))
+            continue
+        for path in sorted(p for p in given.rglob("*") if p.is_file()):
+            relative = path.relative_to(given)
+            if STATE_DIR in relative.parts or out_resolved in path.resolve().parents:
+                continue
+            try:
+                files.append(InputFile(path, relative.as_posix(), format_for(path)))
+            except UnsupportedFormatError:
+                skipped.append(Problem(relative.as_posix(), "unsupported_format", "unsupported format"))
+    seen: dict[str, Path] = {}
+    for item in files:
+        if item.name in seen:
+            raise InputNotFoundError(f"{item.name}: given twice (from {seen[item.name]} and {item.path}); outputs would collide")
+        seen[item.name] = item.path
+    return files, skipped
+
+
+def _index_patients(files: list[InputFile], database: Path) -> Path | None:
+    fhir = [f for f in files if isinstance(f.reader, (FhirNdjsonFormat, FhirJsonFormat))]
+    if not fhir:
+        return None
+
+    def patients() -> Iterator[dict[str, Any]]:
+        for item in fhir:
+            reader = patients_in_ndjson if isinstance(item.reader, FhirNdjsonFormat) else patients_in_json
+            yield from reader(item.path)
+
+    build_patient_index(database, patients())
+    return database
+
+
+def _record_id(position: str, source: str) -> str:
+    tail = position[len(source) :] if position.startswith(source) else position
+    cleaned = re.sub(r"[^A-Za-z0-9_.:-]+", ".", tail).strip(".:-_")
+    return cleaned[:64] or "file"
+
+
+def _logged_documents(ledger_path: Path, start: int, run_id: str) -> set[str]:
+    """Document ids this run wrote to the ledger after byte ``start`` (before it was killed)."""
+    found: set[str] = set()
+    if not ledger_path.exists():
+        return found
+    with open(ledger_path, "rb") as handle:
+        handle.seek(start)
+        for raw in handle:
+            parts = split_line(raw.rstrip(b"\n"))
+            if parts is None:
+                continue
+            payload = json.loads(parts[0]).get("payload", {})
+            if payload.get("run_id") == run_id and "document_id" in payload:
+                found.add(payload["document_id"])
+    return found
+
+
+class _Run:
+    """One invocation: the state shared by the per-file loops."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        config: DeidConfig,
+        ledger: LedgerWriter,
+        ledger_path: Path,
+        journal: Journal,
+        summary: RunSummary,
+        context: ReaderContext | None,
+        executor: ProcessPoolExecutor | None,
+        window: int,
+    ) -> None:
+        self.out_dir = out_dir
+        self.config = config
+        self.ledger = ledger
+        self.ledger_path = ledger_path
+        self.journal = journal
+        self.summary = summary
+        self.context = context
+        self.executor = executor
+        self.window = window
+        self.settings_sha256 = settings_sha256(config)
+        self.detector_version, self.rules_version = _engine_versions()
+
+    def _results(self, reader: RecordFormat, units: Iterator[tuple[Unit, int, int]]) -> Iterator[tuple[UnitResult, int, int]]:
+        """Transformed units in input order, at most ``window`` batches in flight."""
+        if self.executor is None:
+            assert self.context is not None
+            for unit, offset, line in units:
+                yield reader.transform(unit, self.context), offset, line
+            return
+        pending: deque[tuple[list[tuple[int, int]], Future[list[UnitResult]]]] = deque()
+
+        def submit(batch: list[tuple[Unit, int, int]]) -> None:
+            assert self.executor is not None
+            future = self.executor.submit(_transform_batch, reader, [unit for unit, _, _ in batch])
+            pending.append(([(offset, line) for _, offset, line in batch], future))
+
+        batch: list[tuple[Unit, int, int]] = []
+        for item in units:
+            batch.append(item)
+            if len(batch) >= BATCH_UNITS:
+                submit(batch)
+                batch = []
+                while len(pending) >= self.window:
+                    yield from self._drain(pending.popleft())
+        if batch:
+            submit(batch)
+        while pending:
+            yield from self._drain(pending.popleft())
+
+    @staticmethod
+    def _drain(item: tuple[list[tuple[int, int]], Future[list[UnitResult]]]) -> Iterator[tuple[UnitResult, int, int]]:
+        positions, future = item
+        for result, (offset, line) in zip(future.result(), positions, strict=True):
+            yield result, offset, line
+
+    def _ledger_payload(self, item: InputFile, reader: RecordFormat, document: Any) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "run_id": self.summary.run_id,
+            "document_id": document.identity,
+            "record_id": _record_id(document.position, item.name),
+            "format": reader.name,
+            "detector_version": self.detector_version,
+            "rules_version": self.rules_version,
+            "settings_sha256": self.settings_sha256,
+            "input_sha256": document.input_sha256,
+            "output_sha256": document.output_sha256,
+            "entity_counts": entity_counts(document.applied),
+            "spans": [span.as_dict() for span in document.applied],
+        }
+        base = Path(item.name).name
+        if _LEDGER_NAME.fullmatch(base):
+            payload["source"] = base
+        else:
+            payload["source_sha256"] = hashlib.sha256(item.name.encode("utf-8")).hexdigest()
+        return payload
+
+    def _checkpoint(self, name: str, progress: FileProgress, output: IO[bytes]) -> None:
+        output.flush()
+        os.fsync(output.fileno())
+        fd = os.open(self.ledger_path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        progress.out_bytes = output.tell()
+        progress.ledger_bytes = self.ledger_path.stat().st_size
+        self.journal.progress(name, progress)
+
+    def process(self, item: InputFile) -> None:
+        stat = item.path.stat()
+        progress = self.journal.for_file(item.name, stat.st_size, stat.st_mtime_ns)
+        partial = self.out_dir / STATE_DIR / "partial" / item.name
+        final = self.out_dir / item.name
+        reader = item.reader
+        if progress.done:
+            self._finish(partial, final)
+            self._count_finished(progress)
+            return
+        resuming = item.name in self.journal.state.files
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        if resuming:
+            self.summary.files_resumed += 1
+            output = open(partial, "r+b")
+            output.truncate(progress.out_bytes)
+            output.seek(progress.out_bytes)
+            already = _logged_documents(self.ledger_path, progress.ledger_bytes, self.summary.run_id)
+        else:
+            output = open(partial, "wb")
+            output.write(reader.header(item.path, self.config))
+            already = set()
+        with output:
+            self._checkpoint(item.name, progress, output)
+            self._stream(item, reader, progress, output, already)
+            progress.done = True
+            self._checkpoint(item.name, progress, output)
+        self._finish(partial, final, empty=progress.documents == 0 and progress.malformed > 0)
+        self._count_finished(progress)
+
+    def _stream(self, item: InputFile, reader: RecordFormat, progress: FileProgress, output: IO[bytes], already: set[str]) -> None:
+        units = reader.units(item.path, item.name, progress.offset, progress.line)
+        since = 0
+        last = time.monotonic()
+        for result, offset, line in self._results(reader, units):
+            output.write(result.output)
+            for document in result.documents:
+                if document.identity not in already:
+                    self.ledger.append("deid.document", self._ledger_payload(item, reader, document))
+                progress.documents += 1
+                self.summary.entity_counts.update(entity_counts(document.applied))
+            for position, reason, detail in result.malformed:
+                malformed_id = hashlib.sha256(f"{self.summary.run_id}\x1f{position}".encode()).hexdigest()
+                if malformed_id not in already:
+                    payload = {"run_id": self.summary.run_id, "document_id": malformed_id,
+                               "record_id": _record_id(position, item.name), "reason": reason, "format": reader.name}
+                    self.ledger.append("deid.malformed", payload)
+                progress.malformed += 1
+                if len(self.summary.problems) < MAX_REPORTED:
+                    self.summary.problems.append(Problem(position, reason, detail))
+            progress.offset, progress.line = offset, line
+            since += 1
+            if since >= CHECKPOINT_UNITS or time.monotonic() - last > CHECKPOINT_SECONDS:
+                self._checkpoint(item.name, progress, output)
+                since, last = 0, time.monotonic()
+
+    def _finish(self, partial: Path, final: Path, empty: bool = False) -> None:
+        """Publish a completed partial output (no-op when a resumed run already did)."""
+        if not partial.exists():
+            return
+        if empty:  # every record was malformed: no output file, the problems are reported
+            partial.unlink()
+            return
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(partial, final)
+        fd = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _count_finished(self, progress: FileProgress) -> None:
+        self.summary.files += 1
+        self.summary.documents += progress.documents
+        self.summary.malformed += progress.malformed
+
+
+def deidentify(
+    inputs: list[Path],
+    out_dir: Path,
+    *,
+    config: DeidConfig,
+    keystore: Keystore,
+    ledger_path: Path,
+    ledger_config: LedgerConfig,
+    workers: int = 1,
+    actor: str = "deid-run",
+    progress: Callable[[ProgressUpdate], None] | None = None,
+) -> RunSummary:
+    """De-identify ``inputs`` into ``out_dir``; resumes a killed run found there."""
+    files, skipped = collect_inputs([Path(p) for p in inputs], out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    journal = Journal(out_dir / STATE_DIR / JOURNAL_FILE)
+    run_id = journal.begin(secrets.token_hex(8), settings_sha256(config))
+    summary = RunSummary(out_dir, ledger_path, run_id, skipped=skipped)
+    with tempfile.TemporaryDirectory(prefix="deid-patients-") as scratch:
+        # The index holds patients' real names: it lives outside the output and dies with the run.
+        index = _index_patients(files, Path(scratch) / "patients.sqlite")
+        spec = WorkerSpec(config, keystore.secret(SURROGATE_SECRET), keystore.secret(DOCUMENT_SECRET), index)
+        executor = (
+            ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(spec,))
+            if workers > 1
+            else None
+        )
+        context = build_context(spec) if executor is None else None
+        try:
+            with LedgerWriter.open(
+                ledger_path, keystore.signing_key(), actor=actor, checkpoint_every=ledger_config.checkpoint_every, fsync=False
+            ) as ledger:
+                run = _Run(out_dir, config, ledger, ledger_path, journal, summary, context, executor, window=2 * workers)
+                for done, item in enumerate(files):
+                    run.process(item)
+                    if progress is not None:
+                        progress(ProgressUpdate(item.name, done + 1, len(files), summary.documents))
+                ledger.append(
+                    "deid.run",
+                    {
+                        "run_id": run_id,
+                        "settings_sha256": run.settings_sha256,
+                        "detector_version": run.detector_version,
+                        "files_count": summary.files,
+                        "documents": summary.documents,
+                        "malformed_count": summary.malformed,
+                        "skipped_count": len(summary.skipped),
+                        "entity_counts": dict(summary.entity_counts),
+                    },
+                )
+        finally:
+            if executor is not None:
+                executor.shutdown(cancel_futures=True)
+    return summary

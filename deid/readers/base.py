@@ -1,0 +1,113 @@
+"""What every record format shares: units of work, their results, and the per-process context.
+
+A reader splits a file into units (a line, a CSV row, a whole note or Bundle) in the parent
+process, where the byte offset after each unit is known, so a killed run can resume exactly
+there. Units are small, picklable and self-contained, so they can be transformed in worker
+processes; results come back in order and only the parent writes files and the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deid.anonymize.operators import AppliedSpan, Anonymizer
+from deid.anonymize.scrubber import Scrubber
+from deid.config import DeidConfig
+from deid.detection.known_phi import KnownPhi
+from deid.keystore import keyed_hash
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One piece of a file to de-identify; ``position`` is "name:line" (or row), never content."""
+
+    source: str
+    position: str
+    data: Any
+
+
+@dataclass(slots=True)
+class DocumentRecord:
+    """The PHI-free audit facts about one de-identified document."""
+
+    position: str
+    identity: str
+    input_sha256: str
+    output_sha256: str
+    applied: list[AppliedSpan]
+
+
+@dataclass(slots=True)
+class UnitResult:
+    output: bytes
+    documents: list[DocumentRecord] = field(default_factory=list)
+    malformed: list[tuple[str, str, str]] = field(default_factory=list)  # position, reason code, detail
+
+
+class PatientLookup(ABC):
+    """Known PHI of a patient by the patient's source id (from FHIR Patient resources)."""
+
+    @abstractmethod
+    def known_phi(self, patient_id: str) -> Sequence[KnownPhi]: ...
+
+    @abstractmethod
+    def is_patient(self, resource_id: str) -> bool: ...
+
+
+class NoPatients(PatientLookup):
+    def known_phi(self, patient_id: str) -> Sequence[KnownPhi]:
+        return ()
+
+    def is_patient(self, resource_id: str) -> bool:
+        return False
+
+
+@dataclass(slots=True)
+class ReaderContext:
+    """Everything a worker needs to transform units; built once per process."""
+
+    config: DeidConfig
+    scrubber: Scrubber
+    patients: PatientLookup
+    document_secret: bytes
+
+    @property
+    def anonymizer(self) -> Anonymizer:
+        return self.scrubber.anonymizer
+
+    def document(self, source: str, position: str, identity: str, raw: bytes, out: bytes, applied: list[AppliedSpan]) -> DocumentRecord:
+        return DocumentRecord(
+            position=position,
+            identity=keyed_hash(self.document_secret, f"{source}\x1f{identity}"),
+            input_sha256=hashlib.sha256(raw).hexdigest(),
+            output_sha256=hashlib.sha256(out).hexdigest(),
+            applied=applied,
+        )
+
+
+def entity_counts(applied: Sequence[AppliedSpan]) -> dict[str, int]:
+    return dict(sorted(Counter(span.entity_type for span in applied).items()))
+
+
+class RecordFormat(ABC):
+    """One supported file format: how to split it, transform a unit, and start the output."""
+
+    name: str
+
+    @abstractmethod
+    def units(self, path: Path, source: str, start: int, start_line: int) -> Iterator[tuple[Unit, int, int]]:
+        """Units from byte offset ``start`` (line ``start_line + 1``), each with the offset and
+        line count just after it, which is where a resumed run starts."""
+
+    def header(self, path: Path, config: DeidConfig) -> bytes:
+        """Bytes that open the output file (a CSV header); written once, before any unit."""
+        return b""
+
+    @abstractmethod
+    def transform(self, unit: Unit, context: ReaderContext) -> UnitResult: ...
