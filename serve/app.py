@@ -1,0 +1,154 @@
+"""``create_app(settings)``: the whole API wired from one settings object, no module state.
+
+Everything a request needs hangs off ``app.state.services``; routers reach it through the
+request, so two apps in one process (tests, a blue/green reload) never share anything but the
+process-wide egress guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
+
+from appliance.config import ApplianceSettings
+from appliance.errors import ConfigError
+from appliance.models import check_gguf_file, embedded_model_path
+from appliance.offline import go_offline
+from serve.audit.router import build_router as audit_router
+from serve.audit.service import RequestLedger
+from serve.auth.keys import ApiKeyStore
+from serve.auth.router import build_router as keys_router
+from serve.auth.service import Authenticator, RateLimiter
+from serve.chat.router import build_router as chat_router
+from serve.chat.service import ChatService
+from serve.consult.router import build_router as consult_router
+from serve.consult.service import ConsultService
+from serve.errors import install_error_handlers
+from serve.grounding import Grounding
+from serve.health.router import build_router as health_router
+from serve.inference import InferenceService
+from serve.metrics import ApiMetrics
+from serve.middleware import BodyLimit, Observe
+from serve.models.router import build_router as models_router
+from serve.models.service import ModelService
+from serve.privacy.service import PromptPrivacy, build_detector
+from serve.web.router import mount as mount_web
+
+log = logging.getLogger("serve")
+
+
+@dataclass
+class Services:
+    settings: ApplianceSettings
+    models: ModelService
+    auth: Authenticator
+    ledger: RequestLedger
+    metrics: ApiMetrics
+    privacy: PromptPrivacy
+    inference: InferenceService
+    chat: ChatService
+    consult: ConsultService
+
+
+def served_model_path(settings: ApplianceSettings) -> Path:
+    """The configured GGUF (e.g. the demo's quantized export), else the embedded model."""
+    configured = settings.serve.model
+    return check_gguf_file(configured) if configured is not None else embedded_model_path()
+
+
+def replica_name(settings: ApplianceSettings) -> str:
+    return f"{socket.gethostname()}-{settings.serve.port}"
+
+
+def build_grounding(settings: ApplianceSettings) -> Grounding | None:
+    """The knowledge base's grounding service when one has been built, else None."""
+    if not settings.serve.knowledge:
+        return None
+    try:
+        from serve.knowledge.service import KnowledgeService
+    except ImportError:
+        return None
+    return KnowledgeService.open(settings)
+
+
+def create_app(settings: ApplianceSettings, *, replica: str | None = None) -> FastAPI:
+    config = settings.serve
+    go_offline()
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigError("serve.tls_cert and serve.tls_key must be given together")
+    model_path = served_model_path(settings)
+    if config.adapter is not None:
+        check_gguf_file(config.adapter)
+    replica = replica or replica_name(settings)
+    metrics = ApiMetrics()
+    models = ModelService(config, model_path, config.adapter)
+    ledger = RequestLedger(settings, settings.ledger_dir / f"api-{replica}.jsonl", replica)
+    privacy = PromptPrivacy(None, redact_prompts=False)
+    inference = InferenceService(config, models, privacy, ledger, metrics)
+    grounding = build_grounding(settings)
+    services = Services(
+        settings=settings,
+        models=models,
+        auth=Authenticator(ApiKeyStore(settings.api_keys_file), RateLimiter(config.rate_limit_per_minute)),
+        ledger=ledger,
+        metrics=metrics,
+        privacy=privacy,
+        inference=inference,
+        chat=ChatService(config, inference, grounding),
+        consult=ConsultService(config, inference, grounding),
+    )
+
+    def warm_up() -> None:
+        """Slow loads (model, NLP pipeline) happen after the socket is open; /readyz says when done."""
+        if config.detect_phi:
+            inference.privacy = PromptPrivacy(build_detector(settings), redact_prompts=config.redact_phi)
+        models.load()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(ledger.open)
+        loading = asyncio.create_task(run_in_threadpool(warm_up))
+        loading.add_done_callback(_log_load_failure)
+        try:
+            yield
+        finally:
+            loading.cancel()
+            await run_in_threadpool(models.close)
+            await run_in_threadpool(ledger.close)
+
+    app = FastAPI(
+        title="Medical appliance consultation API",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    for build in (health_router, models_router, chat_router, consult_router, audit_router, keys_router):
+        app.include_router(build())
+    mount_web(app)
+    if config.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=config.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(Observe, metrics=metrics)
+    return app
+
+
+def _log_load_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("model loading failed: %s", type(task.exception()).__name__)

@@ -1,0 +1,1 @@
+"""This replica's request ledger and the auditors' view of it."""

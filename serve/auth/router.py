@@ -1,0 +1,36 @@
+"""Key administration over HTTP, for admins (the CLI does the same on the server itself)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from appliance.errors import InputError
+from serve.auth.protocol import CreatedKey, CreateKeyRequest, KeyInfo, KeyList, Role
+from serve.auth.service import Principal, require
+from serve.errors import NotFoundError
+
+AdminKey = Annotated[Principal, Depends(require(Role.admin))]
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(prefix="/v1/admin/keys", tags=["admin"])
+
+    @router.get("", response_model=KeyList)
+    def list_keys(request: Request, _: AdminKey) -> KeyList:
+        return KeyList(data=request.app.state.services.auth.store.list())
+
+    @router.post("", response_model=CreatedKey, status_code=201)
+    def create_key(body: CreateKeyRequest, request: Request, _: AdminKey) -> CreatedKey:
+        key, info = request.app.state.services.auth.store.create(body.role, body.label)
+        return CreatedKey(key=key, info=info)
+
+    @router.delete("/{key_id}", response_model=KeyInfo)
+    def revoke_key(key_id: str, request: Request, _: AdminKey) -> KeyInfo:
+        try:
+            return request.app.state.services.auth.store.revoke(key_id)
+        except InputError as error:
+            raise NotFoundError(str(error), param="key_id") from None
+
+    return router

@@ -1,0 +1,150 @@
+"""One GGUF model (plus optional LoRA adapter) loaded through llama.cpp's C API.
+
+We talk to the C API directly rather than through ``llama_cpp.Llama`` because the high-level
+class owns a single sequence; the batch scheduler needs one model and one context holding many
+sequences, which only the low-level calls expose.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import llama_cpp
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from appliance.errors import ModelError
+from appliance.models import check_gguf_file
+from deid.fileio import sha256_file
+
+CHATML_FALLBACK = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content']"
+    " + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def quiet_llama_logs() -> None:
+    """llama.cpp's loader chatter goes to stderr by default; keep only its errors."""
+    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+
+
+@dataclass
+class LoadedModel:
+    """The weights, vocabulary and chat template of the served model."""
+
+    path: Path
+    adapter_path: Path | None
+    model_id: str
+    sha256: str
+    adapter_sha256: str | None
+    handle: ctypes.c_void_p
+    vocab: ctypes.c_void_p
+    adapter: ctypes.c_void_p | None
+    n_ctx_train: int
+    add_bos: bool
+    formatter: Jinja2ChatFormatter
+    _closed: bool = field(default=False, repr=False)
+
+    @classmethod
+    def load(cls, path: Path, adapter: Path | None = None, model_id: str | None = None) -> "LoadedModel":
+        check_gguf_file(path)
+        if adapter is not None:
+            check_gguf_file(adapter)
+        quiet_llama_logs()
+        llama_cpp.llama_backend_init()
+        params = llama_cpp.llama_model_default_params()
+        handle = llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), params)
+        if not handle:
+            raise ModelError(f"llama.cpp could not load the model: {path}")
+        lora = None
+        if adapter is not None:
+            lora = llama_cpp.llama_adapter_lora_init(handle, str(adapter).encode("utf-8"))
+            if not lora:
+                llama_cpp.llama_model_free(handle)
+                raise ModelError(f"llama.cpp could not load the LoRA adapter: {adapter}")
+        vocab = llama_cpp.llama_model_get_vocab(handle)
+        metadata = _metadata(handle)
+        bos = _token_text(vocab, llama_cpp.llama_vocab_bos(vocab))
+        eos = _token_text(vocab, llama_cpp.llama_vocab_eos(vocab))
+        template = metadata.get("tokenizer.chat_template") or CHATML_FALLBACK
+        formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
+        return cls(
+            path=path,
+            adapter_path=adapter,
+            model_id=model_id or default_model_id(path, adapter),
+            sha256=sha256_file(path),
+            adapter_sha256=sha256_file(adapter) if adapter is not None else None,
+            handle=handle,
+            vocab=vocab,
+            adapter=lora,
+            n_ctx_train=llama_cpp.llama_model_n_ctx_train(handle),
+            add_bos=bool(llama_cpp.llama_vocab_get_add_bos(vocab)),
+            formatter=formatter,
+        )
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        """The model's own chat template, never llama-cpp-python's built-in substitutes."""
+        return self.formatter(messages=messages).prompt
+
+    def tokenize(self, text: str) -> list[int]:
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        tokens = (llama_cpp.llama_token * capacity)()
+        count = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, self.add_bos, True)
+        if count < 0:
+            capacity = -count
+            tokens = (llama_cpp.llama_token * capacity)()
+            count = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, self.add_bos, True)
+        return list(tokens[:count])
+
+    def piece(self, token: int, buffer: ctypes.Array[ctypes.c_char]) -> bytes:
+        """Bytes of one generated token; control tokens render as nothing."""
+        size = llama_cpp.llama_token_to_piece(self.vocab, token, buffer, len(buffer), 0, False)
+        if size < 0:
+            bigger = ctypes.create_string_buffer(-size)
+            size = llama_cpp.llama_token_to_piece(self.vocab, token, bigger, -size, 0, False)
+            return bigger.raw[:size]
+        return buffer.raw[:size]
+
+    def is_end(self, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.adapter is not None:
+            llama_cpp.llama_adapter_lora_free(self.adapter)
+        llama_cpp.llama_model_free(self.handle)
+
+
+def default_model_id(path: Path, adapter: Path | None) -> str:
+    """The id clients send as ``model``: the file name, so two different exports never share one."""
+    name = path.name.removesuffix(".gguf")
+    return name if adapter is None else f"{name}+{adapter.name.removesuffix('.gguf')}"
+
+
+def _token_text(vocab: ctypes.c_void_p, token: int) -> str:
+    if token < 0:
+        return ""
+    text = llama_cpp.llama_vocab_get_text(vocab, token)
+    return text.decode("utf-8", "replace") if text else ""
+
+
+def _metadata(handle: ctypes.c_void_p) -> dict[str, str]:
+    values: dict[str, str] = {}
+    size = 1 << 16
+    buffer = ctypes.create_string_buffer(size)
+    for index in range(llama_cpp.llama_model_meta_count(handle)):
+        llama_cpp.llama_model_meta_key_by_index(handle, index, buffer, size)
+        key = buffer.value.decode("utf-8", "replace")
+        needed = llama_cpp.llama_model_meta_val_str_by_index(handle, index, buffer, size)
+        if needed >= size:
+            bigger = ctypes.create_string_buffer(needed + 1)
+            llama_cpp.llama_model_meta_val_str_by_index(handle, index, bigger, needed + 1)
+            values[key] = bigger.value.decode("utf-8", "replace")
+        else:
+            values[key] = buffer.value.decode("utf-8", "replace")
+    return values

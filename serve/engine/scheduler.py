@@ -1,0 +1,287 @@
+"""Continuous batching: many requests share each forward pass of one llama.cpp context.
+
+llama-cpp-python's own server runs one request at a time behind a lock, so N clients get 1/N of
+the speed each. Here one worker thread owns a context with ``parallel`` sequence slots; every
+step it packs the next token of every running sequence plus chunks of newly admitted prompts
+into a single ``llama_decode`` call. A decode step costs little more for 8 sequences than for 1
+on small models, which is where the aggregate throughput comes from. Requests beyond the free
+slots wait in a bounded queue; when that is full the caller is told to retry (HTTP 429).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import llama_cpp
+
+from serve.engine.model import LoadedModel
+from serve.engine.sampling import SamplingParams, build_sampler, free_sampler
+from serve.engine.text import TextAssembler
+from serve.errors import ApiError
+
+
+class EngineBusyError(ApiError):
+    """Every slot is busy and the waiting queue is full."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
+    code = "queue_full"
+
+
+class EngineStoppedError(ApiError):
+    status_code = 503
+    error_type = "server_error"
+    code = "model_unavailable"
+
+
+@dataclass(frozen=True)
+class GenerationEvent:
+    """A text delta; the last event of a generation also carries why and how much."""
+
+    text: str
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    decode_seconds: float = 0.0
+
+
+class Generation:
+    """The caller's side of one request: an async stream of events and a way to stop it."""
+
+    def __init__(self, prompt: list[int], params: SamplingParams, loop: asyncio.AbstractEventLoop) -> None:
+        self.prompt = prompt
+        self.params = params
+        self._loop = loop
+        self._events: asyncio.Queue[GenerationEvent] = asyncio.Queue()
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """Called when the client goes away; the worker frees the slot at its next step."""
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def publish(self, event: GenerationEvent) -> None:
+        self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+
+    async def events(self) -> AsyncIterator[GenerationEvent]:
+        while True:
+            event = await self._events.get()
+            yield event
+            if event.finish_reason is not None:
+                return
+
+
+@dataclass
+class _Sequence:
+    slot: int
+    generation: Generation
+    sampler: llama_cpp.llama_sampler_p
+    assembler: TextAssembler
+    pending: list[int]
+    position: int = 0
+    generated: int = 0
+    last_token: int = -1
+    started: float = field(default_factory=time.perf_counter)
+    first_token_at: float | None = None
+
+
+class BatchEngine:
+    """Owns the llama.cpp context and the worker thread that drives it."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        *,
+        parallel: int,
+        context_length: int,
+        batch_tokens: int,
+        threads: int,
+        queue_size: int,
+    ) -> None:
+        self.model = model
+        self.parallel = parallel
+        self.context_length = context_length
+        self.queue_size = queue_size
+        self._batch_capacity = max(batch_tokens, parallel + 16)
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = context_length * parallel
+        params.n_batch = self._batch_capacity
+        params.n_ubatch = self._batch_capacity
+        params.n_seq_max = parallel
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        params.kv_unified = False
+        params.no_perf = True
+        self._ctx = llama_cpp.llama_init_from_model(model.handle, params)
+        if not self._ctx:
+            raise EngineStoppedError("could not create a llama.cpp context (out of memory?)")
+        if model.adapter is not None:
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(model.adapter)
+            scales = (ctypes.c_float * 1)(1.0)
+            llama_cpp.llama_set_adapters_lora(self._ctx, adapters, 1, scales)
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+        self._batch = llama_cpp.llama_batch_init(self._batch_capacity, 0, 1)
+        self._piece_buffer = ctypes.create_string_buffer(256)
+        self._waiting: deque[Generation] = deque()
+        self._free_slots = list(range(parallel - 1, -1, -1))
+        self._running: dict[int, _Sequence] = {}
+        self._condition = threading.Condition()
+        self._stopping = False
+        self._aborting = False
+        self._thread = threading.Thread(target=self._run, name="llama-batch-engine", daemon=True)
+        self._thread.start()
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def active(self) -> int:
+        return len(self._running)
+
+    def submit(self, prompt: list[int], params: SamplingParams) -> Generation:
+        generation = Generation(prompt, params, asyncio.get_running_loop())
+        with self._condition:
+            if self._stopping:
+                raise EngineStoppedError("the model is being unloaded; retry shortly")
+            if not self._free_slots or len(self._waiting) > 0:
+                if len(self._waiting) >= self.queue_size:
+                    raise EngineBusyError("the server is at capacity; retry after the delay in Retry-After")
+            self._waiting.append(generation)
+            self._condition.notify()
+        return generation
+
+    def close(self, drain_seconds: float = 0.0) -> None:
+        """Stop taking work, let running sequences finish for up to ``drain_seconds``, free memory."""
+        deadline = time.monotonic() + drain_seconds
+        with self._condition:
+            self._stopping = True
+            while (self._running or self._waiting) and time.monotonic() < deadline:
+                self._condition.wait(timeout=0.05)
+            self._aborting = True
+            self._condition.notify_all()
+        self._thread.join()
+        llama_cpp.llama_batch_free(self._batch)
+        llama_cpp.llama_free(self._ctx)
+
+    # --- worker thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._stopping and not self._waiting and not self._running:
+                    self._condition.wait()
+                if self._aborting or (self._stopping and not self._waiting and not self._running):
+                    self._abort_all("server_shutdown")
+                    self._condition.notify_all()
+                    return
+                self._admit()
+            self._step()
+            with self._condition:
+                self._condition.notify_all()
+
+    def _admit(self) -> None:
+        while self._free_slots and self._waiting:
+            generation = self._waiting.popleft()
+            if generation.cancelled:
+                generation.publish(GenerationEvent("", "cancelled", len(generation.prompt)))
+                continue
+            slot = self._free_slots.pop()
+            self._running[slot] = _Sequence(
+                slot=slot,
+                generation=generation,
+                sampler=build_sampler(generation.params),
+                assembler=TextAssembler(generation.params.stop),
+                pending=list(generation.prompt),
+            )
+
+    def _step(self) -> None:
+        for sequence in [s for s in self._running.values() if s.generation.cancelled]:
+            self._finish(sequence, "cancelled")
+        if not self._running:
+            return
+        batch = self._batch
+        count = 0
+        outputs: list[tuple[_Sequence, int]] = []
+        decoding = [s for s in self._running.values() if not s.pending]
+        for sequence in decoding:
+            self._put(count, sequence.last_token, sequence, logits=True)
+            outputs.append((sequence, count))
+            count += 1
+        for sequence in (s for s in self._running.values() if s.pending):
+            room = self._batch_capacity - count
+            if room <= 0:
+                break
+            chunk, sequence.pending = sequence.pending[:room], sequence.pending[room:]
+            for offset, token in enumerate(chunk):
+                last = offset == len(chunk) - 1 and not sequence.pending
+                self._put(count, token, sequence, logits=last)
+                if last:
+                    outputs.append((sequence, count))
+                count += 1
+        batch.n_tokens = count
+        if llama_cpp.llama_decode(self._ctx, batch) != 0:
+            for sequence, _ in outputs:
+                self._finish(sequence, "error")
+            for sequence in list(self._running.values()):
+                self._finish(sequence, "error")
+            return
+        for sequence, index in outputs:
+            self._advance(sequence, llama_cpp.llama_sampler_sample(sequence.sampler, self._ctx, index))
+
+    def _put(self, index: int, token: int, sequence: _Sequence, *, logits: bool) -> None:
+        batch = self._batch
+        batch.token[index] = token
+        batch.pos[index] = sequence.position
+        batch.n_seq_id[index] = 1
+        batch.seq_id[index][0] = sequence.slot
+        batch.logits[index] = logits
+        sequence.position += 1
+
+    def _advance(self, sequence: _Sequence, token: int) -> None:
+        if sequence.first_token_at is None:
+            sequence.first_token_at = time.perf_counter()
+        if self.model.is_end(token):
+            self._finish(sequence, "stop", sequence.assembler.flush())
+            return
+        sequence.generated += 1
+        sequence.last_token = token
+        text, stopped = sequence.assembler.feed(self.model.piece(token, self._piece_buffer))
+        if stopped:
+            self._finish(sequence, "stop", text)
+        elif sequence.generated >= sequence.generation.params.max_tokens or sequence.position >= self.context_length:
+            self._finish(sequence, "length", text + sequence.assembler.flush())
+        elif text:
+            sequence.generation.publish(GenerationEvent(text))
+
+    def _finish(self, sequence: _Sequence, reason: str, text: str = "") -> None:
+        elapsed = time.perf_counter() - (sequence.first_token_at or sequence.started)
+        sequence.generation.publish(
+            GenerationEvent(
+                text,
+                reason,
+                prompt_tokens=len(sequence.generation.prompt),
+                completion_tokens=sequence.generated,
+                decode_seconds=elapsed,
+            )
+        )
+        llama_cpp.llama_memory_seq_rm(self._memory, sequence.slot, -1, -1)
+        free_sampler(sequence.sampler)
+        del self._running[sequence.slot]
+        self._free_slots.append(sequence.slot)
+
+    def _abort_all(self, reason: str) -> None:
+        for sequence in list(self._running.values()):
+            self._finish(sequence, reason)
+        while self._waiting:
+            generation = self._waiting.popleft()
+            generation.publish(GenerationEvent("", reason, len(generation.prompt)))

@@ -1,0 +1,113 @@
+"""OpenAI-shaped errors: every failure the API reports has ``{"error": {message, type, param, code}}``.
+
+Messages are written here or by our own code, never copied from request content, so an error
+can be logged or shown without leaking a prompt.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("serve")
+
+
+class ApiError(Exception):
+    """An error with an HTTP status that the client can act on."""
+
+    status_code: int = 400
+    error_type: str = "invalid_request_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.headers = headers or {}
+
+
+class InvalidRequestError(ApiError):
+    code = "invalid_request"
+
+
+class AuthenticationError(ApiError):
+    status_code = 401
+    error_type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDeniedError(ApiError):
+    status_code = 403
+    error_type = "permission_error"
+    code = "insufficient_role"
+
+
+class NotFoundError(ApiError):
+    status_code = 404
+    code = "not_found"
+
+
+class ModelNotFoundError(NotFoundError):
+    code = "model_not_found"
+
+
+class PayloadTooLargeError(ApiError):
+    status_code = 413
+    code = "request_too_large"
+
+
+class RateLimitError(ApiError):
+    status_code = 429
+    error_type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+def error_body(status: int, message: str, error_type: str, code: str | None, param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    body = error_body(error.status_code, error.message, error.error_type, error.code, error.param)
+    return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+
+
+def _validation_message(error: RequestValidationError) -> tuple[str, str | None]:
+    """Where and what, never the offending input (it may be a prompt)."""
+    problems = []
+    first_param = None
+    for item in error.errors()[:5]:
+        location = [str(part) for part in item.get("loc", ()) if part != "body"]
+        where = ".".join(location) or "body"
+        first_param = first_param or where
+        problems.append(f"{where}: {item.get('msg', 'invalid value')}")
+    return "invalid request: " + "; ".join(problems), first_param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, error: ApiError) -> JSONResponse:
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        message, param = _validation_message(error)
+        return JSONResponse(error_body(400, message, "invalid_request_error", "invalid_request", param), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        kind = "invalid_request_error" if error.status_code < 500 else "server_error"
+        message = error.detail if isinstance(error.detail, str) else "request failed"
+        return JSONResponse(
+            error_body(error.status_code, message, kind, None), status_code=error.status_code, headers=error.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, error: Exception) -> JSONResponse:
+        log.error("internal error %s", type(error).__name__)
+        return JSONResponse(
+            error_body(500, "internal server error", "server_error", "internal_error"), status_code=500
+        )

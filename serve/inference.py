@@ -1,0 +1,196 @@
+"""The path every generating request takes, whichever endpoint it came through.
+
+Screen the prompt for PHI (types for the ledger, optional redaction), apply the model's chat
+template, enforce the token limits, hand the tokens to the batch engine, and when the request
+ends (finished, failed or abandoned by its client) record metrics and one ledger entry that
+holds counts and types but no text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from serve.audit.protocol import RequestRecord
+from serve.audit.service import RequestLedger
+from serve.auth.service import Principal
+from serve.config import ServeConfig
+from serve.engine.sampling import SamplingParams
+from serve.engine.scheduler import EngineBusyError, Generation, GenerationEvent
+from serve.errors import ApiError, InvalidRequestError, ModelNotFoundError
+from serve.metrics import ApiMetrics
+from serve.models.service import ModelService
+from serve.privacy.service import PromptPrivacy
+
+CLIENT_CLOSED = 499
+
+
+class GenerationFailedError(ApiError):
+    status_code = 503
+    error_type = "server_error"
+    code = "generation_failed"
+
+
+@dataclass
+class Prepared:
+    """A validated request ready for the engine; holds tokens, never shown to logs."""
+
+    request_id: str
+    endpoint: str
+    principal: Principal
+    prompt: list[int]
+    params: SamplingParams
+    phi_types: list[str]
+    model_id: str
+    model_sha256: str
+    adapter_sha256: str | None
+    started: float = field(default_factory=time.perf_counter)
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+@dataclass
+class Outcome:
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class InferenceService:
+    def __init__(
+        self,
+        config: ServeConfig,
+        models: ModelService,
+        privacy: PromptPrivacy,
+        ledger: RequestLedger,
+        metrics: ApiMetrics,
+    ) -> None:
+        self.config = config
+        self.models = models
+        self.privacy = privacy
+        self.ledger = ledger
+        self.metrics = metrics
+
+    async def prepare(
+        self,
+        principal: Principal,
+        endpoint: str,
+        messages: list[dict[str, str]],
+        params: SamplingParams,
+        requested_model: str | None,
+        id_prefix: str,
+    ) -> Prepared:
+        engine = self.models.engine
+        model = engine.model
+        if requested_model is not None and requested_model != model.model_id:
+            raise ModelNotFoundError(
+                f"model not found; this server serves '{model.model_id}' (see GET /v1/models)", param="model"
+            )
+        if params.max_tokens > self.config.max_tokens_limit:
+            raise InvalidRequestError(
+                f"max_tokens may be at most {self.config.max_tokens_limit}", param="max_tokens"
+            )
+        screened = await run_in_threadpool(self.privacy.screen, [m["content"] for m in messages])
+        shown = [{"role": m["role"], "content": text} for m, text in zip(messages, screened.texts, strict=True)]
+        prompt = await run_in_threadpool(lambda: model.tokenize(model.render_chat(shown)))
+        limit = min(self.config.max_prompt_tokens, engine.context_length - 1)
+        if len(prompt) > limit:
+            raise InvalidRequestError(
+                f"the prompt is {len(prompt)} tokens; this server accepts at most {limit}", param="messages"
+            )
+        return Prepared(
+            request_id=f"{id_prefix}-{uuid.uuid4().hex}",
+            endpoint=endpoint,
+            principal=principal,
+            prompt=prompt,
+            params=params,
+            phi_types=screened.phi_types,
+            model_id=model.model_id,
+            model_sha256=model.sha256,
+            adapter_sha256=model.adapter_sha256,
+        )
+
+    def start(self, prepared: Prepared) -> Generation:
+        try:
+            return self.models.engine.submit(prepared.prompt, prepared.params)
+        except EngineBusyError as busy:
+            busy.headers = {"Retry-After": str(self.config.retry_after_s)}
+            asyncio.get_running_loop().run_in_executor(None, self._record, prepared, None, 429)
+            raise
+
+    async def complete(self, prepared: Prepared, request: Request) -> Outcome:
+        """Run to the end; a client that hangs up cancels the generation."""
+        generation = self.start(prepared)
+        watcher = asyncio.create_task(_cancel_on_disconnect(request, generation))
+        parts: list[str] = []
+        last: GenerationEvent | None = None
+        try:
+            async for event in generation.events():
+                parts.append(event.text)
+                last = event
+        finally:
+            watcher.cancel()
+            if last is None:
+                generation.cancel()
+        status = self._status_of(last)
+        await run_in_threadpool(self._record, prepared, last, status)
+        if status >= 500:
+            raise GenerationFailedError("generation failed; retry the request")
+        assert last is not None and last.finish_reason is not None
+        return Outcome("".join(parts), last.finish_reason, last.prompt_tokens, last.completion_tokens)
+
+    async def stream(self, prepared: Prepared, generation: Generation) -> AsyncIterator[GenerationEvent]:
+        """Events as they come; leaving early (client gone) cancels the generation."""
+        last: GenerationEvent | None = None
+        try:
+            async for event in generation.events():
+                last = event
+                yield event
+        finally:
+            if last is None or last.finish_reason is None:
+                generation.cancel()
+            status = self._status_of(last)
+            await asyncio.shield(run_in_threadpool(self._record, prepared, last, status))
+
+    @staticmethod
+    def _status_of(last: GenerationEvent | None) -> int:
+        if last is None or last.finish_reason is None or last.finish_reason == "cancelled":
+            return CLIENT_CLOSED
+        if last.finish_reason in ("stop", "length"):
+            return 200
+        return 503
+
+    def _record(self, prepared: Prepared, last: GenerationEvent | None, status: int) -> None:
+        if last is not None:
+            self.metrics.observe_generation(last.prompt_tokens, last.completion_tokens, last.decode_seconds)
+        self.ledger.record(
+            RequestRecord(
+                request_id=prepared.request_id,
+                endpoint=prepared.endpoint,
+                key_id=prepared.principal.key_id,
+                role=prepared.principal.role.value,
+                model_sha256=prepared.model_sha256,
+                prompt_tokens=len(prepared.prompt),
+                completion_tokens=last.completion_tokens if last else 0,
+                phi_types=prepared.phi_types,
+                latency_ms=int((time.perf_counter() - prepared.started) * 1000),
+                status=status,
+                reason=last.finish_reason if last else None,
+                adapter_sha256=prepared.adapter_sha256,
+            )
+        )
+
+
+async def _cancel_on_disconnect(request: Request, generation: Generation) -> None:
+    """After the body is read, the next ASGI message can only be the client hanging up."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            generation.cancel()
+            return

@@ -1,0 +1,1 @@
+"""Grounding consultations in the hospital's approved knowledge base, with citations."""

@@ -1,0 +1,28 @@
+"""``GET /v1/knowledge/passages/{chunk_id}``: the full text behind a citation, served locally."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from serve.auth.protocol import Role
+from serve.auth.service import Principal, require
+from serve.errors import NotFoundError
+from serve.knowledge.protocol import PASSAGE_PATH, Passage
+from serve.knowledge.service import KnowledgeService
+
+AnyKey = Annotated[Principal, Depends(require(Role.clinician, Role.auditor, Role.admin))]
+
+
+def knowledge_router(service: KnowledgeService) -> APIRouter:
+    router = APIRouter(tags=["knowledge"])
+
+    @router.get(PASSAGE_PATH, response_model=Passage)
+    def passage(chunk_id: str, _: AnyKey) -> Passage:
+        found = service.passage(chunk_id)
+        if found is None:
+            raise NotFoundError("no passage with this id in the knowledge base", param="chunk_id")
+        return found
+
+    return router

@@ -1,0 +1,1 @@
+"""The served model: listing it, loading it, reloading it."""

@@ -1,0 +1,72 @@
+"""Keeps the model and its batch engine, and swaps them atomically on reload.
+
+A reload builds the new engine first and only then retires the old one (letting its running
+requests finish), so clients see no gap and never a half-loaded model.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from serve.config import ServeConfig
+from serve.engine.model import LoadedModel
+from serve.engine.scheduler import BatchEngine, EngineStoppedError
+
+
+class ModelService:
+    def __init__(self, config: ServeConfig, model_path: Path, adapter_path: Path | None) -> None:
+        self.config = config
+        self.model_path = model_path
+        self.adapter_path = adapter_path
+        self.created = int(time.time())
+        self._engine: BatchEngine | None = None
+        self._swap_lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self._engine is not None
+
+    @property
+    def engine(self) -> BatchEngine:
+        engine = self._engine
+        if engine is None:
+            raise EngineStoppedError("the model is still loading; retry shortly")
+        return engine
+
+    @property
+    def model_id(self) -> str:
+        return self.engine.model.model_id if self._engine else ""
+
+    @property
+    def sha256(self) -> str:
+        return self.engine.model.sha256 if self._engine else ""
+
+    def load(self) -> float:
+        """Blocking: load (or reload) the configured files; returns the seconds it took."""
+        started = time.perf_counter()
+        config = self.config
+        model = LoadedModel.load(self.model_path, self.adapter_path, config.model_name)
+        engine = BatchEngine(
+            model,
+            parallel=config.parallel,
+            context_length=config.context_length,
+            batch_tokens=config.batch_tokens,
+            threads=config.threads or os.cpu_count() or 1,
+            queue_size=config.queue_size,
+        )
+        with self._swap_lock:
+            old, self._engine = self._engine, engine
+        if old is not None:
+            old.close(drain_seconds=30.0)
+            old.model.close()
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        with self._swap_lock:
+            old, self._engine = self._engine, None
+        if old is not None:
+            old.close()
+            old.model.close()

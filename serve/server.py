@@ -1,0 +1,62 @@
+"""Running the API under uvicorn: bind address, TLS, and the line that tells an operator how to call it."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+
+import uvicorn
+
+from appliance.config import ApplianceSettings
+from serve.app import create_app, served_model_path
+from serve.engine.model import default_model_id
+
+EXAMPLE_QUESTION = "What are first-line treatments for hypertension?"
+
+
+def base_url(settings: ApplianceSettings) -> str:
+    config = settings.serve
+    scheme = "https" if config.tls_cert else "http"
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{config.port}"
+
+
+def curl_example(settings: ApplianceSettings) -> str:
+    """A copy-paste request that works once ``APPLIANCE_API_KEY`` holds a clinician key."""
+    config = settings.serve
+    model_id = config.model_name or default_model_id(served_model_path(settings), config.adapter)
+    body = (
+        '{"model": "%s", "max_tokens": 128, "messages": [{"role": "user", "content": "%s"}]}'
+        % (model_id, EXAMPLE_QUESTION)
+    )
+    parts = ["curl", "-s"]
+    if config.tls_cert:
+        parts += ["--cacert", str(config.tls_cert)]
+    parts += [f"{base_url(settings)}/v1/chat/completions", "-H", "Content-Type: application/json"]
+    command = " ".join(shlex.quote(part) for part in parts)
+    return f'{command} -H "Authorization: Bearer $APPLIANCE_API_KEY" -d {shlex.quote(body)}'
+
+
+def uvicorn_config(settings: ApplianceSettings) -> uvicorn.Config:
+    config = settings.serve
+    return uvicorn.Config(
+        create_app(settings),
+        host=config.host,
+        port=config.port,
+        ssl_certfile=str(config.tls_cert) if config.tls_cert else None,
+        ssl_keyfile=str(config.tls_key) if config.tls_key else None,
+        access_log=False,
+        server_header=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
+
+
+def run_server(settings: ApplianceSettings, announce: Callable[[str], None]) -> None:
+    """Blocks until interrupted; the egress guard is installed by ``create_app`` before any load."""
+    server = uvicorn.Server(uvicorn_config(settings))
+    announce(f"serving {served_model_path(settings)} at {base_url(settings)} (chat page at {base_url(settings)}/)")
+    announce("create a clinician key with: appliance keys create --role clinician")
+    announce(curl_example(settings))
+    server.run()

@@ -1,0 +1,57 @@
+"""Live servers on loopback, one per configuration, shared by the tests of this folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance.config import ApplianceSettings
+from serve.config import ServeConfig
+from tests.serve.live import LiveServer, free_port, live_server
+
+
+def _settings(home: Path, **serve: object) -> ApplianceSettings:
+    base = {"port": free_port(), "context_length": 512, "threads": 2, "detect_phi": False}
+    return ApplianceSettings(home=home, serve=ServeConfig(**{**base, **serve}))
+
+
+@pytest.fixture(scope="session")
+def main_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The production shape: PHI detection on, several sequences in parallel."""
+    settings = _settings(tmp_path_factory.mktemp("serve-main"), parallel=4, detect_phi=True)
+    with live_server(settings) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tight_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One slot, a one-place queue and small limits, so every limit is reachable quickly."""
+    settings = _settings(
+        tmp_path_factory.mktemp("serve-tight"),
+        parallel=1,
+        queue_size=1,
+        rate_limit_per_minute=20,
+        max_body_bytes=4096,
+        max_tokens_limit=200,
+        max_prompt_tokens=64,
+        retry_after_s=3,
+    )
+    with live_server(settings) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """No rate limit and tiny generations: fuzzing and bad input should reach the handlers."""
+    settings = _settings(
+        tmp_path_factory.mktemp("serve-fuzz"),
+        parallel=2,
+        rate_limit_per_minute=0,
+        max_tokens_limit=4,
+        default_max_tokens=4,
+        max_body_bytes=16384,
+    )
+    with live_server(settings) as server:
+        yield server
