@@ -157,8 +157,8 @@ class _Walk:
             later = (_peek(line)[0] for line in self.lines[index + 1 :])
             if any(s == self.expected for s in later):
                 raise _Fault(ProblemKind.reordered, self.expected, f"entry {seq} appears before entry {self.expected}")
-            missing = f"{self.expected}" if seq == self.expected + 1 else f"{self.expected} to {seq - 1}"
-            raise _Fault(ProblemKind.deleted, self.expected, f"entries {missing} are missing")
+            missing = f"entry {self.expected} is" if seq == self.expected + 1 else f"entries {self.expected} to {seq - 1} are"
+            raise _Fault(ProblemKind.deleted, self.expected, f"{missing} missing")
         if seq < self.expected:
             where = seq if seq == self.expected - 1 else self.expected
             raise _Fault(ProblemKind.inserted, where, f"an extra entry claiming sequence {seq} was inserted")
