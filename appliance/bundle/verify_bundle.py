@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -33,12 +34,24 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
+from types import ModuleType
 from typing import Any, BinaryIO
+
+
+def _load_sibling(name: str) -> ModuleType:
+    """Load a module from this file's directory by path: the installer runs with ``python3 -I``."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{name}.py is missing beside the verifier")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 if __package__:
     from . import ed25519
 else:  # run as a script from the bundle's installer directory
-    import ed25519  # type: ignore[no-redef]
+    ed25519 = _load_sibling("ed25519")
 
 FORMAT = "medical-appliance-bundle/1"
 MANIFEST_NAME = "manifest.json"
