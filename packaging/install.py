@@ -44,8 +44,11 @@ class InstallError(Exception):
 
 
 def _verifier() -> ModuleType:
-    path = Path(__file__).with_name("verify_bundle.py")
-    spec = importlib.util.spec_from_file_location("verify_bundle", path)
+    """The verifier shipped beside this file in a bundle, or the one in a source checkout."""
+    here = Path(__file__).resolve().parent
+    candidates = [here / "verify_bundle.py", here.parent / "appliance" / "bundle" / "verify_bundle.py"]
+    path = next((candidate for candidate in candidates if candidate.is_file()), None)
+    spec = importlib.util.spec_from_file_location("verify_bundle", path) if path else None
     if spec is None or spec.loader is None:
         raise InstallError(f"verify_bundle.py is missing beside {Path(__file__).name}")
     module = importlib.util.module_from_spec(spec)
