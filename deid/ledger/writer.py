@@ -1,10 +1,10 @@
 """Appending to the ledger from any number of processes without breaking the chain.
 
-Every append takes an exclusive file lock, re-reads the tail when the file changed since this
-writer last looked (another process appended), and writes one whole line with a single
-``write`` followed by ``fsync``. A crash can therefore only leave a partial last line; the next
-writer cuts it off and records that it did (with the size and hash of what was cut) in a
-``ledger.recovered`` entry, so the repair itself is part of the evidence.
+Every append takes an exclusive lock on the ledger file, re-reads the tail when the file
+changed since this writer last looked (another process appended), and writes one whole line
+with a single ``write`` followed by ``fsync``. A crash can therefore only leave a partial last
+line; the next writer cuts it off and records that it did (with the size and hash of what was
+cut) in a ``ledger.recovered`` entry, so the repair itself is part of the evidence.
 
 Signed checkpoints seal the head every ``checkpoint_every`` entries (counted in the file, not
 per writer) and at close; whoever closes last seals what the others left open.
@@ -12,6 +12,7 @@ per writer) and at close; whoever closes last seals what the others left open.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -23,7 +24,6 @@ from types import TracebackType
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from filelock import FileLock
 
 from deid.errors import LedgerError
 from deid.keystore import key_id
@@ -119,7 +119,6 @@ class LedgerWriter:
         self._fsync = fsync
         self._key = signing_key
         self._key_id = key_id(signing_key.public_key())
-        self._file_lock = FileLock(str(path) + ".lock")
         self._thread_lock = threading.Lock()
         self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
         self._state: TailState | None = None
@@ -262,7 +261,11 @@ class LedgerWriter:
 
 
 class _Locked:
-    """Thread lock, then file lock, then a fresh view of the tail; a failed write drops the cache."""
+    """Thread lock, then an exclusive ``flock`` on the ledger itself, then a fresh view of the tail.
+
+    ``flock`` belongs to this writer's own open file description, so it excludes other
+    processes and other writers in this process alike; a failed write drops the cached tail.
+    """
 
     def __init__(self, writer: LedgerWriter) -> None:
         self._writer = writer
@@ -270,7 +273,8 @@ class _Locked:
     def __enter__(self) -> TailState:
         self._writer._thread_lock.acquire()
         try:
-            self._writer._file_lock.acquire()
+            assert self._writer._fd is not None
+            fcntl.flock(self._writer._fd, fcntl.LOCK_EX)
         except BaseException:
             self._writer._thread_lock.release()
             raise
@@ -288,5 +292,6 @@ class _Locked:
         self._release()
 
     def _release(self) -> None:
-        self._writer._file_lock.release()
+        assert self._writer._fd is not None
+        fcntl.flock(self._writer._fd, fcntl.LOCK_UN)
         self._writer._thread_lock.release()
