@@ -40,6 +40,11 @@ def open_keystore(settings: ApplianceSettings, *, must_exist: bool) -> Keystore:
     return Keystore.open(settings.keystore_dir, secret.get_secret_value() if secret is not None else None)
 
 
+def vault_path(settings: ApplianceSettings) -> Path:
+    """Where the optional re-identification vault lives: beside the keystore, not in the ledger directory."""
+    return settings.home / "vault" / "reid.sqlite"
+
+
 def _trusted_keys(settings: ApplianceSettings, files: list[Path] | None) -> list[bytes]:
     from appliance.errors import InputError
     from deid.errors import KeystoreError
@@ -186,6 +191,37 @@ def list_keys(ctx: typer.Context, name: KeyNameOption = None) -> None:
     for info in store.keys(name or settings.ledger.signing_key_name):
         state = f"retired {info.retired}" if info.retired else "current"
         typer.echo(f"{info.key_id}  created {info.created}  {state}")
+
+
+@audit_app.command("reveal")
+def reveal(
+    ctx: typer.Context,
+    document_id: Annotated[str, typer.Argument(help="The document's keyed id as the ledger shows it")],
+    surrogate: Annotated[str, typer.Argument(help="The surrogate seen in the de-identified text")],
+    reason: Annotated[str, typer.Option("--reason", help="Reason code recorded in the ledger (e.g. court-order-17)")],
+    actor: Annotated[str, typer.Option("--actor", help="Who asks; recorded in the ledger")] = "auditor",
+) -> None:
+    """Re-identify one surrogate from the vault (only when the vault is enabled); the access is ledgered."""
+    from deid.errors import LedgerError
+    from deid.ledger.writer import LedgerWriter
+    from deid.vault import Vault, VaultError
+
+    settings = settings_from(ctx)
+    if not settings.ledger.vault_enabled:
+        raise VaultError("the re-identification vault is disabled (ledger.vault_enabled = false)")
+    store = open_keystore(settings, must_exist=True)
+    if not settings.deid_ledger.is_file():
+        raise LedgerError(f"ledger not found: {settings.deid_ledger}")
+    with (
+        LedgerWriter.open(
+            settings.deid_ledger,
+            store.signing_key(settings.ledger.signing_key_name),
+            actor=actor,
+            checkpoint_every=settings.ledger.checkpoint_every,
+        ) as ledger,
+        Vault.open(vault_path(settings), store.secret(settings.ledger.vault_secret)) as vault,
+    ):
+        typer.echo(vault.reveal(document_id, surrogate, ledger=ledger, reason=reason))
 
 
 def register(app: typer.Typer) -> None:
