@@ -166,7 +166,7 @@ def run_training(
         if eval_batches and (due or state.step == config.max_steps):
             value = evaluate(model, eval_batches, device=device, autocast=autocast, info=info)
             if value is not None and math.isfinite(value):
-                if state.best_val_loss is None or value < state.best_val_loss:
+                if state.best_val_loss is None or value < state.best_val_loss - config.early_stopping_min_delta:
                     state.best_val_loss, state.evals_without_improvement = value, 0
                     best_weights = checkpoint.trainable_state(model)
                 else:
