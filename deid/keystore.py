@@ -127,6 +127,8 @@ class Keystore:
         directory = Path(directory)
         try:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if directory.stat().st_mode & 0o077:
+                directory.chmod(0o700)  # created by someone else with a looser umask
         except OSError as error:
             raise KeystoreError(f"cannot create keystore directory {directory}: {error.strerror}") from None
         lock = FileLock(str(directory / LOCK_FILE))

@@ -20,6 +20,7 @@ ledger stops being what its writer wrote, with a kind an auditor can act on:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -199,8 +200,15 @@ class _Walk:
 
 
 def _read_lines(path: Path) -> tuple[list[bytes], int]:
+    """All complete lines and the size of a torn tail, read under a shared lock.
+
+    Writers hold an exclusive ``flock`` while they write, so a verifier never mistakes a line
+    being written right now for a torn tail.
+    """
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+            data = handle.read()
     except FileNotFoundError:
         raise LedgerError(f"ledger not found: {path}") from None
     except OSError as error:
@@ -273,6 +281,7 @@ def ledger_head(path: Path) -> str:
     except FileNotFoundError:
         raise LedgerError(f"ledger not found: {path}") from None
     try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
         return read_tail(fd, os.fstat(fd).st_size, stop_after=0).last_hash
     finally:
         os.close(fd)

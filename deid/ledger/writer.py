@@ -121,6 +121,7 @@ class LedgerWriter:
         self._key_id = key_id(signing_key.public_key())
         self._thread_lock = threading.Lock()
         self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
+        self._pid = os.getpid()
         self._state: TailState | None = None
 
     @classmethod
@@ -195,6 +196,9 @@ class LedgerWriter:
     def _locked(self) -> _Locked:
         if self._fd is None:
             raise LedgerError("the ledger writer is closed")
+        if os.getpid() != self._pid:
+            # A forked child shares the parent's open file, and with it the lock: both would "hold" it.
+            raise LedgerError("a ledger writer cannot be used across fork; open one in each process")
         return _Locked(self)
 
     def _refresh(self) -> TailState:

@@ -155,3 +155,19 @@ def test_killed_writer_leaves_a_ledger_that_verifies_up_to_its_last_complete_ent
     assert result.problem is not None and result.problem.kind in (ProblemKind.truncated, ProblemKind.torn_tail)
     LedgerWriter.open(path, keystore.signing_key(), actor="next").close()
     assert verify_ledger(path, keystore.public_keys()).ok
+
+
+def test_a_writer_is_not_shared_across_fork(keystore: Keystore, tmp_path: Path) -> None:
+    writer = LedgerWriter.open(tmp_path / "l.jsonl", keystore.signing_key(), actor="parent")
+    pid = os.fork()
+    if pid == 0:  # child: must refuse, exit code says whether it did
+        try:
+            writer.append("api.request", api_payload(1))
+        except LedgerError:
+            os._exit(0)
+        os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    writer.append("api.request", api_payload(2))
+    writer.close()
+    assert verify_ledger(tmp_path / "l.jsonl", keystore.public_keys()).ok
