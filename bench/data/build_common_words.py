@@ -4,9 +4,9 @@ A name-list hit such as "brown", "may" or "file" is only PHI when context says s
 the union of
 - words used in lower case mid-sentence in MedQuAD (CC BY 4.0) and PubMedQA (MIT) from
   ``shared/data`` (only the word list ships, with attribution in ``deid/recognizers/LICENSES.md``);
-- the WordNet-derived lemma index inside the pinned spaCy pipeline (MIT), minus words that are
-  first names or among the 3,000 commonest US surnames (WordNet lists "smith", "mary", "boston"
-  as nouns, but in a note they are names).
+- the WordNet-derived lemma index inside the pinned spaCy pipeline (MIT), minus US census first
+  names and the 1,000 commonest US surnames (WordNet lists "smith", "mary", "johnson" as nouns,
+  but in a note they are names), except the surnames that are everyday words (``EVERYDAY``).
 Rerun after changing a threshold: ``.venv/bin/python -m bench.data.build_common_words``.
 """
 
@@ -22,12 +22,21 @@ from pathlib import Path
 import spacy.util
 from spacy.lookups import Lookups
 
-from deid.recognizers.lexicon import load_lexicon
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 TARGET = Path(__file__).resolve().parents[2] / "deid" / "recognizers" / "data" / "common_words.txt"
 MIN_COUNT = 3
-COMMON_SURNAMES = 3000
+COMMON_SURNAMES = 1000
+EVERYDAY = frozenset(
+    "king hill hall bell wood woods west cole hunt hunter mills knight hart lane fox carpenter weaver farmer potter "
+    "church frost bush love moss mack park marsh drake bass chase clay bond booth savage golden noble battle peck crane "
+    "duke guy cash justice beach kidd workman finch frank prince english christian buck wolf roman gates bridges hood "
+    "dean terry herring cook stone long black white brown young green gray rice rose price ward banks fields hope "
+    "may will mark bill grant person walker holmes glass day little hunter shepherd steele miles major page case "
+    "lucky summer dawn grace joy faith art pat sue jack ray lee don gene earl sterling baker butler porter mason "
+    "fisher tanner sawyer marshall bishop power powers waters rich short strong swift sharp wise small large "
+    "carter cross barnes gill lamb hale sparks burns stout petty valentine noel".split()
+)
 MID_SENTENCE_WORD = re.compile(r"(?<=[a-z,;] )([a-z]{2,})\b")
 
 
@@ -52,17 +61,21 @@ def wordnet_words() -> set[str]:
     return {word for words in index.values() for word in words if word.isalpha() and word.islower()}
 
 
+def _census(file_name: str, limit: int | None = None) -> set[str]:
+    lines = (importlib.resources.files("names") / file_name).read_text(encoding="ascii").splitlines()
+    return {line.split()[0].lower() for line in lines[:limit] if line.strip()}
+
+
 def likely_names() -> set[str]:
-    lexicon = load_lexicon()
-    census = importlib.resources.files("names") / "dist.all.last"
-    lines = census.read_text(encoding="ascii").splitlines()[:COMMON_SURNAMES]
-    return set(lexicon.first_names) | {line.split()[0].lower() for line in lines if line.strip()}
+    """Words that, in a clinical note, are far more often a name than their dictionary sense."""
+    first = _census("dist.male.first") | _census("dist.female.first")
+    return (first | _census("dist.all.last", COMMON_SURNAMES)) - EVERYDAY
 
 
 def main() -> None:
     counts = count_lowercase_words()
     prose = {word for word, count in counts.items() if count >= MIN_COUNT}
-    words = sorted(prose | (wordnet_words() - likely_names()))
+    words = sorted(prose | EVERYDAY | (wordnet_words() - likely_names()))
     header = "# Ordinary words: medical prose (MedQuAD CC BY 4.0, PubMedQA MIT) + spaCy lemma index (MIT); bench/data/build_common_words.py\n"
     TARGET.write_text(header + "\n".join(words) + "\n", encoding="utf-8")
     print(f"{len(words)} words -> {TARGET}")

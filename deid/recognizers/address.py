@@ -8,6 +8,7 @@ from presidio_analyzer import RecognizerResult
 
 from deid.detection.entities import Entity
 from deid.recognizers.base import ClinicalRecognizer, NoteStyle
+from deid.recognizers.lexicon import Lexicon
 
 SUFFIX = (
     r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|way|terrace|ter|circle|cir|"
@@ -15,7 +16,7 @@ SUFFIX = (
 )
 STATES = (
     r"AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|"
-    r"OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR"
+    r"OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR|AS|GU|MP|PW|VI|FM|MH|AA|AE|AP"
 )
 STATE_NAMES = (
     r"alabama|alaska|arizona|arkansas|california|colorado|connecticut|delaware|florida|georgia|hawaii|idaho|illinois|"
@@ -29,6 +30,8 @@ STREET = re.compile(
     rf"(?:,?[ \t]*(?:apt|apartment|suite|ste|unit|#|fl|floor)\.?[ \t]*#?[ \t]*[A-Za-z0-9\-]+)?",
     re.IGNORECASE,
 )
+STREET_WORD = re.compile(r"(?<=[ \t])[A-Za-z][A-Za-z'\-]*")
+TITLE_AFTER = re.compile(r"\.?[ \t]*[A-Z][a-z]")
 PO_BOX = re.compile(r"\bp\.?[ \t]*o\.?[ \t]*box[ \t]+\d+\b", re.IGNORECASE)
 CITY_STATE_ZIP = re.compile(
     rf"(?P<city>(?:[A-Z][A-Za-z'\-]+[ \t]){{0,2}}[A-Z][A-Za-z'\-]+),?[ \t]+(?:{STATES}|{STATE_NAMES})\.?"
@@ -41,15 +44,30 @@ STATE_ZIP = re.compile(rf"\b(?:{STATES}|{STATE_NAMES})\.?,?[ \t]+(?P<zip>\d{{5}}
 class AddressRecognizer(ClinicalRecognizer):
     ENTITIES = (Entity.LOCATION.value,)
 
+    def __init__(self, lexicon: Lexicon) -> None:
+        self.lexicon = lexicon
+        super().__init__()
+
     def find(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
         location = Entity.LOCATION.value
-        results = [self.result(m.start(), m.end(), location, 0.85) for m in STREET.finditer(text)]
+        results = [self.result(m.start(), m.end(), location, 0.85) for m in STREET.finditer(text) if self._street(text, m)]
         results += [self.result(m.start(), m.end(), location, 0.9) for m in PO_BOX.finditer(text)]
         for match in CITY_STATE_ZIP.finditer(text):
-            if style is NoteStyle.MIXED or match.group("zip"):
-                results.append(self.result(*match.span("city"), location, 0.7))
+            # The state alone is not PHI, but inside "City, ST 02114" it goes with the rest.
+            city_words = [word.lower() for word in match.group("city").split()]
+            if any(word in self.lexicon.clinical_terms or word in self.lexicon.stop_words for word in city_words):
+                continue
             if match.group("zip"):
-                results.append(self.result(*match.span("zip"), location, 0.9))
+                results.append(self.result(match.start("city"), match.end(), location, 0.9))
+            elif style is NoteStyle.MIXED:
+                results.append(self.result(*match.span("city"), location, 0.7))
         for pattern in (ZIP_LABELLED, STATE_ZIP):
             results += [self.result(*m.span("zip"), location, 0.85) for m in pattern.finditer(text)]
         return results
+
+    def _street(self, text: str, match: re.Match[str]) -> bool:
+        """Reject shorthand that happens to end in a suffix word: "to 4L NC per Dr. Sexton"."""
+        words = STREET_WORD.findall(match.group())
+        if any(word.lower() in self.lexicon.clinical_terms or word.lower() in self.lexicon.stop_words for word in words[:-1]):
+            return False
+        return not (words and words[-1].lower() == "dr" and TITLE_AFTER.match(text, match.end()))

@@ -40,6 +40,8 @@ vanc vanco vancomycin vap vats vc vent vf vfib vs vss vt vtach
 wbc wnl wt
 xr
 zosyn zofran
-""".split()
+min mrn acct ssn ems pgy q1h q2h q4h q6h q8h q12h medicaid medicare dob vna rehab portal msg pts
+son sons wife husband daughter friend niece nephew sister brother mother father mom dad aunt uncle
+""" .split()
 
 CLINICAL_TERMS: frozenset[str] = frozenset(_TERMS)

@@ -48,15 +48,16 @@ PATTERNS: tuple[tuple[re.Pattern[str], float], ...] = tuple(
     )
 )
 # 3/12 with no year: a date unless it is a fraction, a score or a ratio.
-MONTH_DAY = re.compile(rf"(?<![\d/.:\-]){MON}/{DAY}(?![\d/%.]|\.\d)")
+MONTH_DAY = re.compile(rf"(?<![\d/.:\-]){MON}/{DAY}(?![\d/%]|\.\d)")
 YEAR_ONLY = re.compile(rf"(?<![\d.,$#\-]){YEAR}(?![\d.,]\d|\s*(?:ml|cc|mg|mcg|kcal|cal|units?|u\b|l\b|g\b|x\b|/))", re.IGNORECASE)
 NOT_A_DATE_NEARBY = re.compile(
     r"strength|motor|pain|scale|score|gcs|ns\b|tab|assist|sliding|grip|pulse|pulses|breath|murmur|x\s*\d|"
-    r"dilution|ratio|i:e|grade|out of|/10|cm|mm|mg|ml|sec|flow|edema|drops|of\b",
+    r"dilution|ratio|i:e|grade|out of|/10|cm|mm|mg|ml|sec|flow|edema|drops|of\b|cpap|bipap|peep|psv?\b|vent|"
+    r"simv|ac\b|fio2|settings|h2o",
     re.IGNORECASE,
 )
 DATE_CONTEXT = re.compile(
-    r"(?:on|since|from|until|till|thru|through|by|dated?|admitted|admission|adm|discharged?|d/c|dc|seen|"
+    r"\b(?:on|since|from|until|till|thru|through|by|dated?|admitted|admission|adm|discharged?|d/c|dc|seen|"
     r"s/p|born|dob|starting|started|from|in|last|next|of|before|after)[ :]*$",
     re.IGNORECASE,
 )

@@ -29,9 +29,21 @@ STOP_BEFORE = frozenset(
 WARD = re.compile(
     r"(?<![\w/])(?:\d{1,2}[A-Za-z]?[ \t]?(?:west|east|north|south)(?![A-Za-z])|"
     r"(?:west|east|north|south)[ \t]?\d{1,2}[A-Za-z]?(?![\w/])|"
-    r"(?:ward|wing|pavilion|building|bldg|floor)[ \t]+(?:[A-Z]?\d{1,2}[A-Za-z]?|[A-Z][a-z]+)(?![\w/]))",
+    r"(?:ward|wing|pavilion|building|bldg)[ \t]+(?:[A-Z]?\d{1,2}[A-Za-z]?|[A-Z])(?![\w/]))",
     re.IGNORECASE,
 )
+
+
+DEPARTMENT_WORDS = frozenset(
+    "infusion dialysis wound pain urgent outpatient inpatient primary family medicine surgical surgery dental eye "
+    "mental walk-in same-day transplant sleep fertility vascular breast spine stroke diabetes anticoagulation coumadin "
+    "heart lung liver kidney memory travel employee student specialty our your their".split()
+)
+
+
+def _department(lower: str) -> bool:
+    """Specialties and services ("cardiology clinic") are not names of places."""
+    return lower in DEPARTMENT_WORDS or lower.endswith(("ology", "ogy", "iatry", "iatrics", "ics"))
 
 
 class HospitalRecognizer(ClinicalRecognizer):
@@ -60,7 +72,7 @@ class HospitalRecognizer(ClinicalRecognizer):
                 break
             word = match.group(1)
             lower = word.lower()
-            if lower in STOP_BEFORE or lower in self.lexicon.clinical_terms:
+            if lower in STOP_BEFORE or lower in self.lexicon.clinical_terms or _department(lower):
                 break
             if style is NoteStyle.MIXED and not (word[0].isupper() or lower in CONNECTORS):
                 break

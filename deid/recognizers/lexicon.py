@@ -24,7 +24,7 @@ FAKER_LOCALES = (
     "pl_PL", "nl_NL", "sv_SE", "vi_VN", "ga_IE", "cs_CZ", "hu_HU", "fi_FI", "da_DK", "no_NO", "ro_RO",
     "hr_HR", "sk_SK", "tr_TR", "fil_PH", "en_PH", "zh_CN", "ko_KR", "hi_IN", "yo_NG", "zu_ZA", "sw",
 )
-PLAIN_NAME = re.compile(r"[a-z][a-z'\-]+")
+PLAIN_NAME = re.compile(r"[^\W\d_][^\W\d_'\-]+")
 CENSUS_SURNAMES_KEPT = 60000
 
 
@@ -44,6 +44,38 @@ class Lexicon:
     def is_ambiguous(self, lower: str) -> bool:
         """A word that is a name but also ordinary English or clinical shorthand."""
         return lower in self.common_words or lower in self.clinical_terms
+
+    def is_common(self, lower: str) -> bool:
+        """An ordinary word, also when inflected ("works", "requested")."""
+        if lower in self.common_words:
+            return True
+        return any(stem in self.common_words for stem in _stems(lower))
+
+    def is_unknown(self, lower: str) -> bool:
+        """Not a word of English or medicine at all: next to a name, most likely another name."""
+        if len(lower) < 2 or not lower.replace("'", "").replace("-", "").isalpha():
+            return False
+        if lower in self.clinical_terms or lower in self.common_words:
+            return False
+        return not any(stem in self.common_words or stem in self.clinical_terms for stem in _stems(lower))
+
+
+INFLECTIONS = ("ies", "ied", "ing", "ers", "es", "ed", "er", "ly", "s", "d", "'s")
+
+
+def _stems(lower: str) -> list[str]:
+    """Candidate dictionary forms of an inflected word ("tolerating" -> "tolerat", "tolerate")."""
+    stems = []
+    for suffix in INFLECTIONS:
+        if lower.endswith(suffix) and len(lower) - len(suffix) >= 3:
+            stem = lower[: -len(suffix)]
+            stems += [stem, stem + "e", stem + "y"]
+            if len(stem) > 3 and stem[-1] == stem[-2]:
+                stems.append(stem[:-1])
+    for separator in ("-", "'"):
+        if separator in lower:
+            stems += lower.split(separator)
+    return stems
 
 
 def _census_names(file_name: str, limit: int | None = None) -> set[str]:

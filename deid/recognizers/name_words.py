@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from deid.recognizers.base import NoteStyle
 from deid.recognizers.lexicon import Lexicon
 
-TOKEN = re.compile(r"[A-Za-z][A-Za-z'\-]*[A-Za-z]|[A-Za-z]\.?")
-# Between two parts of one name only blanks, a comma ("Smith, John") or nothing else may stand.
+# Words of letters (any script); never a letter glued to a slash ("d/w", "s/p") or a digit.
+TOKEN = re.compile(r"(?<![/\\\w])(?:[^\W\d_][^\W\d_'\-]*[^\W\d_]|[^\W\d_]\.?)(?![/\\\d])")
+# Between two parts of one name only blanks, a comma ("Smith, John") or an initial's dot may stand.
 NAME_GAP = re.compile(r"[ \t]{1,3}|,[ \t]{0,2}|\.[ \t]{0,2}")
 
 
@@ -22,7 +23,8 @@ class Word:
 
     @property
     def lower(self) -> str:
-        return self.text.lower().rstrip(".")
+        lower = self.text.lower().rstrip(".")
+        return lower[:-2] if lower.endswith("'s") and len(lower) > 3 else lower
 
     @property
     def is_initial(self) -> bool:
@@ -39,43 +41,42 @@ def is_capitalized(word: Word) -> bool:
 
 
 def looks_like_name(word: Word, lexicon: Lexicon, style: NoteStyle) -> bool:
-    """Could this word be (part of) a name, given some outside context already points to one?"""
+    """Could this word be (part of) a name, given that outside context already points to one?
+
+    Listed names qualify even when they are ordinary words ("Dr. Brown", "DR WHITE"); other
+    words only when they are no English or clinical word at all ("Dr. Okafor"). In mixed-case
+    text a lower-case ordinary word never does.
+    """
     lower = word.lower
     if word.is_initial:
-        return word.text[0].isupper()
-    if lower in lexicon.clinical_terms or not word.text.replace("'", "").replace("-", "").isalpha():
+        return word.text[0].isupper() or (style is NoteStyle.LOWER and word.text.endswith("."))
+    if lower in lexicon.clinical_terms or lower in lexicon.stop_words:
         return False
-    if lower in lexicon.common_words:
-        # An ordinary word after "Dr" is still a name when written like one ("Dr. Brown").
-        return style is NoteStyle.MIXED and is_capitalized(word) and lexicon.is_name(lower)
-    if style is NoteStyle.MIXED:
-        return is_capitalized(word) or word.text.isupper() or lexicon.is_name(lower)
-    return True
+    if style is NoteStyle.MIXED and word.text.islower() and lexicon.is_common(lower):
+        return False
+    return lexicon.is_name(lower) or lexicon.is_unknown(lower) or (style is NoteStyle.MIXED and is_capitalized(word)
+                                                                   and not lexicon.is_common(lower))
+
+
+def next_word(text: str, position: int) -> Word | None:
+    """The word right after ``position`` if only a name gap (no line break) separates them."""
+    gap = NAME_GAP.match(text, position)
+    if gap is None:
+        return None
+    match = TOKEN.match(text, gap.end())
+    if match is None:
+        return None
+    return Word(match.start(), match.end(), match.group())
 
 
 def extend_name(text: str, first: Word, lexicon: Lexicon, style: NoteStyle, limit: int = 3) -> tuple[int, int]:
     """Grow a name from ``first`` over following name-like words ("John A. Smith")."""
-    start, end = first.start, first.end
-    position = end
+    end = first.end
     for _ in range(limit):
-        gap = NAME_GAP.match(text, position)
-        if gap is None or "\n" in gap.group():
+        word = next_word(text, end)
+        if word is None or not looks_like_name(word, lexicon, style):
             break
-        match = TOKEN.match(text, gap.end())
-        if match is None:
-            break
-        word = Word(match.start(), match.end(), match.group())
-        if not looks_like_name(word, lexicon, style) or not _strong_name_part(word, lexicon, style):
+        if style is NoteStyle.MIXED and not (word.text[0].isupper() or word.is_initial):
             break
         end = word.end
-        position = end
-    return start, end
-
-
-def _strong_name_part(word: Word, lexicon: Lexicon, style: NoteStyle) -> bool:
-    """Continuation words must look like names by list or by capitals, not merely be unknown words."""
-    if word.is_initial:
-        return True
-    if lexicon.is_name(word.lower):
-        return True
-    return style is NoteStyle.MIXED and (is_capitalized(word) or word.text.isupper())
+    return first.start, end

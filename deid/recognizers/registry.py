@@ -28,6 +28,7 @@ from deid.recognizers.spacy_ner import SpacyNerRecognizer
 from deid.recognizers.ssn import SsnRecognizer
 from deid.recognizers.titled_name import TitledNameRecognizer
 from deid.recognizers.url import UrlRecognizer
+from deid.recognizers.vehicle import VehicleRecognizer
 
 RecognizerFactory = Callable[[Lexicon], EntityRecognizer]
 
@@ -41,7 +42,8 @@ FACTORIES: tuple[RecognizerFactory, ...] = (
     lambda lexicon: LabeledIdRecognizer(),
     lambda lexicon: GenericIdRecognizer(),
     lambda lexicon: AgeOver89Recognizer(),
-    lambda lexicon: AddressRecognizer(),
+    AddressRecognizer,
+    lambda lexicon: VehicleRecognizer(),
     HospitalRecognizer,
     LocationRecognizer,
     TitledNameRecognizer,

@@ -3,6 +3,8 @@
 Context is the strongest evidence for a name in clinical text, and it tells staff from family:
 "Dr", "RN", "NP", "attending", "paged" precede clinicians; "Mr", "wife", "son", "pt" precede the
 patient and relatives. Names followed by a credential ("Smith, MD", "K. Lee RN") are clinicians.
+Titles and relations accept any name-like word after them; weak cues that are ordinary words
+("by", "with", "per", "pt") need a listed name or, in mixed case, a capitalised word.
 """
 
 from __future__ import annotations
@@ -14,39 +16,38 @@ from presidio_analyzer import RecognizerResult
 from deid.detection.entities import Entity
 from deid.recognizers.base import ClinicalRecognizer, NoteStyle
 from deid.recognizers.lexicon import Lexicon
-from deid.recognizers.name_words import TOKEN, Word, extend_name, looks_like_name
+from deid.recognizers.name_words import TOKEN, Word, extend_name, is_capitalized, looks_like_name, next_word
 
-CLINICIAN_TRIGGERS = (
-    r"dr|drs|doctor|prof|professor|rn|np|pa|pa-c|md|crna|cna|lpn|rrt|rt|ot|slp|pharmd|nurse|attending|"
-    r"resident|intern|fellow|surgeon|cardiologist|neurologist|oncologist|nephrologist|intensivist|"
-    r"hospitalist|pcp|physician|provider|np|paged|page|seen by|evaluated by|examined by|per|d/w|dw|"
-    r"discussed with|spoke with|spoke to|talked with|called|notified|aware|signed by|signed|cosigned by|"
-    r"dictated by|transcribed by|electronically signed by|cc|attending physician|referring physician|"
-    r"primary care|covering|coverage|charge nurse|case manager|social worker|sw|cm|chaplain|dietitian|"
-    r"by|with|to"
+CLINICIAN_TITLES = (
+    r"dr|drs|doctor|prof|professor|rn|np|pa-c|crna|lpn|cnm|fnp|aprn|rrt|attending|resident|intern|fellow|surgeon|"
+    r"[a-z]+ologist|[a-z]+iatrist|[a-z]+ician|intensivist|hospitalist|pcp|provider|nurse|charge nurse|"
+    r"case manager|social worker|chaplain|dietitian|pharmacist|therapist|midwife|anesthetist"
 )
-PERSON_TRIGGERS = (
+CLINICIAN_CUES = (
+    r"seen by|evaluated by|examined by|per|d/w|dw|discussed with|spoke with|spoke to|talked with|called|notified|"
+    r"paged|page|signed by|cosigned by|dictated by|transcribed by|electronically signed by|cc|covering|"
+    r"by|with|to|sw|cm|rt|ot|pt/ot|md|pa"
+)
+PERSON_TITLES = (
     r"mr|mrs|ms|miss|mister|mstr|wife|husband|spouse|son|sons|daughter|daughters|mother|father|mom|dad|"
     r"sister|brother|sibling|siblings|friend|niece|nephew|grandson|granddaughter|grandmother|grandfather|"
     r"grandma|grandpa|aunt|uncle|cousin|partner|boyfriend|girlfriend|fiance|fiancee|hcp|proxy|"
-    r"health care proxy|guardian|neighbor|neighbour|caregiver|visitor|pt|patient|name|patient name|pt name|"
-    r"family|stepson|stepdaughter|son-in-law|daughter-in-law|dtr|sis|bro|gf|bf"
+    r"health care proxy|guardian|neighbor|neighbour|caregiver|visitor|caller|patient name|pt name|name|"
+    r"stepson|stepdaughter|son-in-law|daughter-in-law|dtr|sis|bro|gf|bf|infant|baby|re"
 )
-# Triggers that are ordinary words ("by", "with", "to", "per", "called", "aware") only count
-# when a name-list word or a capitalised word follows; titles accept any plausible word.
-WEAK_TRIGGERS = frozenset(
-    "by with to per called notified aware signed page paged cc covering coverage pt patient name family "
-    "sw cm rt ot pa md provider physician nurse".split()
-)
+PERSON_CUES = r"pt|patient|family|mrs\.?|and|or"
 TRIGGER = re.compile(
-    rf"(?<![A-Za-z])(?P<clin>{CLINICIAN_TRIGGERS})|(?<![A-Za-z])(?P<pers>{PERSON_TRIGGERS})", re.IGNORECASE
+    rf"(?<![A-Za-z])(?:(?P<clin_title>{CLINICIAN_TITLES})|(?P<pers_title>{PERSON_TITLES})|"
+    rf"(?P<clin_cue>{CLINICIAN_CUES})|(?P<pers_cue>{PERSON_CUES}))(?![A-Za-z])",
+    re.IGNORECASE,
 )
 AFTER_TRIGGER = re.compile(r"(?:\.|'s)?(?:[ \t]*[:#,\-][ \t]*|[ \t]+)(?:(?:is|named|was|of|name)[ \t]+)?")
 CREDENTIAL = re.compile(
-    r"(?:,[ \t]*|[ \t]+)(?:md|m\.d\.|do|rn|r\.n\.|np|pa-c|pa|crna|lpn|bsn|msn|rrt|pharmd|phd|dds|fnp|aprn|cnm)"
+    r"(?:,[ \t]*|[ \t]+)(?:md|m\.d\.|do|rn|r\.n\.|np|pa-c|pa|crna|lpn|bsn|msn|rrt|pharmd|phd|dds|fnp|aprn|cnm|pgy-?\d)"
     r"(?![A-Za-z])",
     re.IGNORECASE,
 )
+PRECEDING_TOKEN = re.compile(r"([A-Za-z][A-Za-z'\-]*\.?)[ \t,]{0,3}$")
 
 
 class TitledNameRecognizer(ClinicalRecognizer):
@@ -66,27 +67,41 @@ class TitledNameRecognizer(ClinicalRecognizer):
             if match is None:
                 continue
             word = Word(match.start(), match.end(), match.group())
-            trigger_word = trigger.group().lower()
-            if not self._accepts(trigger_word, word, style):
+            title = bool(trigger.group("clin_title") or trigger.group("pers_title"))
+            if not (self._accepts(word, style, title) or self._two_word_name(text, word, style)):
                 continue
             start, end = extend_name(text, word, self.lexicon, style)
             if word.is_initial and end == word.end:
                 continue
-            entity = Entity.CLINICIAN if trigger.group("clin") else Entity.PATIENT
-            results.append(self.result(start, end, entity.value, 0.85 if trigger_word not in WEAK_TRIGGERS else 0.6))
+            clinician = bool(trigger.group("clin_title") or trigger.group("clin_cue"))
+            entity = Entity.CLINICIAN if clinician else Entity.PATIENT
+            results.append(self.result(start, end, entity.value, 0.85 if title else 0.6))
         results.extend(self._before_credentials(text, style))
         return results
 
-    def _accepts(self, trigger_word: str, word: Word, style: NoteStyle) -> bool:
+    def _accepts(self, word: Word, style: NoteStyle, title: bool) -> bool:
         if not looks_like_name(word, self.lexicon, style):
             return False
-        if word.is_initial:
-            return True  # kept only if a name follows the initial ("RN K. LINDQVIST")
-        if trigger_word in WEAK_TRIGGERS or len(trigger_word) <= 2:
-            name_listed = self.lexicon.is_name(word.lower) and word.lower not in self.lexicon.common_words
-            capital = style is NoteStyle.MIXED and word.text[0].isupper()
-            return name_listed or (capital and not word.is_initial)
-        return True
+        if word.is_initial or title:
+            return True  # an initial is kept only if a name follows it ("RN K. LINDQVIST")
+        lower = word.lower
+        if style is NoteStyle.MIXED:
+            return (is_capitalized(word) or word.text.isupper()) and (
+                lexicon_name_only(self.lexicon, lower) or self.lexicon.is_unknown(lower)
+            )
+        return lexicon_name_only(self.lexicon, lower)
+
+    def _two_word_name(self, text: str, word: Word, style: NoteStyle) -> bool:
+        """After a weak cue, two name-like words in a row ("pt jula arndorsson") are a name."""
+        if not self.lexicon.is_unknown(word.lower) or (style is NoteStyle.MIXED and not word.text[0].isupper()):
+            return False
+        following = next_word(text, word.end)
+        return (
+            following is not None
+            and not following.is_initial
+            and looks_like_name(following, self.lexicon, style)
+            and (self.lexicon.is_name(following.lower) or self.lexicon.is_unknown(following.lower))
+        )
 
     def _before_credentials(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
         results = []
@@ -99,24 +114,24 @@ class TitledNameRecognizer(ClinicalRecognizer):
                 if match is None:
                     break
                 word = Word(match.start(), match.end(), match.group())
-                if not looks_like_name(word, self.lexicon, style) or (
-                    style is not NoteStyle.MIXED and not self.lexicon.is_name(word.lower) and not word.is_initial
-                    and start is None
-                ):
+                if not looks_like_name(word, self.lexicon, style):
+                    break
+                if style is NoteStyle.MIXED and not (word.text[0].isupper() or word.is_initial):
                     break
                 start = word.start
                 position = word.start
-            if start is not None and not (end - start <= 2):
+            if start is not None and end - start > 2:
                 results.append(self.result(start, end, Entity.CLINICIAN.value, 0.8))
         return results
 
 
-PRECEDING_TOKEN = re.compile(r"([A-Za-z][A-Za-z'\-]*\.?)[ \t,]{0,3}$")
+def lexicon_name_only(lexicon: Lexicon, lower: str) -> bool:
+    """A listed name that is not also an ordinary or clinical word."""
+    return lexicon.is_name(lower) and not lexicon.is_ambiguous(lower)
 
 
 def _last_token_before(text: str, position: int) -> re.Match[str] | None:
-    window_start = max(0, position - 40)
-    match = PRECEDING_TOKEN.search(text, window_start, position)
+    match = PRECEDING_TOKEN.search(text, max(0, position - 40), position)
     if match is None:
         return None
     return TOKEN.match(text, match.start(1))
