@@ -1,0 +1,25 @@
+"""Quantize a GGUF with llama.cpp's own quantizer (through the Python binding)."""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+from appliance.errors import ModelError
+
+
+def quantize_gguf(source: Path, destination: Path, kind: str, threads: int | None = None) -> Path:
+    """Write ``destination`` as ``kind`` (e.g. ``Q4_K_M``); llama.cpp falls back per tensor where rows don't fit."""
+    import llama_cpp
+
+    ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{kind}", None)
+    if ftype is None:
+        raise ModelError(f"llama.cpp in this build has no quantization type {kind}")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = threads or 0
+    status = llama_cpp.llama_model_quantize(str(source).encode(), str(destination).encode(), ctypes.byref(params))
+    if status != 0 or not destination.is_file():
+        destination.unlink(missing_ok=True)
+        raise ModelError(f"llama.cpp could not quantize {source.name} to {kind} (status {status})")
+    return destination
