@@ -63,5 +63,6 @@ class TrainConfig(BaseModel):
     precision: Precision = Precision.auto
     qlora: bool = Field(False, description="4-bit base with bitsandbytes (GPU only)")
     gradient_checkpointing: bool = False
+    cpu_threads: int | None = Field(None, ge=1, description="torch threads when training on a CPU; None = torch's default")
     tokenizer: Path | None = Field(None, description="None = the base model's own tokenizer")
     seed: int = 0

@@ -159,6 +159,8 @@ def _build(ctx: StageContext, config: TrainConfig, inputs: dict[str, Path], base
         raise InputError("the training set is empty; rebuild the dataset with more sources")
     validation_examples = read_examples(inputs["validation"]) if "validation" in inputs else []
     device = _device(info)
+    if device.type == "cpu" and config.cpu_threads:
+        torch.set_num_threads(config.cpu_threads)
     autocast = resolve_precision(config.precision, device)
     _seed(config.seed)
     loaded = load_base_model(

@@ -187,7 +187,7 @@ def test_errors_are_clear(tmp_path: Path, dataset_dir: Path, tiny_hf_model: Path
 def test_two_process_ddp_on_cpu(tmp_path: Path, dataset_dir: Path, tiny_hf_model: Path) -> None:
     env = {**os.environ, "APPLIANCE_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1",
            "GLOO_SOCKET_IFNAME": "lo", "APPLIANCE_TRAIN__BATCH_SIZE": "2", "APPLIANCE_TRAIN__MAX_SEQ_LENGTH": "64",
-           "APPLIANCE_TRAIN__EVAL_INTERVAL": "2"}
+           "APPLIANCE_TRAIN__EVAL_INTERVAL": "2", "APPLIANCE_TRAIN__CPU_THREADS": "1"}
     env.pop("APPLIANCE_CONFIG", None)
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc-per-node", "2",
