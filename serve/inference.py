@@ -121,7 +121,7 @@ class InferenceService:
             return self.models.engine.submit(prepared.prompt, prepared.params)
         except EngineBusyError as busy:
             busy.headers = {"Retry-After": str(self.config.retry_after_s)}
-            asyncio.get_running_loop().run_in_executor(None, self._record, prepared, None, 429)
+            asyncio.get_running_loop().run_in_executor(None, self._record, prepared, None, None, 429)
             raise
 
     async def complete(self, prepared: Prepared, request: Request) -> Outcome:
@@ -139,24 +139,28 @@ class InferenceService:
             if last is None:
                 generation.cancel()
         status = self._status_of(last)
-        await run_in_threadpool(self._record, prepared, last, status)
+        await run_in_threadpool(self._record, prepared, generation, last, status)
         if status >= 500:
             raise GenerationFailedError("generation failed; retry the request")
         assert last is not None and last.finish_reason is not None
         return Outcome("".join(parts), last.finish_reason, last.prompt_tokens, last.completion_tokens)
 
-    async def stream(self, prepared: Prepared, generation: Generation) -> AsyncIterator[GenerationEvent]:
-        """Events as they come; leaving early (client gone) cancels the generation."""
+    async def stream(
+        self, prepared: Prepared, generation: Generation, request: Request
+    ) -> AsyncIterator[GenerationEvent]:
+        """Events as they come; a client that hangs up (even while queued) cancels the generation."""
         last: GenerationEvent | None = None
+        watcher = asyncio.create_task(_cancel_on_disconnect(request, generation))
         try:
             async for event in generation.events():
                 last = event
                 yield event
         finally:
+            watcher.cancel()
             if last is None or last.finish_reason is None:
                 generation.cancel()
             status = self._status_of(last)
-            await asyncio.shield(run_in_threadpool(self._record, prepared, last, status))
+            await asyncio.shield(run_in_threadpool(self._record, prepared, generation, last, status))
 
     @staticmethod
     def _status_of(last: GenerationEvent | None) -> int:
@@ -166,9 +170,13 @@ class InferenceService:
             return 200
         return 503
 
-    def _record(self, prepared: Prepared, last: GenerationEvent | None, status: int) -> None:
-        if last is not None:
+    def _record(
+        self, prepared: Prepared, generation: Generation | None, last: GenerationEvent | None, status: int
+    ) -> None:
+        finished = last is not None and last.finish_reason is not None
+        if finished:
             self.metrics.observe_generation(last.prompt_tokens, last.completion_tokens, last.decode_seconds)
+        reason = last.finish_reason if finished else ("cancelled" if generation is not None else None)
         self.ledger.record(
             RequestRecord(
                 request_id=prepared.request_id,
@@ -177,11 +185,11 @@ class InferenceService:
                 role=prepared.principal.role.value,
                 model_sha256=prepared.model_sha256,
                 prompt_tokens=len(prepared.prompt),
-                completion_tokens=last.completion_tokens if last else 0,
+                completion_tokens=generation.generated if generation is not None else 0,
                 phi_types=prepared.phi_types,
                 latency_ms=int((time.perf_counter() - prepared.started) * 1000),
                 status=status,
-                reason=last.finish_reason if last else None,
+                reason=reason,
                 adapter_sha256=prepared.adapter_sha256,
             )
         )

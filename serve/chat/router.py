@@ -30,7 +30,7 @@ def build_router() -> APIRouter:
         generation = service.inference.start(prepared)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(
-            service.sse(prepared, generation, include_usage), media_type="text/event-stream", headers=SSE_HEADERS
+            service.sse(prepared, generation, include_usage, request), media_type="text/event-stream", headers=SSE_HEADERS
         )
 
     return router

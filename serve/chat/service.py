@@ -41,8 +41,9 @@ class ChatService:
             question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
             grounded = await run_in_threadpool(self.grounding.ground, question, messages)
             messages, citations = grounded.messages, grounded.citations
+        default_tokens = min(self.config.default_max_tokens, self.config.max_tokens_limit)
         params = SamplingParams(
-            max_tokens=body.max_completion_tokens or body.max_tokens or self.config.default_max_tokens,
+            max_tokens=body.max_completion_tokens or body.max_tokens or default_tokens,
             temperature=1.0 if body.temperature is None else body.temperature,
             top_p=1.0 if body.top_p is None else body.top_p,
             seed=body.seed,
@@ -66,7 +67,9 @@ class ChatService:
             citations=citations or None,
         )
 
-    async def sse(self, prepared: Prepared, generation: Generation, include_usage: bool) -> AsyncIterator[bytes]:
+    async def sse(
+        self, prepared: Prepared, generation: Generation, include_usage: bool, request: Request
+    ) -> AsyncIterator[bytes]:
         """Server-sent events exactly as OpenAI sends them, ending with ``data: [DONE]``."""
 
         def chunk(delta: Delta, finish: str | None = None, usage: Usage | None = None) -> bytes:
@@ -80,7 +83,7 @@ class ChatService:
             return b"data: " + body.model_dump_json(exclude_none=not usage).encode() + b"\n\n"
 
         yield chunk(Delta(role="assistant", content=""))
-        async for event in self.inference.stream(prepared, generation):
+        async for event in self.inference.stream(prepared, generation, request):
             if event.finish_reason is None:
                 yield chunk(Delta(content=event.text))
                 continue

@@ -37,7 +37,7 @@ class ConsultService:
             grounded = await run_in_threadpool(self.grounding.ground, body.question, messages)
             messages, citations = grounded.messages, grounded.citations
         params = SamplingParams(
-            max_tokens=body.max_tokens or self.config.default_max_tokens,
+            max_tokens=body.max_tokens or min(self.config.default_max_tokens, self.config.max_tokens_limit),
             temperature=body.temperature,
             seed=body.seed,
         )

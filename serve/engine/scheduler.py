@@ -60,6 +60,7 @@ class Generation:
         self._loop = loop
         self._events: asyncio.Queue[GenerationEvent] = asyncio.Queue()
         self._cancelled = threading.Event()
+        self.generated = 0
 
     def cancel(self) -> None:
         """Called when the client goes away; the worker frees the slot at its next step."""
@@ -254,6 +255,7 @@ class BatchEngine:
             self._finish(sequence, "stop", sequence.assembler.flush())
             return
         sequence.generated += 1
+        sequence.generation.generated = sequence.generated
         sequence.last_token = token
         text, stopped = sequence.assembler.feed(self.model.piece(token, self._piece_buffer))
         if stopped:

@@ -13,7 +13,8 @@ from tests.serve.live import LiveServer, free_port, live_server
 
 
 def _settings(home: Path, **serve: object) -> ApplianceSettings:
-    base = {"port": free_port(), "context_length": 512, "threads": 2, "detect_phi": False}
+    # One llama.cpp thread: on a shared 2-core runner, OpenMP barriers across busy cores stall for seconds.
+    base = {"port": free_port(), "context_length": 512, "threads": 1, "detect_phi": False}
     return ApplianceSettings(home=home, serve=ServeConfig(**{**base, **serve}))
 
 
