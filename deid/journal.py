@@ -37,6 +37,7 @@ class JournalState:
     run_id: str | None = None
     settings_sha256: str | None = None
     files: dict[str, FileProgress] = field(default_factory=dict)
+    problems: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)  # file -> position -> reason, detail
 
 
 class Journal:
@@ -60,6 +61,8 @@ class Journal:
                     state.settings_sha256 = event["settings_sha256"]
                 elif event.get("event") == "progress":
                     state.files[event["file"]] = FileProgress(**event["progress"])
+                elif event.get("event") == "problem":
+                    state.problems.setdefault(event["file"], {})[event["position"]] = (event["reason"], event["detail"])
         return state
 
     def _append(self, event: dict[str, Any]) -> None:
@@ -85,6 +88,11 @@ class Journal:
         self.state.settings_sha256 = settings_sha256
         self._append({"event": "start", "run_id": run_id, "settings_sha256": settings_sha256})
         return run_id
+
+    def problem(self, name: str, position: str, reason: str, detail: str) -> None:
+        """A malformed record, kept so a resumed run still reports what the killed one found."""
+        self.state.problems.setdefault(name, {})[position] = (reason, detail)
+        self._append({"event": "problem", "file": name, "position": position, "reason": reason, "detail": detail})
 
     def progress(self, name: str, progress: FileProgress) -> None:
         self.state.files[name] = progress

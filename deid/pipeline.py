@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from deid.anonymize.operators import Anonymizer
-from deid.anonymize.scrubber import Scrubber
+from deid.anonymize.scrubber import Detector, Scrubber
 from deid.anonymize.surrogates import SurrogateFactory
 from deid.config import DeidConfig
 from deid.errors import InputNotFoundError, UnsupportedFormatError
@@ -114,13 +114,15 @@ class WorkerSpec:
     patient_index: Path | None
 
 
-def build_context(spec: WorkerSpec) -> ReaderContext:
-    from deid.detection.engine import PhiDetector
+def build_context(spec: WorkerSpec, detector: Detector | None = None) -> ReaderContext:
+    if detector is None:
+        from deid.detection.engine import PhiDetector
 
+        detector = PhiDetector(spec.config)
     surrogates = SurrogateFactory(spec.surrogate_secret, date_shift_max_days=spec.config.date_shift_max_days)
     anonymizer = Anonymizer(spec.config, surrogates)
     patients: PatientLookup = PatientIndex(spec.patient_index) if spec.patient_index else NoPatients()
-    return ReaderContext(spec.config, Scrubber(PhiDetector(spec.config), anonymizer), patients, spec.document_secret)
+    return ReaderContext(spec.config, Scrubber(detector, anonymizer), patients, spec.document_secret)
 
 
 # A worker process builds its detector once (about a second) and keeps it for every batch it
@@ -320,7 +322,7 @@ class _Run:
         reader = item.reader
         if progress.done:
             self._finish(partial, final)
-            self._count_finished(progress)
+            self._count_finished(item.name, progress)
             return
         resuming = item.name in self.journal.state.files
         partial.parent.mkdir(parents=True, exist_ok=True)
@@ -340,7 +342,7 @@ class _Run:
             progress.done = True
             self._checkpoint(item.name, progress, output)
         self._finish(partial, final, empty=progress.documents == 0 and progress.malformed > 0)
-        self._count_finished(progress)
+        self._count_finished(item.name, progress)
 
     def _stream(self, item: InputFile, reader: RecordFormat, progress: FileProgress, output: IO[bytes], already: set[str]) -> None:
         units = reader.units(item.path, item.name, progress.offset, progress.line)
@@ -360,8 +362,7 @@ class _Run:
                                "record_id": _record_id(position, item.name), "reason": reason, "format": reader.name}
                     self.ledger.append("deid.malformed", payload)
                 progress.malformed += 1
-                if len(self.summary.problems) < MAX_REPORTED:
-                    self.summary.problems.append(Problem(position, reason, detail))
+                self.journal.problem(item.name, position, reason, detail)
             progress.offset, progress.line = offset, line
             since += 1
             if since >= CHECKPOINT_UNITS or time.monotonic() - last > CHECKPOINT_SECONDS:
@@ -383,10 +384,13 @@ class _Run:
         finally:
             os.close(fd)
 
-    def _count_finished(self, progress: FileProgress) -> None:
+    def _count_finished(self, name: str, progress: FileProgress) -> None:
         self.summary.files += 1
         self.summary.documents += progress.documents
         self.summary.malformed += progress.malformed
+        for position, (reason, detail) in self.journal.state.problems.get(name, {}).items():
+            if len(self.summary.problems) < MAX_REPORTED:
+                self.summary.problems.append(Problem(position, reason, detail))
 
 
 def deidentify(
@@ -400,8 +404,13 @@ def deidentify(
     workers: int = 1,
     actor: str = "deid-run",
     progress: Callable[[ProgressUpdate], None] | None = None,
+    detector: Detector | None = None,
 ) -> RunSummary:
-    """De-identify ``inputs`` into ``out_dir``; resumes a killed run found there."""
+    """De-identify ``inputs`` into ``out_dir``; resumes a killed run found there.
+
+    ``detector`` lets a caller that already holds a detector built from ``config`` (the demo,
+    tests) skip building another; worker processes always build their own.
+    """
     files, skipped = collect_inputs([Path(p) for p in inputs], out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     journal = Journal(out_dir / STATE_DIR / JOURNAL_FILE)
@@ -416,7 +425,7 @@ def deidentify(
             if workers > 1
             else None
         )
-        context = build_context(spec) if executor is None else None
+        context = build_context(spec, detector) if executor is None else None
         try:
             with LedgerWriter.open(
                 ledger_path, keystore.signing_key(), actor=actor, checkpoint_every=ledger_config.checkpoint_every, fsync=False

@@ -32,7 +32,8 @@ _MON = (
     r"|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)(?![a-z])"
 )
 _ORD = r"(?P<ord>st|nd|rd|th)?"
-_YEAR_ANCHOR = 2000  # leap year: "2/29" without a year stays valid
+_YEAR_ANCHOR = 2001  # a common year, so "3/14" minus 14 days is "2/28" as most readers expect
+_LEAP_ANCHOR = 2000  # only for "2/29" written without a year
 _DAY_ANCHOR = 15
 
 # Order matters only for ties: the leftmost, then longest match wins.
@@ -88,7 +89,9 @@ def _parse(match: re.Match[str]) -> _Parsed | None:
     try:
         return _Parsed(date(year, month, day), day_first)
     except ValueError:
-        return None
+        if groups.get("y") or (month, day) != (2, 29):
+            return None
+        return _Parsed(date(_LEAP_ANCHOR, month, day), day_first)
 
 
 def _same_case(template: str, word: str) -> str:

@@ -1,0 +1,89 @@
+"""FHIR resources: data types handled wherever they occur, notes scrubbed with the patient's own PHI."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from deid.readers.base import ReaderContext
+from deid.readers.fhir import FhirJsonFormat
+from deid.readers.fhir_resource import ResourceScrubber
+from deid.readers.patients import PatientIndex, build_patient_index
+
+PATIENT = {
+    "resourceType": "Patient",
+    "id": "129c6ac7-8d06-89de-ad63-0204a93e76c3",
+    "text": {"status": "generated", "div": "<div>Qortimer Zyxwquist</div>"},
+    "extension": [
+        {"url": "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName", "valueString": "Ilsa Vrondhaven"},
+        {"url": "http://hl7.org/fhir/StructureDefinition/geolocation", "extension": [{"url": "latitude", "valueDecimal": 38.9}]},
+    ],
+    "identifier": [{"system": "http://hospital.example.org", "value": "MR-0048291"}],
+    "name": [{"use": "official", "family": "Zyxwquist", "given": ["Qortimer"], "prefix": ["Mr."]}],
+    "telecom": [{"system": "phone", "value": "555-810-7203"}, {"system": "email", "value": "qz@canary.example"}],
+    "birthDate": "1950-05-21",
+    "address": [{"line": ["77 Canarywood Lane"], "city": "Olathe", "state": "KS", "postalCode": "66061"}],
+}
+NOTE = "Mr. Zyxwquist (MRN MR-0048291) seen 2017-03-08 at home, 77 Canarywood Lane. Call 555-810-7203."
+
+
+def document_reference() -> dict:
+    return {
+        "resourceType": "DocumentReference",
+        "id": "02c8dd96-7db2-a46b-b7c3-b79b9767b70f",
+        "subject": {"reference": "urn:uuid:129c6ac7-8d06-89de-ad63-0204a93e76c3"},
+        "date": "2017-03-08T10:09:01.500-05:00",
+        "author": [{"reference": "Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|9999951293", "display": "Dr. Quentin28 Kertzmann286"}],
+        "content": [
+            {"attachment": {"contentType": "text/plain; charset=utf-8", "data": base64.b64encode(NOTE.encode()).decode(), "size": len(NOTE)}},
+            {"attachment": {"contentType": "application/pdf", "data": base64.b64encode(b"%PDF-1.4 Zyxwquist").decode()}},
+        ],
+    }
+
+
+def test_patient_resource(make_context: Callable[..., ReaderContext]) -> None:
+    scrubbed, applied = ResourceScrubber(make_context()).scrub(json.loads(json.dumps(PATIENT)))
+    dumped = json.dumps(scrubbed)
+    for real in ("Zyxwquist", "Qortimer", "Vrondhaven", "MR-0048291", "555-810-7203", "qz@canary", "Canarywood", "66061", "Olathe", "1950-05-21", "129c6ac7"):
+        assert real not in dumped, real
+    assert "text" not in scrubbed and "latitude" not in dumped  # narrative and geolocation dropped
+    assert scrubbed["name"][0]["prefix"] == ["Mr."] and scrubbed["address"][0]["state"] == "KS"
+    assert len(scrubbed["birthDate"]) == 10 and scrubbed["identifier"][0]["value"][:3] == scrubbed["identifier"][0]["value"][:3].upper()
+    assert {a.operator for a in applied} >= {"surrogate", "shift", "pseudonymize", "drop"}
+
+
+def test_bundle_note_uses_known_phi_and_references_stay_consistent(tmp_path: Path, make_context: Callable[..., ReaderContext]) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"fullUrl": "urn:uuid:" + PATIENT["id"], "resource": PATIENT, "request": {"method": "POST", "url": "Patient"}},
+            {"fullUrl": "urn:uuid:02c8dd96-7db2-a46b-b7c3-b79b9767b70f", "resource": document_reference()},
+            {"fullUrl": "urn:uuid:0000", "request": {"method": "DELETE"}},
+        ],
+    }
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle))
+    index = build_patient_index(tmp_path / "p.sqlite", [PATIENT])
+    assert index == 1
+    context = make_context(patients=PatientIndex(tmp_path / "p.sqlite"))
+    reader = FhirJsonFormat()
+    (unit, _, _), = list(reader.units(path, path.name, 0, 0))
+    result = reader.transform(unit, context)
+    assert [(p, r) for p, r, _ in result.malformed] == [("bundle.json#entry.2", "bad_entry")]
+    out = json.loads(result.output)
+    patient, doc = out["entry"][0]["resource"], out["entry"][1]["resource"]
+    assert out["entry"][0]["fullUrl"] == "urn:uuid:" + patient["id"] and out["entry"][0]["request"]["url"] == "Patient"
+    assert doc["subject"]["reference"] == "urn:uuid:" + patient["id"]
+    note = base64.b64decode(doc["content"][0]["attachment"]["data"]).decode()
+    assert doc["content"][0]["attachment"]["size"] == len(note.encode())
+    for real in ("Zyxwquist", "MR-0048291", "Canarywood", "555-810-7203", "2017-03-08"):
+        assert real not in note, real
+    surname = patient["name"][0]["family"]
+    assert f"Mr. {surname}" in note  # the same fake in the structured name and in the note
+    assert doc["date"][:10] in note  # the note's date moved with the resource's date
+    assert "data" not in doc["content"][1]["attachment"]  # cannot be scanned, so not kept
+    assert "Kertzmann" not in json.dumps(doc) and "9999951293" not in json.dumps(doc)
+    assert len(result.documents) == 2
