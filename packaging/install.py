@@ -81,7 +81,9 @@ def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, env=env or _clean_env())
+    # cwd "/": ``python -c`` puts the working directory first on sys.path, and the operator may be
+    # standing in a source checkout whose packages must not shadow the installed release.
+    done = subprocess.run(command, capture_output=True, text=True, env=env or _clean_env(), cwd="/")
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
         raise InstallError(f"{what} failed (exit {done.returncode}):\n{tail}")
