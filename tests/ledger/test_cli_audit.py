@@ -75,13 +75,3 @@ def test_verify_without_keystore_or_key_is_a_clear_error(tmp_path: Path, applian
     done = appliance("audit", "verify", str(ledger), home=appliance_home)
     assert done.returncode == 9
     assert done.stderr.strip().startswith("error: no keystore") and "--public-key" in done.stderr
-
-
-def test_report_writes_html_and_json(appliance_home: Path, tmp_path: Path) -> None:
-    default_ledger(appliance_home, documents=5)
-    out = tmp_path / "report"
-    done = appliance("audit", "report", "--out", str(out), "--seed", "3", "--sample", "2", home=appliance_home)
-    assert done.returncode == 0, done.stderr
-    data = json.loads((out / "report.json").read_text())
-    assert data["documents"] == 5 and data["spot_check"]["size"] == 2
-    assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
