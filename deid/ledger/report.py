@@ -121,10 +121,19 @@ def _read(path: Path) -> _Tally:
     return tally
 
 
+def _source_label(payload: dict[str, Any]) -> str:
+    """The file name, or a hash prefix when the writer judged the name unfit for the ledger."""
+    if "source" in payload:
+        return str(payload["source"])
+    if "source_sha256" in payload:
+        return f"sha256:{payload['source_sha256'][:16]}"
+    return "(unnamed)"
+
+
 def _add_document(tally: _Tally, payload: dict[str, Any], seq: int, when: datetime) -> None:
     counts: dict[str, int] = payload["entity_counts"]
     total = sum(counts.values())
-    source = payload.get("source", "(unnamed)")
+    source = _source_label(payload)
     tally.by_type.update(counts)
     tally.by_source[source]["documents"] += 1
     tally.by_source[source]["entities"] += total

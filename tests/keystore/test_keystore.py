@@ -6,6 +6,8 @@ import base64
 import hashlib
 import hmac
 import json
+import multiprocessing
+import multiprocessing.synchronize
 import stat
 from pathlib import Path
 
@@ -114,3 +116,26 @@ def test_keyed_hash_is_hmac_and_depends_on_secret() -> None:
 def test_bad_public_key_file_is_a_typed_error(tmp_path: Path) -> None:
     with pytest.raises(KeystoreError):
         load_public_keys(b"not a key")
+
+
+def _secret_in_child(directory: str, start: multiprocessing.synchronize.Event, results: multiprocessing.Queue) -> None:
+    start.wait(30)
+    store = Keystore.open(Path(directory))
+    results.put((store.secret("document-id").hex(), store.key_id()))
+
+
+def test_two_processes_creating_the_keystore_at_once_agree(tmp_path: Path) -> None:
+    """First use races are settled under the keystore lock: one secret, one key, whoever wins."""
+    context = multiprocessing.get_context("fork")
+    start, results = context.Event(), context.Queue()
+    children = [
+        context.Process(target=_secret_in_child, args=(str(tmp_path / "ks"), start, results)) for _ in range(2)
+    ]
+    for child in children:
+        child.start()
+    start.set()
+    seen = [results.get(timeout=60) for _ in children]
+    for child in children:
+        child.join(30)
+    assert seen[0] == seen[1]
+    assert Keystore.open(tmp_path / "ks").secret("document-id").hex() == seen[0][0]
