@@ -38,11 +38,19 @@ from types import ModuleType
 from typing import Any, BinaryIO
 
 
-def _load_sibling(name: str) -> ModuleType:
-    """Load a module from this file's directory by path: the installer runs with ``python3 -I``."""
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+# The sha256 of ed25519.py: checking this one file's hash out of band then vouches for both.
+# tests/bundle/test_signing.py fails when ed25519.py changes and this pin does not.
+ED25519_SHA256 = "c2023db6b3e123f06bd3ad5572496451894d6e47666463e07960296cc41ddd97"
+
+
+def _load_pinned_sibling(name: str, sha256: str) -> ModuleType:
+    """Load a module beside this file by path (the installer runs ``python3 -I``), only if its hash matches."""
+    path = Path(__file__).with_name(f"{name}.py")
+    if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+        raise SystemExit(f"REFUSED: {path.name} beside the verifier is missing or altered")
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ImportError(f"{name}.py is missing beside the verifier")
+        raise SystemExit(f"REFUSED: cannot load {path.name}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -51,7 +59,7 @@ def _load_sibling(name: str) -> ModuleType:
 if __package__:
     from . import ed25519
 else:  # run as a script from the bundle's installer directory
-    ed25519 = _load_sibling("ed25519")
+    ed25519 = _load_pinned_sibling("ed25519", ED25519_SHA256)
 
 FORMAT = "medical-appliance-bundle/1"
 MANIFEST_NAME = "manifest.json"

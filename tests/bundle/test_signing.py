@@ -171,3 +171,28 @@ def test_manifest_lists_hash_size_and_payload_digest(signed_bundle: Path, releas
         stored = json.loads(tar.extractfile(manifest_member).read())  # type: ignore[union-attr]
     assert stored["payload_bytes"] == manifest_member.offset
     assert hashlib.sha256(signed_bundle.read_bytes()[: manifest_member.offset]).hexdigest() == stored["payload_sha256"]
+
+
+def test_verifier_pins_the_ed25519_module_it_loads() -> None:
+    """Operators check verify_bundle.py's hash out of band; the pin extends that check to ed25519.py."""
+    import hashlib
+
+    from appliance.bundle import verify_bundle
+
+    assert hashlib.sha256(Path(ed25519.__file__).read_bytes()).hexdigest() == verify_bundle.ED25519_SHA256
+
+
+def test_script_verifier_refuses_an_altered_ed25519(signed_bundle: Path, release_pem: bytes, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from appliance.bundle import verify_bundle
+
+    shutil.copy(verify_bundle.__file__, tmp_path / "verify_bundle.py")
+    shutil.copy(ed25519.__file__, tmp_path / "ed25519.py")
+    (tmp_path / "key.pem").write_bytes(release_pem)
+    command = [sys.executable, "-I", str(tmp_path / "verify_bundle.py"), str(signed_bundle), "--public-key", str(tmp_path / "key.pem")]
+    assert subprocess.run(command, capture_output=True, cwd=tmp_path).returncode == 0
+    (tmp_path / "ed25519.py").write_text((tmp_path / "ed25519.py").read_text() + "\ndef verify(*args): return None\n")
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode != 0 and "ed25519.py beside the verifier is missing or altered" in done.stderr
