@@ -15,6 +15,8 @@ CHART_WIDTH = 720
 CHART_HEIGHT = 180
 CHART_MARGIN = 30
 MAX_BAR_WIDTH = 48
+# Longer tables stay in report.json; a page with 50,000 rows helps no one.
+MAX_ROWS = 500
 
 
 def _timeline_bars(timeline: dict[str, Any]) -> list[dict[str, Any]]:
@@ -53,4 +55,5 @@ def render_html(report: dict[str, Any]) -> str:
         bars=_timeline_bars(report["timeline"]),
         chart={"width": CHART_WIDTH, "height": CHART_HEIGHT, "margin": CHART_MARGIN},
         type_peak=max(report["by_type"].values(), default=1),
+        max_rows=MAX_ROWS,
     )

@@ -171,3 +171,19 @@ def test_a_writer_is_not_shared_across_fork(keystore: Keystore, tmp_path: Path) 
     writer.append("api.request", api_payload(2))
     writer.close()
     assert verify_ledger(tmp_path / "l.jsonl", keystore.public_keys()).ok
+
+
+def test_entries_larger_than_a_read_block_are_found_at_the_tail(keystore: Keystore, tmp_path: Path) -> None:
+    """A document with thousands of spans makes a line longer than the backward scan's block."""
+    path = tmp_path / "l.jsonl"
+    secret = keystore.secret("document-id")
+    big = document_payload(1, secret, persons=3000)
+    with LedgerWriter.open(path, keystore.signing_key(), actor="deid-run", checkpoint_every=2) as writer:
+        writer.append("deid.document", big)
+        writer.append("deid.document", big)
+        writer.append("deid.document", big)
+    assert max(len(line) for line in path.read_bytes().splitlines()) > 3 * 65536
+    with LedgerWriter.open(path, keystore.signing_key(), actor="deid-run", checkpoint_every=2) as writer:
+        assert writer.append("deid.document", big) == 5
+    result = verify_ledger(path, keystore.public_keys())
+    assert result.ok and result.checkpoints == 3
