@@ -79,10 +79,12 @@ def verify(
     ledger: LedgerArgument = None,
     public_key: PublicKeyOption = None,
     allow_unsealed: Annotated[
-        bool, typer.Option("--allow-unsealed", help="Accept entries after the last checkpoint (a service is still writing)")
+        bool,
+        typer.Option("--allow-unsealed", help="Accept entries after the last checkpoint (a service is still writing)"),
     ] = False,
     expected_head: Annotated[
-        str | None, typer.Option("--expected-head", help="A head hash cited elsewhere (model card, manifest) that must be in the ledger")
+        str | None,
+        typer.Option("--expected-head", help="A head hash cited elsewhere (model card, manifest) that must be in it"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON on stdout")] = False,
 ) -> None:
@@ -122,10 +124,10 @@ def report(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Directory for report.html and report.json")] = None,
     deidentified_dir: Annotated[
         Path | None,
-        typer.Option("--deidentified-dir", help="De-identified outputs to take spot-check excerpts from (never raw inputs)"),
+        typer.Option("--deidentified-dir", help="De-identified outputs for spot-check excerpts (never raw inputs)"),
     ] = None,
     sample: Annotated[int | None, typer.Option("--sample", min=0, max=1000, help="Spot-check sample size")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the spot-check sample (for a reproducible pick)")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the spot-check sample (reproducible pick)")] = None,
     public_key: PublicKeyOption = None,
 ) -> None:
     """Write a self-contained HTML page and JSON: counts, timeline, HIPAA coverage, review flags, spot checks."""

@@ -158,8 +158,9 @@ class _Walk:
             later = (_peek(line)[0] for line in self.lines[index + 1 :])
             if any(s == self.expected for s in later):
                 raise _Fault(ProblemKind.reordered, self.expected, f"entry {seq} appears before entry {self.expected}")
-            missing = f"entry {self.expected} is" if seq == self.expected + 1 else f"entries {self.expected} to {seq - 1} are"
-            raise _Fault(ProblemKind.deleted, self.expected, f"{missing} missing")
+            if seq == self.expected + 1:
+                raise _Fault(ProblemKind.deleted, self.expected, f"entry {self.expected} is missing")
+            raise _Fault(ProblemKind.deleted, self.expected, f"entries {self.expected} to {seq - 1} are missing")
         if seq < self.expected:
             where = seq if seq == self.expected - 1 else self.expected
             raise _Fault(ProblemKind.inserted, where, f"an extra entry claiming sequence {seq} was inserted")
@@ -188,7 +189,8 @@ class _Walk:
         if self.keys is not None:
             key = self.keys.get(kid) if isinstance(kid, str) else None
             if key is None:
-                raise _Fault(ProblemKind.wrong_key, seq, f"the checkpoint was signed by key {kid}, which is not trusted")
+                detail = f"the checkpoint was signed by key {kid}, which is not trusted"
+                raise _Fault(ProblemKind.wrong_key, seq, detail)
             try:
                 key.verify(bytes.fromhex(str(payload.get("signature"))), checkpoint_message(seq - 1, self.prev))
             except (InvalidSignature, ValueError):
