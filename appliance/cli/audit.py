@@ -26,6 +26,10 @@ PublicKeyOption = Annotated[
     list[Path] | None,
     typer.Option("--public-key", help="PEM file of trusted public keys (repeatable); default: the keystore's"),
 ]
+AllowUnsealedOption = Annotated[
+    bool,
+    typer.Option("--allow-unsealed", help="Accept entries after the last checkpoint (a service is still writing)"),
+]
 KeyNameOption = Annotated[str | None, typer.Option("--name", help="Key name in the keystore; default: the ledger key")]
 
 
@@ -78,10 +82,7 @@ def verify(
     ctx: typer.Context,
     ledger: LedgerArgument = None,
     public_key: PublicKeyOption = None,
-    allow_unsealed: Annotated[
-        bool,
-        typer.Option("--allow-unsealed", help="Accept entries after the last checkpoint (a service is still writing)"),
-    ] = False,
+    allow_unsealed: AllowUnsealedOption = False,
     expected_head: Annotated[
         str | None,
         typer.Option("--expected-head", help="A head hash cited elsewhere (model card, manifest) that must be in it"),
@@ -129,6 +130,7 @@ def report(
     sample: Annotated[int | None, typer.Option("--sample", min=0, max=1000, help="Spot-check sample size")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the spot-check sample (reproducible pick)")] = None,
     public_key: PublicKeyOption = None,
+    allow_unsealed: AllowUnsealedOption = False,
 ) -> None:
     """Write a self-contained HTML page and JSON: counts, timeline, HIPAA coverage, review flags, spot checks."""
     from appliance.errors import InputError
@@ -141,7 +143,7 @@ def report(
     path = _ledger_path(settings, ledger)
     if deidentified_dir is not None and not deidentified_dir.is_dir():
         raise InputError(f"de-identified directory not found: {deidentified_dir}")
-    verification = verify_ledger(path, _trusted_keys(settings, public_key))
+    verification = verify_ledger(path, _trusted_keys(settings, public_key), allow_unsealed=allow_unsealed)
     data = build_report(
         path,
         verification,
