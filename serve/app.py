@@ -36,6 +36,7 @@ from serve.errors import install_error_handlers
 from serve.grounding import Grounding
 from serve.health.router import build_router as health_router
 from serve.inference import InferenceService
+from serve.knowledge.router import mount_knowledge
 from serve.metrics import ApiMetrics
 from serve.middleware import BodyLimit, Observe
 from serve.models.router import build_router as models_router
@@ -136,6 +137,7 @@ def create_app(settings: ApplianceSettings, *, replica: str | None = None) -> Fa
     install_error_handlers(app)
     for build in (health_router, models_router, chat_router, consult_router, audit_router, keys_router):
         app.include_router(build())
+    mount_knowledge(app, grounding)
     mount_web(app)
     if config.cors_origins:
         app.add_middleware(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, FastAPI
 
 from serve.auth.protocol import Role
 from serve.auth.service import Principal, require
@@ -26,3 +26,9 @@ def knowledge_router(service: KnowledgeService) -> APIRouter:
         return found
 
     return router
+
+
+def mount_knowledge(app: FastAPI, grounding: object) -> None:
+    """Serve passage texts when ``create_app`` grounded answers in a knowledge base."""
+    if isinstance(grounding, KnowledgeService):
+        app.include_router(knowledge_router(grounding))

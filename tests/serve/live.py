@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from appliance.config import ApplianceSettings
 from serve.app import create_app
@@ -24,6 +25,7 @@ class LiveServer:
     settings: ApplianceSettings
     keys: dict[Role, str]
     server: uvicorn.Server
+    app: FastAPI
 
     @property
     def model_id(self) -> str:
@@ -68,7 +70,7 @@ def live_server(settings: ApplianceSettings, ready_timeout: float = 120.0) -> It
             raise RuntimeError("the test server did not become ready")
         time.sleep(0.1)
     try:
-        yield LiveServer(base, settings, keys, server)
+        yield LiveServer(base, settings, keys, server, app)
     finally:
         server.should_exit = True
         thread.join(timeout=30)
