@@ -24,6 +24,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -37,6 +38,9 @@ from deid.errors import LedgerError
 from deid.keystore import key_id, load_public_keys
 from deid.ledger.entry import CHECKPOINT_ACTION, GENESIS_HASH, RECOVERY_ACTION, checkpoint_message, split_line
 from deid.ledger.writer import read_tail
+
+
+KEY_ID = re.compile(r"[0-9a-f]{16}")
 
 
 class ProblemKind(str, Enum):
@@ -185,17 +189,19 @@ class _Walk:
     def _checkpoint(self, seq: int, payload: dict[str, Any]) -> None:
         if payload.get("covers_seq") != seq - 1 or payload.get("covers_hash") != self.prev:
             raise _Fault(ProblemKind.edited, seq, "the checkpoint does not cover the entry before it")
-        kid = payload.get("key_id")
+        claimed = payload.get("key_id")
+        # Only a well-formed key id is echoed: a forged checkpoint could carry any text there.
+        kid = claimed if isinstance(claimed, str) and KEY_ID.fullmatch(claimed) else None
         if self.keys is not None:
-            key = self.keys.get(kid) if isinstance(kid, str) else None
+            key = self.keys.get(kid) if kid is not None else None
             if key is None:
-                detail = f"the checkpoint was signed by key {kid}, which is not trusted"
+                detail = f"the checkpoint was signed by key {kid or '(malformed id)'}, which is not trusted"
                 raise _Fault(ProblemKind.wrong_key, seq, detail)
             try:
                 key.verify(bytes.fromhex(str(payload.get("signature"))), checkpoint_message(seq - 1, self.prev))
             except (InvalidSignature, ValueError):
                 raise _Fault(ProblemKind.bad_signature, seq, f"the signature does not verify with key {kid}") from None
-        if isinstance(kid, str) and kid not in self.result.key_ids:
+        if kid is not None and kid not in self.result.key_ids:
             self.result.key_ids.append(kid)
         self.result.checkpoints += 1
         self.result.sealed_seq = seq
