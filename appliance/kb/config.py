@@ -19,7 +19,14 @@ class KnowledgeConfig(BaseModel):
     embed_max_tokens: int = Field(
         64, ge=16, le=512, description="Tokens of title + chunk start that are embedded (BM25 sees the whole chunk)"
     )
+    embed_continuations: bool = Field(
+        False,
+        description="Embed every chunk; off = later chunks of a section share its opening's vector (~40% less work)",
+    )
     embed_batch_size: int = Field(64, ge=1)
+    embed_threads: int = Field(
+        1, ge=1, description="Torch threads for bulk embedding; 1 suits a server shared with llama.cpp"
+    )
     embed_int8: bool = Field(True, description="Dynamic int8 Linear layers: about 2x faster embedding on CPU")
     context_chars: int = Field(3000, ge=200, description="Passage text placed in the prompt, across all citations")
     jsonl_question_headings: bool = Field(
