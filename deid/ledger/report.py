@@ -21,7 +21,7 @@ from typing import Any
 
 from deid.fileio import sha256_file
 from deid.ledger.entry import CHECKPOINT_ACTION, RECOVERY_ACTION
-from deid.ledger.payload import LedgerPayloadError, validate_payload
+from deid.ledger.payload import LedgerPayloadError, validate_action, validate_payload
 from deid.ledger.verify import VerificationResult
 
 SNIPPET_CHARS = 600
@@ -105,6 +105,11 @@ def _read(path: Path) -> _Tally:
                 seq = int(entry["seq"])
             except (ValueError, KeyError, TypeError):
                 tally.unreadable += 1
+                continue
+            try:
+                validate_action(action)
+            except LedgerPayloadError:
+                tally.refused += 1
                 continue
             tally.by_action[action] += 1
             if action in (CHECKPOINT_ACTION, RECOVERY_ACTION):

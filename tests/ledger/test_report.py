@@ -125,11 +125,13 @@ def test_forged_entry_with_text_is_kept_out_of_the_report(audited: dict[str, Any
         "payload": {"document_id": "d" * 64, "source": "x.txt", "entity_counts": {}, "note": f"{CANARY} MRN 99812"},
         "prev": last["hash"],
     }
-    audited["ledger"].write_bytes(b"".join(lines) + encode_entry(forged)[0])
+    forged_action = {**forged, "seq": forged["seq"] + 1, "action": f"note for {CANARY}", "payload": {}}
+    forged_action["prev"] = encode_entry(forged)[1]
+    audited["ledger"].write_bytes(b"".join(lines) + encode_entry(forged)[0] + encode_entry(forged_action)[0])
     verification = verify_ledger(audited["ledger"], audited["keys"])
     assert not verification.ok and verification.problem is not None
     report = build_report(audited["ledger"], verification, deidentified_dir=audited["out"], seed=3)
-    assert report["entries_refused_by_policy"] == 1
+    assert report["entries_refused_by_policy"] == 2
     page = render_html(report)
     assert "NOT intact" in page
     assert CANARY not in page and "99812" not in json.dumps(report)
