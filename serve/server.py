@@ -27,8 +27,8 @@ def curl_example(settings: ApplianceSettings) -> str:
     config = settings.serve
     model_id = config.model_name or default_model_id(served_model_path(settings), config.adapter)
     body = (
-        '{"model": "%s", "max_tokens": 128, "messages": [{"role": "user", "content": "%s"}]}'
-        % (model_id, EXAMPLE_QUESTION)
+        '{"model": "%s", "max_tokens": %d, "messages": [{"role": "user", "content": "%s"}]}'
+        % (model_id, min(128, config.max_tokens_limit), EXAMPLE_QUESTION)
     )
     parts = ["curl", "-s"]
     if config.tls_cert:
