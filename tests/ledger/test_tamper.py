@@ -200,3 +200,19 @@ def test_exported_pem_file_verifies(make_ledger: LedgerFactory, keystore: Keysto
     path = make_ledger(documents=3)
     pem = keystore.export_public_key("ledger", tmp_path / "auditor.pem")
     assert verify_ledger(path, [pem.read_bytes()]).ok
+
+
+def test_without_keys_only_the_chain_is_checked(make_ledger: LedgerFactory) -> None:
+    result = verify_ledger(make_ledger())
+    assert result.ok and not result.signatures_checked and result.checkpoints == 4
+
+
+def test_checkpoint_moved_to_cover_another_head_is_an_edit(make_ledger: LedgerFactory, keystore: Keystore) -> None:
+    """Re-hashing a checkpoint that now claims to cover a different entry does not make it valid."""
+    path = make_ledger()
+    lines = lines_of(path)
+    body = body_of(lines[CHECKPOINTS[1]])
+    body["payload"]["covers_seq"] = CHECKPOINTS[1] - 2
+    lines[CHECKPOINTS[1]] = rehashed(body)
+    write_lines(path, lines)
+    assert problem_of(path, keystore) == (ProblemKind.edited, CHECKPOINTS[1])
