@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import tarfile
@@ -123,6 +124,7 @@ def write_signed_archive(
                     tar.addfile(_tarinfo(f"{root}/{name}", len(data), False, mtime), io.BytesIO(data))
         if compression != "none":
             _compress(plain, out, compression)
+        os.chmod(out, 0o644)  # a release artefact, not a secret: operators copy it as another user
     except OSError as error:
         raise WorkdirError(f"cannot write the bundle {out}: {error.strerror or error}") from None
     finally:

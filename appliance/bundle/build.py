@@ -32,7 +32,15 @@ from appliance.bundle import ed25519 as ed25519_module
 from appliance.bundle import verify_bundle
 from appliance.bundle.archive import Entry, write_signed_archive
 from appliance.bundle.sbom import build_sbom
-from appliance.bundle.wheelhouse import APPLIANCE_DIST, Wheel, candidate_dirs, gather, requirement_closure, wheel_members
+from appliance.bundle.wheelhouse import (
+    APPLIANCE_DIST,
+    Wheel,
+    candidate_dirs,
+    gather,
+    requirement_closure,
+    wheel_members,
+    wheel_metadata,
+)
 from appliance.errors import InputError, ModelError, WorkdirError
 from appliance.models import check_gguf_file, embedded_model_path
 from deid.fileio import sha256_file
@@ -164,7 +172,7 @@ def build_bundle(request: BuildRequest, signing_key: Ed25519PrivateKey, public_k
         own_path = build_own_wheel(root, scratch / "own")
         own = Wheel(APPLIANCE_DIST, __version__, own_path, repacked=False)
         model_dists = [importlib.metadata.distribution(name) for name in model_packages(root)]
-        closure = [dist for dist in requirement_closure(APPLIANCE_DIST) if canonicalize_name(dist.metadata["Name"]) != APPLIANCE_DIST]
+        closure = requirement_closure(wheel_metadata(own_path).requires or [])
         prebuilt = list(request.wheelhouse_dirs) if request.partial_wheelhouse else candidate_dirs(request.wheelhouse_dirs)
         main = gather(closure, scratch / "repacked", prebuilt, not request.partial_wheelhouse, request.compress_level, skip_missing=request.partial_wheelhouse)
         extra = gather(model_dists, scratch / "repacked", prebuilt, not request.partial_wheelhouse, request.compress_level, skip_missing=request.partial_wheelhouse)

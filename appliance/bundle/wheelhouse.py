@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.tags import sys_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
@@ -45,31 +46,37 @@ class Wheel:
     repacked: bool
 
 
-def requirement_closure(root: str, extra_roots: Iterable[str] = ()) -> list[importlib.metadata.Distribution]:
-    """Installed distributions needed by ``root`` (markers evaluated for this interpreter), root included."""
+def requirement_closure(requirements: Iterable[str]) -> list[importlib.metadata.Distribution]:
+    """Installed distributions that satisfy ``requirements`` and, recursively, theirs.
+
+    Markers are evaluated for this interpreter; an absent or mismatching package is an error naming it,
+    because a bundle must never ship something other than what was asked for.
+    """
     found: dict[str, importlib.metadata.Distribution] = {}
-    pending: list[tuple[str, frozenset[str]]] = [(root, frozenset())]
-    pending += [(name, frozenset()) for name in extra_roots]
+    pending: list[tuple[str, frozenset[str]]] = [(text, frozenset()) for text in requirements]
     visited: set[tuple[str, frozenset[str]]] = set()
     while pending:
-        name, extras = pending.pop()
-        key = canonicalize_name(name)
-        if (key, extras) in visited:
-            continue
-        visited.add((key, extras))
+        text, extras = pending.pop()
         try:
-            dist = importlib.metadata.distribution(name)
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            raise InputError(f"unreadable requirement {text!r}") from None
+        environments = [{"extra": extra} for extra in extras] or [{"extra": ""}]
+        if requirement.marker is not None and not any(requirement.marker.evaluate(env) for env in environments):
+            continue
+        key = canonicalize_name(requirement.name)
+        try:
+            dist = importlib.metadata.distribution(requirement.name)
         except importlib.metadata.PackageNotFoundError:
-            raise InputError(f"required package {name} is not installed in this environment") from None
+            raise InputError(f"required package {requirement.name} is not installed here (pip install -c constraints.txt -e .)") from None
+        if not requirement.specifier.contains(dist.version, prereleases=True):
+            raise InputError(f"installed {requirement.name} {dist.version} does not satisfy {requirement}")
         found[key] = dist
-        for text in dist.requires or []:
-            try:
-                requirement = Requirement(text)
-            except InvalidRequirement:
-                raise InputError(f"{name} declares an unreadable requirement") from None
-            environments = [{"extra": extra} for extra in extras] or [{"extra": ""}]
-            if requirement.marker is None or any(requirement.marker.evaluate(env) for env in environments):
-                pending.append((requirement.name, frozenset(requirement.extras)))
+        wanted = frozenset(requirement.extras)
+        if (key, wanted) in visited:
+            continue
+        visited.add((key, wanted))
+        pending += [(child, wanted) for child in dist.requires or []]
     return sorted(found.values(), key=lambda dist: canonicalize_name(dist.metadata["Name"]))
 
 
@@ -83,14 +90,17 @@ def candidate_dirs(extra: Iterable[Path]) -> list[Path]:
 
 
 def _index_wheels(directories: Iterable[Path]) -> dict[tuple[str, str], Path]:
+    """Wheels by (name, version), only those this interpreter could install (caches mix platforms)."""
+    supported = set(sys_tags())
     index: dict[tuple[str, str], Path] = {}
     for directory in directories:
         for path in sorted(directory.rglob("*.whl")):
             try:
-                name, version, _, _ = parse_wheel_filename(path.name)
+                name, version, _, tags = parse_wheel_filename(path.name)
             except InvalidWheelFilename:
                 continue
-            index.setdefault((name, str(version)), path)
+            if tags & supported:
+                index.setdefault((name, str(version)), path)
     return index
 
 

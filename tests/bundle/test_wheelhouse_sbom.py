@@ -5,11 +5,13 @@ from __future__ import annotations
 import email.message
 import hashlib
 import importlib.metadata
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from appliance.bundle.sbom import build_sbom, licence_of
 from appliance.bundle.wheelhouse import Wheel, gather, repack, requirement_closure, wheel_metadata
@@ -24,10 +26,18 @@ def repacked(tmp_path_factory: pytest.TempPathFactory) -> list[Wheel]:
     return gather([importlib.metadata.distribution(name) for name in SMALL_DISTS], out, prebuilt_dirs=[])
 
 
-def test_closure_covers_runtime_not_test_extras() -> None:
-    names = {dist.metadata["Name"].lower().replace("_", "-") for dist in requirement_closure("medical-appliance")}
-    assert {"medical-appliance", "fastapi", "llama-cpp-python", "cryptography", "torch", "pydantic-core"} <= names
-    assert "pytest" not in names and "schemathesis" not in names
+def test_closure_follows_requirements_and_markers_not_extras() -> None:
+    requirements = ["fastapi>=0.1", "typer", "colorama; platform_system == 'Windows'", "rich; extra == 'never'"]
+    names = {canonicalize_name(dist.metadata["Name"]) for dist in requirement_closure(requirements)}
+    assert {"fastapi", "starlette", "pydantic", "pydantic-core", "typer", "shellingham"} <= names
+    assert "colorama" not in names and "pytest" not in names
+
+
+def test_closure_refuses_absent_or_mismatching_packages() -> None:
+    with pytest.raises(InputError, match="not installed"):
+        requirement_closure(["no-such-package-anywhere"])
+    with pytest.raises(InputError, match="does not satisfy"):
+        requirement_closure(["click<1"])
 
 
 def test_repacked_wheels_install_offline_with_identical_files(repacked: list[Wheel], tmp_path: Path) -> None:
@@ -96,3 +106,16 @@ def test_licence_sources_in_order_of_precision() -> None:
     assert licence_of(_metadata(License="UNKNOWN", Classifier=[classifier])) == {"license": {"name": "Apache Software License"}}
     assert licence_of(_metadata(License="Copyright (c) X\nPermission is hereby granted")) == {"license": {"name": "Copyright (c) X"}}
     assert licence_of(_metadata()) == {"license": {"name": "NOASSERTION"}}
+
+
+def test_prebuilt_wheels_are_preferred_only_when_this_interpreter_can_install_them(repacked: list[Wheel], tmp_path: Path) -> None:
+    shellingham = next(wheel for wheel in repacked if wheel.name == "shellingham")
+    usable, foreign = tmp_path / "usable", tmp_path / "foreign"
+    usable.mkdir(), foreign.mkdir()
+    shutil.copy(shellingham.path, usable / shellingham.path.name)
+    shutil.copy(shellingham.path, foreign / f"shellingham-{shellingham.version}-cp27-cp27m-win32.whl")
+    dist = importlib.metadata.distribution("shellingham")
+    [chosen] = gather([dist], tmp_path / "out", prebuilt_dirs=[foreign, usable], repack_missing=False)
+    assert chosen.path == usable / shellingham.path.name and not chosen.repacked
+    with pytest.raises(InputError):
+        gather([dist], tmp_path / "out", prebuilt_dirs=[foreign], repack_missing=False)
