@@ -14,6 +14,7 @@ from pathlib import Path
 from appliance.config import ApplianceSettings
 from appliance.kb.base import KnowledgeBase
 from appliance.kb.config import KnowledgeConfig
+from appliance.kb.embedding import Embedder
 from appliance.kb.retrieval import Retriever
 from appliance.kb.store import StoredChunk
 from serve.grounding import GroundedPrompt
@@ -46,8 +47,10 @@ class KnowledgeService:
         return cls.open_dir(settings.kb_dir, settings.kb)
 
     @classmethod
-    def open_dir(cls, kb_dir: Path, config: KnowledgeConfig) -> KnowledgeService | None:
-        knowledge = KnowledgeBase.open(kb_dir, config)
+    def open_dir(
+        cls, kb_dir: Path, config: KnowledgeConfig, *, embedder: Embedder | None = None
+    ) -> KnowledgeService | None:
+        knowledge = KnowledgeBase.open(kb_dir, config, embedder=embedder)
         if knowledge is None:
             return None
         if knowledge.store.counts()[1] == 0:
@@ -57,6 +60,10 @@ class KnowledgeService:
 
     def close(self) -> None:
         self._knowledge.close()
+
+    def warm(self) -> None:
+        """Load the index and embedding model now (e.g. in the API's warm-up) instead of on first use."""
+        self.retriever()
 
     def retriever(self) -> Retriever:
         """Loaded once, on first use (index, graph and embedding model together)."""

@@ -18,9 +18,8 @@ from tests.kb.conftest import medquad_pairs
 @pytest.fixture(scope="module")
 def service(built_kb: tuple[Path, dict[str, Path]], embedder: Embedder) -> KnowledgeService:
     kb_dir, _ = built_kb
-    opened = KnowledgeService.open_dir(kb_dir, KnowledgeConfig())
+    opened = KnowledgeService.open_dir(kb_dir, KnowledgeConfig(), embedder=embedder)
     assert opened is not None
-    opened._knowledge._embedder = embedder  # share the session's model instead of loading a second copy
     return opened
 
 
@@ -66,7 +65,7 @@ def test_nothing_relevant_is_said_not_invented(service: KnowledgeService) -> Non
     assert "[1]" not in grounded.messages[0]["content"]
 
 
-def test_api_serves_cited_passages(tmp_path: Path, built_kb: tuple[Path, dict[str, Path]], monkeypatch) -> None:
+def test_api_serves_cited_passages(tmp_path: Path, built_kb: tuple[Path, dict[str, Path]]) -> None:
     """Through the real app: the router is mounted when a knowledge base exists, keys are required."""
     from serve.app import create_app
     from serve.auth.keys import ApiKeyStore
