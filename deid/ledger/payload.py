@@ -16,6 +16,7 @@ at most 64). ``*_version``: version string. ``*_count`` / ``*_tokens`` / ``*_ms`
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -98,6 +99,10 @@ def _list_of(pattern: re.Pattern[str], what: str) -> Callable[[str, Any], None]:
     return check
 
 
+_entity_type = _string(ENTITY_TYPE, "an entity type")
+_operator = _string(TOKEN, "an operator name")
+
+
 def _spans(key: str, value: Any) -> None:
     if not isinstance(value, list) or len(value) > MAX_LIST:
         raise LedgerPayloadError(f"payload field {_where(key)} must be a list of spans")
@@ -110,8 +115,8 @@ def _spans(key: str, value: Any) -> None:
         _integer(key, span["end"])
         if span["end"] < span["start"]:
             raise LedgerPayloadError(f"payload field {_where(key)}: a span ends before it starts")
-        _string(ENTITY_TYPE, "an entity type")(key, span["entity_type"])
-        _string(TOKEN, "an operator name")(key, span["operator"])
+        _entity_type(key, span["entity_type"])
+        _operator(key, span["operator"])
 
 
 # Known keys whose type does not follow from a suffix.
@@ -131,7 +136,7 @@ EXACT_FIELDS: dict[str, Callable[[str, Any], None]] = {
     "reason": _string(TOKEN, "a reason code"),
     "kind": _string(TOKEN, "a kind name"),
     "method": _string(TOKEN, "a method name"),
-    "entity_type": _string(ENTITY_TYPE, "an entity type"),
+    "entity_type": _entity_type,
     "documents": _integer,
     "records": _integer,
     "entries": _integer,
@@ -160,6 +165,7 @@ SUFFIX_FIELDS: tuple[tuple[str, Callable[[str, Any], None]], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=256)
 def _checker(key: str) -> Callable[[str, Any], None] | None:
     if key in EXACT_FIELDS:
         return EXACT_FIELDS[key]
