@@ -144,16 +144,20 @@ def settings_sha256(config: DeidConfig) -> str:
 
 
 def _engine_versions() -> tuple[str, str]:
-    from deid.detection import engine
-
+    """(detector, rules) versions for the ledger: the package and Presidio releases, and a hash
+    of the detection code and word lists actually installed, so an auditor can tell runs with
+    different rules apart even within one release."""
     try:
         package = version("medical-appliance")
     except PackageNotFoundError:
         package = "0"
-    return (
-        str(getattr(engine, "DETECTOR_VERSION", package)),
-        str(getattr(engine, "RULES_VERSION", package)),
-    )
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parent
+    for folder in ("detection", "recognizers"):
+        for path in sorted((root / folder).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return f"{package}+presidio{version('presidio-analyzer')}", digest.hexdigest()[:16]
 
 
 def collect_inputs(inputs: list[Path], out_dir: Path) -> tuple[list[InputFile], list[Problem]]:

@@ -17,6 +17,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from deid.anonymize.dates import is_fhir_date
@@ -127,7 +128,23 @@ class ResourceScrubber:
         known = patients.known_phi(patient_id) if patient_id else ()
         walk = _Walk(str(resource.get("resourceType", "")), patient, known)
         result = self._node(resource, "", "", walk, root=True)
+        if walk.resource_type == "Patient":
+            self._cap_age(resource, result, walk)
         return result, walk.applied
+
+    def _cap_age(self, original: dict[str, Any], result: dict[str, Any], walk: _Walk) -> None:
+        """Safe Harbor: ages over 89 fall into one "90 or older" class, so a birth date that
+        reveals such an age becomes the bare year of a 90-year-old at the reference date."""
+        birth = original.get("birthDate")
+        if not isinstance(birth, str) or not is_fhir_date(birth):
+            return
+        end = original.get("deceasedDateTime")
+        reference = date.fromisoformat(end[:10]) if isinstance(end, str) and _FULL_DATE.fullmatch(end) else date.today()
+        born = date(int(birth[:4]), int(birth[5:7] or 1) if len(birth) >= 7 else 1, int(birth[8:10]) if len(birth) >= 10 else 1)
+        age = reference.year - born.year - ((reference.month, reference.day) < (born.month, born.day))
+        if age > 89:
+            result["birthDate"] = f"{reference.year - 90:04d}"
+            walk.applied.append(AppliedSpan(0, len(birth), Entity.AGE_OVER_89.value, "age_cap", "birthDate"))
 
     # ----- generic walk ----------------------------------------------------------------
     def _node(self, node: Any, key: str, path: str, walk: _Walk, root: bool = False) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 from deid.readers.base import ReaderContext
@@ -87,3 +88,12 @@ def test_bundle_note_uses_known_phi_and_references_stay_consistent(tmp_path: Pat
     assert "data" not in doc["content"][1]["attachment"]  # cannot be scanned, so not kept
     assert "Kertzmann" not in json.dumps(doc) and "9999951293" not in json.dumps(doc)
     assert len(result.documents) == 2
+
+
+def test_birth_date_revealing_an_age_over_89_becomes_a_90_year_old(make_context: Callable[..., ReaderContext]) -> None:
+    scrubber = ResourceScrubber(make_context())
+    alive = {"resourceType": "Patient", "id": "a", "birthDate": "1927-05-21"}
+    died_young = {"resourceType": "Patient", "id": "b", "birthDate": "1927-05-21", "deceasedDateTime": "1989-05-09T20:35:22-04:00"}
+    assert scrubber.scrub(alive)[0]["birthDate"] == str(date.today().year - 90)
+    shifted = scrubber.scrub(died_young)[0]
+    assert len(shifted["birthDate"]) == 10 and shifted["birthDate"] != "1927-05-21"
