@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path, PurePosixPath
 from types import ModuleType
 from typing import Any, BinaryIO
@@ -87,7 +88,7 @@ def _uncompressed(bundle: Path, scratch: Path) -> Path:
         try:
             with gzip.open(bundle, "rb") as source, open(target, "wb") as sink:
                 shutil.copyfileobj(source, sink, CHUNK)
-        except (OSError, EOFError) as error:
+        except (OSError, EOFError, zlib.error) as error:
             raise BundleRejected(f"corrupt gzip stream: {error}") from None
         return target
     if magic == ZSTD_MAGIC:

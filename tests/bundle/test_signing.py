@@ -151,11 +151,14 @@ def test_compressed_bundles_verify_and_corruption_is_refused(
     out = tmp_path / f"bundle{suffix}"
     write_signed_archive(out, payload, dict(MANIFEST_FIELDS), release_key, mtime=0)
     assert verify(out, release_pem)["version"] == "9.9.9"
-    data = bytearray(out.read_bytes())
-    data[len(data) // 2] ^= 0x10
-    out.write_bytes(data)
-    with pytest.raises(BundleRejected):
-        verify(out, release_pem)
+    data = out.read_bytes()
+    corrupted = tmp_path / f"corrupted{suffix}"
+    for position in (len(data) // 4, len(data) // 2, 3 * len(data) // 4, len(data) - 6):  # stream body and checksum
+        copy = bytearray(data)
+        copy[position] ^= 0x10
+        corrupted.write_bytes(copy)
+        with pytest.raises(BundleRejected):
+            verify(corrupted, release_pem)
 
 
 def test_manifest_lists_hash_size_and_payload_digest(signed_bundle: Path, release_pem: bytes, payload: list[Entry]) -> None:
