@@ -36,6 +36,7 @@ class Example:
     kind: str  # "text" or "chat"
     text: str | None = None
     messages: list[dict[str, str]] | None = None
+    document: str | None = None  # the source record ("file#line") for notes; ties it to the ledger
 
     def content(self) -> str:
         """The learnable text, for duplicate detection, length filters and the PHI re-scan."""
@@ -93,7 +94,7 @@ def _pieces(text: str, limit: int) -> list[str]:
 def pretrain_examples(corpus: Corpus, config: DatasetConfig) -> list[Example]:
     limit = max_chars(config)
     return [
-        Example("pretrain", doc.group, "text", text=chunk)
+        Example("pretrain", doc.group, "text", text=chunk, document=doc.key)
         for doc in corpus.documents
         for chunk in chunk_text(doc.text, limit)
     ]
@@ -137,7 +138,9 @@ def record_instruction_examples(corpus: Corpus, config: DatasetConfig) -> list[E
         body, plan = parts
         plan = plan[: limit // 3]
         body = body[: max(0, limit - len(plan) - len(SUMMARY_INSTRUCTION) - 8)]
-        examples.append(_chat("record_instructions", doc.group, f"{SUMMARY_INSTRUCTION}\n\n{body}", plan))
+        example = _chat("record_instructions", doc.group, f"{SUMMARY_INSTRUCTION}\n\n{body}", plan)
+        example.document = doc.key
+        examples.append(example)
     return examples
 
 

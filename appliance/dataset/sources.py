@@ -13,6 +13,7 @@ import base64
 import binascii
 import csv
 import gzip
+import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -29,11 +30,18 @@ SUPPORTED_SUFFIXES = {".ndjson", ".json", ".jsonl", ".txt", ".csv", ".gz"}
 
 @dataclass
 class Document:
-    """A note to learn from, with the patient group it belongs to."""
+    """A note to learn from, with the patient group it belongs to.
+
+    ``key`` (file name and record number) and ``digest`` (sha256 of the record's bytes) are
+    how the de-identification ledger names the same record; the PHI gate uses them to know
+    how many surrogates deid itself put there.
+    """
 
     group: str
     text: str
     source: str
+    key: str = ""
+    digest: str | None = None
 
 
 @dataclass
@@ -94,15 +102,29 @@ def _read_file(path: Path, relative: str, corpus: Corpus) -> None:
     kind = _kind(path)
     content = _open_text(path)
     if kind == ".txt":
-        corpus.documents.append(Document(group=f"file:{relative}", text=content, source=relative))
+        corpus.documents.append(Document(group=f"file:{relative}", text=content, source=relative,
+                                         key=f"{path.name}#file", digest=_digest(content)))
     elif kind == ".csv":
-        _read_csv(content, relative, corpus)
+        _read_csv(content, relative, corpus, path.name)
     elif kind in (".ndjson", ".jsonl"):
-        for number, line in enumerate(content.splitlines(), start=1):
+        for number, line in enumerate(content.split("\n"), start=1):
             if line.strip():
-                _read_object(_parse_json(line, path, number), relative, corpus, number)
+                record = _Record(f"{path.name}#{number}", _digest(line + "\n"), relative, number)
+                _read_object(_parse_json(line, path, number), record, corpus)
     elif kind == ".json":
-        _read_object(_parse_json(content, path, 1), relative, corpus, 1)
+        _read_object(_parse_json(content, path, 1), _Record(f"{path.name}#1", _digest(content), relative, 1), corpus)
+
+
+@dataclass(frozen=True)
+class _Record:
+    key: str
+    digest: str | None
+    relative: str
+    line: int
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _parse_json(text: str, path: Path, line: int) -> Any:
@@ -112,7 +134,7 @@ def _parse_json(text: str, path: Path, line: int) -> Any:
         raise InputError(f"malformed JSON in {path} at line {line}") from None
 
 
-def _read_csv(content: str, relative: str, corpus: Corpus) -> None:
+def _read_csv(content: str, relative: str, corpus: Corpus, name: str) -> None:
     reader = csv.DictReader(io.StringIO(content))
     fields = [name for name in (reader.fieldnames or [])]
     text_fields = [name for name in fields if name.lower() in TEXT_FIELDS]
@@ -121,25 +143,26 @@ def _read_csv(content: str, relative: str, corpus: Corpus) -> None:
         text = "\n".join(str(row.get(name) or "") for name in text_fields).strip()
         if text:
             group = f"patient:{row[patient_field]}" if patient_field and row.get(patient_field) else f"file:{relative}:{number}"
-            corpus.documents.append(Document(group=group, text=text, source=relative))
+            corpus.documents.append(Document(group=group, text=text, source=relative, key=f"{name}#{number}"))
 
 
-def _read_object(data: Any, relative: str, corpus: Corpus, line: int) -> None:
+def _read_object(data: Any, record: _Record, corpus: Corpus) -> None:
     if not isinstance(data, dict):
         return
     resource_type = data.get("resourceType")
     if resource_type == "Bundle":
         for entry in data.get("entry") or []:
             if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
-                _read_fhir(entry["resource"], relative, corpus)
+                _read_fhir(entry["resource"], record, corpus)
     elif resource_type:
-        _read_fhir(data, relative, corpus)
+        _read_fhir(data, record, corpus)
     else:
         text = next((data[name] for name in TEXT_FIELDS if isinstance(data.get(name), str)), "")
         patient = next((data[name] for name in PATIENT_FIELDS if isinstance(data.get(name), (str, int))), None)
         if text.strip():
-            group = f"patient:{patient}" if patient is not None else f"file:{relative}:{line}"
-            corpus.documents.append(Document(group=group, text=text, source=relative))
+            group = f"patient:{patient}" if patient is not None else f"file:{record.relative}:{record.line}"
+            corpus.documents.append(Document(group=group, text=text, source=record.relative, key=record.key,
+                                             digest=record.digest))
 
 
 def _patient_of(resource: dict[str, Any]) -> str | None:
@@ -162,13 +185,14 @@ def _concept_text(concept: Any) -> str | None:
     return None
 
 
-def _read_fhir(resource: dict[str, Any], relative: str, corpus: Corpus) -> None:
+def _read_fhir(resource: dict[str, Any], record: _Record, corpus: Corpus) -> None:
     patient = _patient_of(resource)
-    group = f"patient:{patient}" if patient else f"file:{relative}"
+    group = f"patient:{patient}" if patient else f"file:{record.relative}"
     kind = resource.get("resourceType")
     if kind == "DocumentReference":
         for text in _attachments(resource):
-            corpus.documents.append(Document(group=group, text=text, source=relative))
+            corpus.documents.append(Document(group=group, text=text, source=record.relative, key=record.key,
+                                             digest=record.digest))
     elif kind == "Condition" and patient:
         name = _concept_text(resource.get("code"))
         if name:
