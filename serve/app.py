@@ -33,10 +33,10 @@ from serve.chat.service import ChatService
 from serve.consult.router import build_router as consult_router
 from serve.consult.service import ConsultService
 from serve.errors import install_error_handlers
-from serve.grounding import Grounding
 from serve.health.router import build_router as health_router
 from serve.inference import InferenceService
 from serve.knowledge.router import mount_knowledge
+from serve.knowledge.service import KnowledgeService
 from serve.metrics import ApiMetrics
 from serve.middleware import BodyLimit, Observe
 from serve.models.router import build_router as models_router
@@ -70,13 +70,9 @@ def replica_name(settings: ApplianceSettings) -> str:
     return f"{socket.gethostname()}-{settings.serve.port}"
 
 
-def build_grounding(settings: ApplianceSettings) -> Grounding | None:
+def build_grounding(settings: ApplianceSettings) -> KnowledgeService | None:
     """The knowledge base's grounding service when one has been built, else None."""
     if not settings.serve.knowledge:
-        return None
-    try:
-        from serve.knowledge.service import KnowledgeService
-    except ImportError:
         return None
     return KnowledgeService.open(settings)
 
@@ -125,6 +121,8 @@ def create_app(settings: ApplianceSettings, *, replica: str | None = None) -> Fa
             loading.cancel()
             await run_in_threadpool(models.close)
             await run_in_threadpool(ledger.close)
+            if grounding is not None:
+                grounding.close()
 
     app = FastAPI(
         title="Medical appliance consultation API",

@@ -123,3 +123,17 @@ def test_health_ready_metrics(main_server: LiveServer) -> None:
                  "appliance_api_generation_tokens_per_second_bucket"):
         assert name in metrics
     assert 'route="/v1/chat/completions"' in metrics
+
+
+def test_admin_reloads_the_model_and_serving_continues(fuzz_server: LiveServer) -> None:
+    base = fuzz_server.base_url
+    denied = httpx.post(f"{base}/v1/admin/reload", headers=fuzz_server.auth(Role.clinician), timeout=60)
+    assert denied.status_code == 403
+    before = httpx.get(f"{base}/v1/audit/status", headers=fuzz_server.auth(Role.auditor), timeout=10).json()
+    reloaded = httpx.post(f"{base}/v1/admin/reload", headers=fuzz_server.auth(Role.admin), timeout=120)
+    assert reloaded.status_code == 200
+    assert reloaded.json()["sha256"] == before["model_sha256"] and reloaded.json()["model"] == fuzz_server.model_id
+    answer = client(fuzz_server).chat.completions.create(
+        model=fuzz_server.model_id, messages=QUESTION, max_tokens=2, temperature=0
+    )
+    assert answer.usage is not None and answer.usage.completion_tokens >= 1

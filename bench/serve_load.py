@@ -1,0 +1,204 @@
+"""Load test of the consultation API against calling llama.cpp directly, same GGUF, same run.
+
+Prints, for a fixed number of requests at each concurrency level: HTTP 5xx count, p50/p99
+latency and aggregate completion tokens per second; then the two speed bars:
+
+- streaming through the API vs llama-cpp-python's own ``Llama`` streaming (bar: >= 0.95x),
+- aggregate tokens/s with 8 concurrent clients vs 1 client (bar: >= 2x; llama-cpp-python's
+  server runs one request at a time, so it stays near 1x).
+
+The server runs as ``appliance serve`` in a child process so the client's Python does not share
+its interpreter. Usage: ``python -m bench.serve_load [--requests 16] [--max-tokens 48]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+PROMPTS = [
+    "Explain in detail the causes, symptoms and treatment of type 2 diabetes.",
+    "Describe the pathophysiology and management of community-acquired pneumonia.",
+    "Explain how beta blockers work and when they are used in heart failure.",
+    "Describe the stages of chronic kidney disease and how each is managed.",
+    "Explain the differences between asthma and COPD in diagnosis and treatment.",
+    "Describe the initial assessment and treatment of a patient with sepsis.",
+    "Explain the risk factors, screening and prevention of colorectal cancer.",
+    "Describe how hypertension is diagnosed and the first-line medications used.",
+]
+
+
+@dataclass
+class Result:
+    status: int
+    latency: float
+    tokens: int
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def direct_tokens_per_second(model: Path, threads: int, max_tokens: int, context: int, repeats: int) -> float:
+    """llama-cpp-python's high-level streaming on the same file: the baseline the API must match."""
+    import llama_cpp
+
+    llm = llama_cpp.Llama(str(model), n_ctx=context, n_threads=threads, n_threads_batch=threads,
+                          chat_format="chat_template.default", verbose=False)
+    rates = []
+    for index in range(repeats + 1):
+        started = time.perf_counter()
+        tokens = 0
+        for chunk in llm.create_chat_completion(
+            [{"role": "user", "content": PROMPTS[0]}], max_tokens=max_tokens, temperature=0.0, stream=True
+        ):
+            if chunk["choices"][0]["delta"].get("content"):
+                tokens += 1
+        if index:  # the first run warms caches
+            rates.append(tokens / (time.perf_counter() - started))
+    llm.close()
+    return statistics.median(rates)
+
+
+async def one_request(client: httpx.AsyncClient, model_id: str, prompt: str, max_tokens: int) -> Result:
+    body = {"model": model_id, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
+            "temperature": 0.0, "stream": True, "stream_options": {"include_usage": True}}
+    started = time.perf_counter()
+    tokens = 0
+    async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        if response.status_code != 200:
+            await response.aread()
+            return Result(response.status_code, time.perf_counter() - started, 0)
+        async for line in response.aiter_lines():
+            if line.startswith("data: {"):
+                chunk = json.loads(line[6:])
+                if chunk.get("usage"):
+                    tokens = chunk["usage"]["completion_tokens"]
+    return Result(200, time.perf_counter() - started, tokens)
+
+
+async def load_level(base: str, key: str, model_id: str, clients: int, requests: int, max_tokens: int
+                     ) -> tuple[list[Result], float]:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(requests):
+        queue.put_nowait(index)
+    results: list[Result] = []
+    limits = httpx.Limits(max_connections=clients + 2)
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=600,
+                                 limits=limits) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                index = queue.get_nowait()
+                results.append(await one_request(client, model_id, PROMPTS[index % len(PROMPTS)], max_tokens))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        return results, time.perf_counter() - started
+
+
+def start_server(home: Path, model: Path, port: int, threads: int, parallel: int, context: int,
+                 detect_phi: bool) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
+    env.update({
+        "APPLIANCE_HOME": str(home),
+        "APPLIANCE_SERVE__THREADS": str(threads),
+        "APPLIANCE_SERVE__PARALLEL": str(parallel),
+        "APPLIANCE_SERVE__CONTEXT_LENGTH": str(context),
+        "APPLIANCE_SERVE__QUEUE_SIZE": "256",
+        "APPLIANCE_SERVE__RATE_LIMIT_PER_MINUTE": "0",
+        "APPLIANCE_SERVE__DETECT_PHI": "true" if detect_phi else "false",
+    })
+    command = [str(Path(sys.executable).with_name("appliance")), "serve", "--model", str(model), "--port", str(port)]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def main() -> int:
+    from appliance.models import embedded_model_path
+    from serve.auth.keys import ApiKeyStore
+    from serve.auth.protocol import Role
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None, help="GGUF (default: the embedded model)")
+    parser.add_argument("--requests", type=int, default=16, help="requests per concurrency level")
+    parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--levels", default="1,4,8,16")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--context", type=int, default=512)
+    parser.add_argument("--detect-phi", action="store_true", help="screen prompts with the PHI detector")
+    args = parser.parse_args()
+    model = args.model or embedded_model_path()
+    levels = [int(level) for level in args.levels.split(",")]
+
+    direct = direct_tokens_per_second(model, args.threads, args.max_tokens, args.context, repeats=3)
+    print(f"direct llama_cpp streaming (1 client): {direct:.1f} tokens/s  [{model.name}, {args.threads} threads]")
+
+    with tempfile.TemporaryDirectory(prefix="serve-bench-") as home_dir:
+        home = Path(home_dir)
+        key, _ = ApiKeyStore(home / "api-keys.json").create(Role.clinician, "bench")
+        port = free_port()
+        server = start_server(home, model, port, args.threads, max(levels), args.context, args.detect_phi)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 300
+            while True:
+                try:
+                    ready = httpx.get(f"{base}/readyz", timeout=2)
+                    if ready.status_code == 200:
+                        model_id = ready.json()["model"]
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    print("the server did not start", file=sys.stderr)
+                    return 1
+                time.sleep(0.2)
+
+            asyncio.run(load_level(base, key, model_id, 1, 1, args.max_tokens))  # warm-up
+            singles = [asyncio.run(load_level(base, key, model_id, 1, 1, args.max_tokens)) for _ in range(3)]
+            api_single = statistics.median(r[0][0].tokens / r[0][0].latency for r in singles)
+            print(f"API streaming (1 client):              {api_single:.1f} tokens/s")
+
+            aggregate: dict[int, float] = {}
+            print(f"\n{'clients':>7} {'requests':>8} {'5xx':>4} {'4xx':>4} {'p50 s':>7} {'p99 s':>7} {'tokens/s':>9}")
+            for clients in levels:
+                results, wall = asyncio.run(load_level(base, key, model_id, clients, args.requests, args.max_tokens))
+                latencies = [r.latency for r in results if r.status == 200]
+                aggregate[clients] = sum(r.tokens for r in results) / wall
+                print(f"{clients:>7} {len(results):>8} {sum(r.status >= 500 for r in results):>4} "
+                      f"{sum(400 <= r.status < 500 for r in results):>4} {percentile(latencies, 0.5):>7.2f} "
+                      f"{percentile(latencies, 0.99):>7.2f} {aggregate[clients]:>9.1f}")
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+
+    print(f"\nstreaming API / direct llama_cpp:  {api_single / direct:.2f}x  (bar >= 0.95x)")
+    if 1 in aggregate and 8 in aggregate:
+        print(f"aggregate 8 clients / 1 client:    {aggregate[8] / aggregate[1]:.2f}x  (bar >= 2x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
