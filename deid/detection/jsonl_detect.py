@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deid.config import DeidConfig
+from deid.detection.engine import PhiDetector
 from deid.detection.parallel import detect_stream
 from deid.fileio import atomic_output
 
@@ -59,7 +60,13 @@ def _problem(record: object) -> str | None:
     return None
 
 
-def detect_jsonl(input_path: Path, output_path: Path, config: DeidConfig, workers: int | None = None) -> DetectReport:
+def detect_jsonl(
+    input_path: Path,
+    output_path: Path,
+    config: DeidConfig,
+    workers: int | None = None,
+    detector: PhiDetector | None = None,
+) -> DetectReport:
     report = DetectReport()
     ids: list[object] = []
 
@@ -69,7 +76,7 @@ def detect_jsonl(input_path: Path, output_path: Path, config: DeidConfig, worker
             yield text, ()
 
     with atomic_output(output_path) as out:
-        for index, spans in enumerate(detect_stream(texts(), config, workers)):
+        for index, spans in enumerate(detect_stream(texts(), config, workers, detector=detector)):
             out.write(json.dumps({"id": ids[index], "spans": [span.as_dict() for span in spans]}) + "\n")
             report.records += 1
             report.spans += len(spans)

@@ -38,12 +38,17 @@ def chunked(items: Iterable[tuple[str, Sequence[KnownPhi]]], size: int) -> Itera
 
 
 def detect_stream(
-    items: Iterable[tuple[str, Sequence[KnownPhi]]], config: DeidConfig, workers: int | None = None, chunk_size: int = 16
+    items: Iterable[tuple[str, Sequence[KnownPhi]]],
+    config: DeidConfig,
+    workers: int | None = None,
+    chunk_size: int = 16,
+    detector: PhiDetector | None = None,
 ) -> Iterator[list[DetectedSpan]]:
-    """Spans for each ``(text, known_phi)`` in order; one process when ``workers`` is 1."""
+    """Spans for each ``(text, known_phi)`` in order; in this process (reusing ``detector`` if
+    given) when ``workers`` is 1, else over a pool of ``workers`` spawned processes."""
     workers = workers or config.workers
     if workers <= 1:
-        detector = PhiDetector(config)
+        detector = detector or PhiDetector(config)
         for chunk in chunked(items, chunk_size):
             yield from detector.detect_many([text for text, _ in chunk], [known for _, known in chunk])
         return

@@ -58,10 +58,11 @@ NOT_A_DATE_NEARBY = re.compile(
 )
 DATE_CONTEXT = re.compile(
     r"\b(?:on|since|from|until|till|thru|through|by|dated?|admitted|admission|adm|discharged?|d/c|dc|seen|"
-    r"s/p|born|dob|starting|started|from|in|last|next|of|before|after)[ :]*$",
+    r"s/p|born|dob|starting|started|from|in|last|next|of|before|after|placed|removed|changed|inserted|stopped|held|"
+    r"given|done|performed|drawn|sent|obtained|extubated|intubated|transferred|f/u|fu|visit|appt|surgery|op)[ :]*$",
     re.IGNORECASE,
 )
-FRACTIONS = frozenset({"1/2", "1/3", "2/3", "1/4", "3/4", "1/8", "3/8", "2/4", "1/1", "2/2", "3/3", "4/4", "5/5"})
+FRACTIONS = frozenset({"1/2", "1/3", "2/3", "1/4", "3/4", "1/8", "3/8", "2/4", "5/5"})
 
 
 class DateRecognizer(ClinicalRecognizer):

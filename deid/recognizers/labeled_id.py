@@ -45,5 +45,7 @@ class LabeledIdRecognizer(ClinicalRecognizer):
                 value = match.group("value").rstrip("-/")
                 if sum(char.isdigit() for char in value) < 2:
                     continue
-                results.append(self.result(start, start + len(value), entity.value, 0.9))
+                # A specific label ("Medicaid ID") outranks the generic "ID" on the same value.
+                score = 0.8 if entity is Entity.ID else 0.9
+                results.append(self.result(start, start + len(value), entity.value, score))
         return results

@@ -24,7 +24,7 @@ FAKER_LOCALES = (
     "pl_PL", "nl_NL", "sv_SE", "vi_VN", "ga_IE", "cs_CZ", "hu_HU", "fi_FI", "da_DK", "no_NO", "ro_RO",
     "hr_HR", "sk_SK", "tr_TR", "fil_PH", "en_PH", "zh_CN", "ko_KR", "hi_IN", "yo_NG", "zu_ZA", "sw",
 )
-PLAIN_NAME = re.compile(r"[^\W\d_][^\W\d_'\-]+")
+PLAIN_NAME = re.compile(r"[^\W\d_](?:[^\W\d_]|['\-](?=[^\W\d_]))+")
 CENSUS_SURNAMES_KEPT = 60000
 
 
@@ -72,9 +72,8 @@ def _stems(lower: str) -> list[str]:
             stems += [stem, stem + "e", stem + "y"]
             if len(stem) > 3 and stem[-1] == stem[-2]:
                 stems.append(stem[:-1])
-    for separator in ("-", "'"):
-        if separator in lower:
-            stems += lower.split(separator)
+    if "-" in lower:
+        stems += [part for part in lower.split("-") if len(part) >= 3]
     return stems
 
 

@@ -24,7 +24,7 @@ LABELLED_SHORT = re.compile(
     r"call back|contact|fax|ph)\.?[ \t]*(?:#|no\.?|number|num)?[ \t]*[:#]?[ \t]*(?P<number>\d{4,6}|\d-\d{4})(?![\d/%]|\.\d)",
     re.IGNORECASE,
 )
-FAX_CONTEXT = re.compile(r"fax|facsimile", re.IGNORECASE)
+LABEL_BEFORE = re.compile(r"(fax|facsimile|pager|pgr|beeper|phone|tel|cell|call|ph|contact)", re.IGNORECASE)
 
 
 class PhoneRecognizer(ClinicalRecognizer):
@@ -37,10 +37,10 @@ class PhoneRecognizer(ClinicalRecognizer):
                 results.append(self.result(match.start(), match.end(), self._kind(text, match.start()), score))
         for match in LABELLED_SHORT.finditer(text):
             start, end = match.span("number")
-            results.append(self.result(start, end, self._kind(text, match.start()), 0.75))
+            results.append(self.result(start, end, self._kind(text, start), 0.75))
         return results
 
     @staticmethod
     def _kind(text: str, start: int) -> str:
-        before = text[max(0, start - 20) : start]
-        return Entity.FAX.value if FAX_CONTEXT.search(before) else Entity.PHONE.value
+        labels = LABEL_BEFORE.findall(text[max(0, start - 20) : start])
+        return Entity.FAX.value if labels and labels[-1].lower() in ("fax", "facsimile") else Entity.PHONE.value
