@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from presidio_analyzer import AnalyzerEngine
 
 from deid.config import DeidConfig
+from deid.detection.context import RecognizerOwnContext
 from deid.detection.known_phi import KnownPhi
 from deid.detection.merge import merge_results
 from deid.detection.nlp import ClinicalSpacyEngine
@@ -38,6 +39,7 @@ class PhiDetector:
             nlp_engine=nlp_engine,
             supported_languages=[LANGUAGE],
             log_decision_process=False,
+            context_aware_enhancer=RecognizerOwnContext(),
         )
 
     def detect(self, text: str, known_phi: Sequence[KnownPhi] = ()) -> list[DetectedSpan]:

