@@ -56,7 +56,7 @@ class TrainConfig(BaseModel):
     schedule: Schedule = Schedule.cosine
     warmup_steps: int = Field(1, ge=0)
     eval_interval: int = Field(0, ge=0, description="steps between validation losses; 0 = only at the end")
-    max_eval_batches: int | None = Field(8, ge=1)
+    max_eval_batches: int | None = Field(2, ge=1, description="cap per evaluation; None = the whole validation set")
     early_stopping_patience: int = Field(0, ge=0, description="evaluations without improvement; 0 = off")
     early_stopping_min_delta: float = Field(0.0, ge=0.0, description="a smaller drop in loss is no improvement")
     checkpoint_interval: int = Field(2, ge=1, description="steps between resume checkpoints")

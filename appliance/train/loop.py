@@ -119,12 +119,12 @@ def run_training(
         wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     model.train()
     session_tokens, train_seconds = 0, 0.0
+    batches = plan.epoch(state.epoch)
     stop = False
     while state.step < config.max_steps and not stop:
         started = time.perf_counter()
         step_loss, step_tokens = 0.0, 0
         for micro in range(config.gradient_accumulation_steps):
-            batches = plan.epoch(state.epoch)
             if state.batch_in_epoch >= len(batches):
                 state.epoch, state.batch_in_epoch = state.epoch + 1, 0
                 batches = plan.epoch(state.epoch)
@@ -163,7 +163,8 @@ def run_training(
         if progress and info.main:
             progress(row)
         due = config.eval_interval and state.step % config.eval_interval == 0
-        if eval_batches and (due or state.step == config.max_steps):
+        # every rank evaluates (some may hold no validation batch): evaluate() all-reduces
+        if validation and (due or state.step == config.max_steps):
             value = evaluate(model, eval_batches, device=device, autocast=autocast, info=info)
             if value is not None and math.isfinite(value):
                 if state.best_val_loss is None or value < state.best_val_loss - config.early_stopping_min_delta:
