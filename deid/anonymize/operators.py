@@ -60,7 +60,9 @@ class AppliedSpan:
     field: str | None = None
 
     def as_dict(self) -> dict[str, object]:
-        """The ledger form; offsets are into the field named by ``field`` (the whole text if None)."""
+        """The ledger form. Offsets are into one field's text (the whole note for text files);
+        ``field`` (the structural path, e.g. ``content[0].attachment.data``) is left out until the
+        ledger's payload policy accepts a path key."""
         return {"start": self.start, "end": self.end, "entity_type": self.entity_type, "operator": self.operator}
 
 

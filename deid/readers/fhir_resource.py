@@ -38,6 +38,7 @@ _ID_FIELDS = frozenset(
     {"serialNumber", "lotNumber", "deviceIdentifier", "carrierHRF", "carrierAIDC", "distinctIdentifier",
      "udi", "accessionIdentifier"}
 )
+_PERSON_STRINGS = frozenset({"authorString", "performerString", "sourceString"})  # Annotation authors, etc.
 _DATE_KEYS = frozenset({"start", "end", "issued", "recorded", "authoredOn", "lastUpdated", "created", "timestamp",
                         "date", "birthDate", "occurrence"})
 _DROPPED_EXTENSIONS = ("geolocation",)
@@ -200,6 +201,8 @@ class ResourceScrubber:
             return shifted
         if key in _ID_FIELDS:
             return self._replace(value, Entity.DEVICE.value, path, walk)
+        if key in _PERSON_STRINGS:
+            return self._replace(value, Entity.CLINICIAN.value, path, walk)
         if key in _NAME_FIELDS and walk.resource_type in FACILITY_RESOURCES:
             return self._replace(value, Entity.HOSPITAL.value, path, walk)
         if key in _FREE_TEXT:
