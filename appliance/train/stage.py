@@ -182,6 +182,7 @@ def _build(ctx: StageContext, config: TrainConfig, inputs: dict[str, Path], base
     )
     summary = {
         "base_model": base_model.name,
+        "base_model_path": str(base_model.resolve()),
         "architecture": loaded.architecture,
         "mode": mode.value,
         "target_modules": config.target_modules or default_target_modules(loaded.architecture),

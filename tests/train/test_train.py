@@ -184,6 +184,19 @@ def test_errors_are_clear(tmp_path: Path, dataset_dir: Path, tiny_hf_model: Path
                     base_model=tiny_hf_model, workdir=tmp_path / "w")
 
 
+def test_cli_train_refuses_a_missing_model_in_one_line(tmp_path: Path, dataset_dir: Path) -> None:
+    env = {**os.environ, "APPLIANCE_HOME": str(tmp_path / "home")}
+    env.pop("APPLIANCE_CONFIG", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "appliance", "train", "--dataset", str(dataset_dir), "--base-model",
+         str(tmp_path / "absent.gguf"), "--workdir", str(tmp_path / "work")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert done.returncode == ModelError.exit_code
+    assert done.stderr.strip().splitlines()[-1].startswith("error: base model path does not exist")
+    assert "Traceback" not in done.stderr
+
+
 def test_two_process_ddp_on_cpu(tmp_path: Path, dataset_dir: Path, tiny_hf_model: Path) -> None:
     env = {**os.environ, "APPLIANCE_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1",
            "GLOO_SOCKET_IFNAME": "lo", "APPLIANCE_TRAIN__BATCH_SIZE": "2", "APPLIANCE_TRAIN__MAX_SEQ_LENGTH": "64",
