@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+from deid.config import AnonymizationMode, DeidConfig
 from deid.readers.base import ReaderContext
 from deid.readers.fhir import FhirJsonFormat
 from deid.readers.fhir_resource import ResourceScrubber
@@ -97,3 +98,14 @@ def test_birth_date_revealing_an_age_over_89_becomes_a_90_year_old(make_context:
     assert scrubber.scrub(alive)[0]["birthDate"] == str(date.today().year - 90)
     shifted = scrubber.scrub(died_young)[0]
     assert len(shifted["birthDate"]) == 10 and shifted["birthDate"] != "1927-05-21"
+
+
+def test_redact_mode_tags_strings_but_keeps_typed_fields_valid(make_context: Callable[..., ReaderContext]) -> None:
+    context = make_context(DeidConfig(mode=AnonymizationMode.redact))
+    patient, _ = ResourceScrubber(context).scrub(json.loads(json.dumps(PATIENT)))
+    assert patient["name"][0]["family"] == "[NAME]" and patient["address"][0]["line"] == ["[LOCATION]"]
+    assert patient["telecom"][1]["value"] == "[EMAIL]"
+    assert len(patient["birthDate"]) == 10 and patient["birthDate"] != PATIENT["birthDate"]  # a date type stays a date
+    doc, _ = ResourceScrubber(context).scrub(document_reference())
+    note = base64.b64decode(doc["content"][0]["attachment"]["data"]).decode()
+    assert "[DATE]" in note and "[PHONE]" in note and "555-810-7203" not in note
