@@ -23,13 +23,16 @@ def split_by_group(examples: list[Example], fraction: float, seed: int) -> tuple
         return list(examples), []
     random.Random(seed).shuffle(groups)
     target = fraction * len(examples)
+    # Take whole groups while they fit the target, so one large patient cannot swamp it;
+    # if none fits, the smallest group alone makes the validation side.
     validation_groups: set[str] = set()
     taken = 0
     for group in groups:
-        if taken >= target or len(validation_groups) == len(groups) - 1:
-            break
-        validation_groups.add(group)
-        taken += len(by_group[group])
+        if taken + len(by_group[group]) <= target and len(validation_groups) < len(groups) - 1:
+            validation_groups.add(group)
+            taken += len(by_group[group])
+    if not validation_groups:
+        validation_groups.add(min(groups, key=lambda g: (len(by_group[g]), g)))
     train = [e for e in examples if e.group not in validation_groups]
     validation = [e for e in examples if e.group in validation_groups]
     return train, validation

@@ -163,6 +163,11 @@ def test_split_keeps_each_patient_on_one_side() -> None:
     assert validation and train
     assert not {e.group for e in train} & {e.group for e in validation}
     assert len(train) + len(validation) == 200
+    assert 20 <= len(validation) <= 40  # close to the fraction, never over it
+    lopsided = [Example("pretrain", "big", "text", text=str(i)) for i in range(90)]
+    lopsided += [Example("pretrain", f"small{i}", "text", text=f"s{i}") for i in range(10)]
+    _, held_out = split_by_group(lopsided, 0.1, seed=0)
+    assert held_out and {e.group for e in held_out} != {"big"}
 
 
 def test_build_stage_writes_split_and_auditable_manifest(tmp_path: Path) -> None:
