@@ -42,7 +42,8 @@ from deid.readers.patients import PatientIndex, build_patient_index, patients_in
 from deid.readers.registry import format_for
 
 STATE_DIR = ".deid-state"
-JOURNAL_FILE = "journal.jsonl"
+# Hidden name and a ".partial" suffix: corpus readers that walk the output folder skip both.
+JOURNAL_FILE = ".journal.jsonl"
 SURROGATE_SECRET = "surrogate"
 DOCUMENT_SECRET = "document-id"
 BATCH_UNITS = 16
@@ -321,7 +322,7 @@ class _Run:
     def process(self, item: InputFile) -> None:
         stat = item.path.stat()
         progress = self.journal.for_file(item.name, stat.st_size, stat.st_mtime_ns)
-        partial = self.out_dir / STATE_DIR / "partial" / item.name
+        partial = self.out_dir / STATE_DIR / "partial" / f"{item.name}.partial"
         final = self.out_dir / item.name
         reader = item.reader
         if progress.done:

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from appliance.cli import main as cli_main
-from deid.config import DeidConfig
+from deid.config import AnonymizationMode, DeidConfig
 from deid.detection.engine import PhiDetector
+from deid.errors import RunStateError
 from deid.keystore import Keystore
 from deid.ledger.config import LedgerConfig
 from deid.ledger.verify import verify_ledger
@@ -155,8 +156,9 @@ import os, sys
 from pathlib import Path
 import deid.pipeline as pipeline
 from appliance.cli import main as cli_main
-from deid.config import DeidConfig
+from deid.config import AnonymizationMode, DeidConfig
 from deid.detection.engine import PhiDetector
+from deid.errors import RunStateError
 from deid.keystore import Keystore
 from deid.ledger.config import LedgerConfig
 from deid.ledger.writer import LedgerWriter
@@ -216,3 +218,24 @@ def test_killed_run_resumes_without_duplicates_or_losses(tmp_path: Path, detecto
     again = run([source], tmp_path / "out", tmp_path, detector)  # a finished run is not redone
     assert again.documents == 41
     assert Counter(json.loads(line)["action"] for line in (tmp_path / "ledger.jsonl").read_text().splitlines())["deid.document"] == 41
+
+
+def test_an_output_folder_refuses_a_run_with_other_settings_or_changed_inputs(tmp_path: Path, detector: PhiDetector) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    note = source / "note.txt"
+    note.write_text("Seen 03/02/2021 by Dr. Okafor.\n")
+    keystore = Keystore.open(tmp_path / "keystore")
+
+    def go(config: DeidConfig) -> RunSummary:
+        return deidentify([source], tmp_path / "out", config=config, keystore=keystore, ledger_path=tmp_path / "l.jsonl",
+                          ledger_config=LedgerConfig(), detector=detector)
+
+    go(DeidConfig())
+    visible = [p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert visible == ["note.txt"]  # run state is hidden from corpus readers
+    with pytest.raises(RunStateError, match="different de-identification settings"):
+        go(DeidConfig(mode=AnonymizationMode.redact))
+    note.write_text("Seen 03/02/2021 by Dr. Okafor and Dr. Patel.\n")
+    with pytest.raises(RunStateError, match="note.txt: changed"):
+        go(DeidConfig())
