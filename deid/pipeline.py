@@ -135,9 +135,18 @@ def _init_worker(spec: WorkerSpec) -> None:
     _WORKER["context"] = build_context(spec)
 
 
+def transform_unit(reader: RecordFormat, unit: Unit, context: ReaderContext) -> UnitResult:
+    """One unit, never raising: a record the reader cannot handle is reported, not fatal."""
+    try:
+        return reader.transform(unit, context)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, LookupError, RecursionError) as error:
+        # the exception's type only: its message may quote the record
+        return UnitResult(b"", malformed=[(unit.position, "unprocessable", f"cannot be processed ({type(error).__name__})")])
+
+
 def _transform_batch(reader: RecordFormat, units: list[Unit]) -> list[UnitResult]:
     context = _WORKER["context"]
-    return [reader.transform(unit, context) for unit in units]
+    return [transform_unit(reader, unit, context) for unit in units]
 
 
 def settings_sha256(config: DeidConfig) -> str:
@@ -258,7 +267,7 @@ class _Run:
         if self.executor is None:
             assert self.context is not None
             for unit, offset, line in units:
-                yield reader.transform(unit, self.context), offset, line
+                yield transform_unit(reader, unit, self.context), offset, line
             return
         pending: deque[tuple[list[tuple[int, int]], Future[list[UnitResult]]]] = deque()
 

@@ -58,7 +58,10 @@ def build_patient_index(database: Path, patients: Iterable[dict[str, Any]]) -> i
     with sqlite3.connect(tmp) as connection:
         connection.execute("CREATE TABLE patient (id TEXT PRIMARY KEY, known TEXT NOT NULL)")
         for resource in patients:
-            known = [[item.text, item.entity_type] for item in known_phi_of(resource)]
+            try:
+                known = [[item.text, item.entity_type] for item in known_phi_of(resource)]
+            except (AttributeError, TypeError):
+                continue  # a malformed Patient; the main pass reports it with its position
             connection.execute(
                 "INSERT OR REPLACE INTO patient VALUES (?, ?)", (str(resource.get("id", "")), json.dumps(known))
             )

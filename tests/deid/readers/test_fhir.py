@@ -109,3 +109,16 @@ def test_redact_mode_tags_strings_but_keeps_typed_fields_valid(make_context: Cal
     doc, _ = ResourceScrubber(context).scrub(document_reference())
     note = base64.b64decode(doc["content"][0]["attachment"]["data"]).decode()
     assert "[DATE]" in note and "[PHONE]" in note and "555-810-7203" not in note
+
+
+def test_a_resource_of_unexpected_shape_is_reported_not_fatal(tmp_path: Path, make_context: Callable[..., ReaderContext]) -> None:
+    from deid.pipeline import transform_unit
+    from deid.readers.fhir import FhirNdjsonFormat
+
+    path = tmp_path / "Patient.ndjson"
+    path.write_text(json.dumps({"resourceType": "Patient", "id": "x", "address": [{"line": [{"oops": 1}]}]}) + "\n")
+    reader = FhirNdjsonFormat()
+    (unit, _, _), = list(reader.units(path, path.name, 0, 0))
+    result = transform_unit(reader, unit, make_context())
+    assert result.output == b"" and [(p, r) for p, r, _ in result.malformed] == [("Patient.ndjson:1", "unprocessable")]
+    assert "oops" not in result.malformed[0][2]
