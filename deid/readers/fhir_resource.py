@@ -206,10 +206,14 @@ class ResourceScrubber:
         if key in _NAME_FIELDS and walk.resource_type in FACILITY_RESOURCES:
             return self._replace(value, Entity.HOSPITAL.value, path, walk)
         if key in _FREE_TEXT:
-            scrubbed, applied = self._context.scrubber.scrub(value, walk.patient, known_phi=walk.known, field=path)
-            walk.applied.extend(applied)
-            return scrubbed
+            return self._scan(value, path, walk)
         return value
+
+    def _scan(self, value: str, path: str, walk: _Walk) -> str:
+        """Free text: detection with the patient's own PHI as known PHI, then replacement."""
+        scrubbed, applied = self._context.scrubber.scrub(value, walk.patient, known_phi=walk.known, field=path)
+        walk.applied.extend(applied)
+        return scrubbed
 
     def _replace(self, value: str, entity: str, path: str, walk: _Walk) -> str:
         replaced, operator = self._anonymizer.replace(value, entity, walk.patient)
@@ -297,7 +301,9 @@ class ResourceScrubber:
                 continue
             if _MAIDEN in url and isinstance(extension.get("valueString"), str):
                 replaced = dict(extension)
-                replaced["valueString"] = self._replace(extension["valueString"], Entity.PATIENT.value, f"{child}.valueString", walk)
+                replaced["valueString"] = self._replace(
+                    extension["valueString"], Entity.PATIENT.value, f"{child}.valueString", walk
+                )
                 kept.append(replaced)
                 continue
             kept.append(self._node(extension, "extension", child, walk))
@@ -329,7 +335,8 @@ class ResourceScrubber:
         target = node.get("reference")
         ref_type = ""
         if isinstance(target, str):
-            match = _TYPED_REFERENCE.fullmatch(target.partition("?")[0] + "/x") if "?" in target else _TYPED_REFERENCE.fullmatch(target)
+            head = target.partition("?")[0] + "/x" if "?" in target else target  # "Type?identifier=..."
+            match = _TYPED_REFERENCE.fullmatch(head)
             ref_type = match["type"] if match else ""
             result["reference"] = self.rewrite_reference(target)
             walk.applied.append(AppliedSpan(0, len(target), Entity.ID.value, "pseudonymize", f"{path}.reference"))
@@ -339,12 +346,8 @@ class ResourceScrubber:
                 continue
             if child_key == "display" and isinstance(value, str):
                 entity = _display_entity(ref_type, key)
-                if entity is None:
-                    scrubbed, applied = self._context.scrubber.scrub(value, walk.patient, known_phi=walk.known, field=child)
-                    walk.applied.extend(applied)
-                    result[child_key] = scrubbed
-                else:
-                    result[child_key] = self._replace(value, entity, child, walk)
+                replaced = self._scan(value, child, walk) if entity is None else self._replace(value, entity, child, walk)
+                result[child_key] = replaced
             elif child_key == "identifier":
                 result[child_key] = self._identifier_part(child_key, value, child, walk)
             else:
@@ -369,21 +372,21 @@ class ResourceScrubber:
                 result.pop("size", None)
                 walk.applied.append(AppliedSpan(0, 0, "ATTACHMENT", "drop", f"{path}.data"))
             else:
-                scrubbed, applied = self._context.scrubber.scrub(text, walk.patient, known_phi=walk.known, field=f"{path}.data")
-                walk.applied.extend(applied)
-                data = scrubbed.encode(charset)
+                data = self._scan(text, f"{path}.data", walk).encode(charset)
                 result["data"] = base64.b64encode(data).decode("ascii")
                 if "size" in node:
                     result["size"] = len(data)
                 if "hash" in node:
-                    result["hash"] = base64.b64encode(hashlib.sha1(data).digest()).decode("ascii")  # FHIR defines it as SHA-1
+                    # FHIR defines Attachment.hash as the SHA-1 of the data
+                    result["hash"] = base64.b64encode(hashlib.sha1(data).digest()).decode("ascii")
         if isinstance(node.get("url"), str):
             url = node["url"]
-            result["url"] = self.rewrite_reference(url) if _TYPED_REFERENCE.fullmatch(url) or url.startswith(_URN_UUID) else self._replace(url, Entity.URL.value, f"{path}.url", walk)
+            if _TYPED_REFERENCE.fullmatch(url) or url.startswith(_URN_UUID):
+                result["url"] = self.rewrite_reference(url)
+            else:
+                result["url"] = self._replace(url, Entity.URL.value, f"{path}.url", walk)
         if isinstance(node.get("title"), str):
-            scrubbed, applied = self._context.scrubber.scrub(node["title"], walk.patient, known_phi=walk.known, field=f"{path}.title")
-            walk.applied.extend(applied)
-            result["title"] = scrubbed
+            result["title"] = self._scan(node["title"], f"{path}.title", walk)
         if isinstance(node.get("creation"), str):
             result["creation"] = self._string(node["creation"], "creation", f"{path}.creation", walk)
         return result
