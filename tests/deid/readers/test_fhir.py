@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from deid.config import AnonymizationMode, DeidConfig
+from deid.anonymize.dates import shift_fhir_date
 from deid.readers.base import ReaderContext
 from deid.readers.fhir import FhirJsonFormat
 from deid.readers.fhir_resource import ResourceScrubber
@@ -122,3 +123,28 @@ def test_a_resource_of_unexpected_shape_is_reported_not_fatal(tmp_path: Path, ma
     result = transform_unit(reader, unit, make_context())
     assert result.output == b"" and [(p, r) for p, r, _ in result.malformed] == [("Patient.ndjson:1", "unprocessable")]
     assert "oops" not in result.malformed[0][2]
+
+
+def test_observation_dates_references_and_annotations(make_context: Callable[..., ReaderContext]) -> None:
+    observation = {
+        "resourceType": "Observation",
+        "id": "obs-1",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}], "text": "Heart rate"},
+        "subject": {"reference": "Patient/129c6ac7-8d06-89de-ad63-0204a93e76c3", "display": "Qortimer Zyxwquist"},
+        "effectiveDateTime": "2017-03-08T10:09:01-05:00",
+        "issued": "2017-03-08T10:09:01.500-05:00",
+        "performer": [{"reference": "Practitioner/p-77", "display": "Dr. Hazel Schultz"}],
+        "valueQuantity": {"value": 88, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"},
+        "note": [{"authorString": "Nurse Ilsa Vrondhaven", "time": "2017-03-08T11:00:00Z", "text": "Called Dr. Hazel Schultz at 617-555-0199."}],
+    }
+    context = make_context()
+    out, _ = ResourceScrubber(context).scrub(observation)
+    dumped = json.dumps(out)
+    for real in ("Zyxwquist", "Schultz", "Vrondhaven", "617-555-0199", "2017-03-08", "obs-1", "p-77"):
+        assert real not in dumped, real
+    assert out["code"] == observation["code"] and out["valueQuantity"] == observation["valueQuantity"]
+    offset = context.anonymizer.date_offset("patient:129c6ac7-8d06-89de-ad63-0204a93e76c3")
+    assert out["effectiveDateTime"] == shift_fhir_date(observation["effectiveDateTime"], offset)
+    assert out["note"][0]["time"] == shift_fhir_date("2017-03-08T11:00:00Z", offset)
+    assert out["subject"]["reference"] == "Patient/" + context.anonymizer.surrogates.resource_id("129c6ac7-8d06-89de-ad63-0204a93e76c3")
