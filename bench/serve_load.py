@@ -152,6 +152,8 @@ def main() -> int:
     model = args.model or embedded_model_path()
     levels = [int(level) for level in args.levels.split(",")]
 
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+          "(ratios are only meaningful on an otherwise idle machine)")
     direct = direct_tokens_per_second(model, args.threads, args.max_tokens, args.context, repeats=3)
     print(f"direct llama_cpp streaming (1 client): {direct:.1f} tokens/s  [{model.name}, {args.threads} threads]")
 
@@ -194,7 +196,8 @@ def main() -> int:
             server.terminate()
             server.wait(timeout=60)
 
-    print(f"\nstreaming API / direct llama_cpp:  {api_single / direct:.2f}x  (bar >= 0.95x)")
+    print(f"\nload average after: {os.getloadavg()[0]:.1f}")
+    print(f"streaming API / direct llama_cpp:  {api_single / direct:.2f}x  (bar >= 0.95x)")
     if 1 in aggregate and 8 in aggregate:
         print(f"aggregate 8 clients / 1 client:    {aggregate[8] / aggregate[1]:.2f}x  (bar >= 2x)")
     return 0

@@ -71,7 +71,11 @@ class Generation:
         return self._cancelled.is_set()
 
     def publish(self, event: GenerationEvent) -> None:
-        self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+        """From the worker thread; a loop already closed (server shut down) has nobody to tell."""
+        try:
+            self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+        except RuntimeError:
+            self._cancelled.set()
 
     async def events(self) -> AsyncIterator[GenerationEvent]:
         while True:

@@ -40,7 +40,7 @@ def test_canary_reaches_no_log_metric_error_or_ledger(
             {"model": main_server.model_id, "messages": CANARY},
         )
     ]
-    refused.append(httpx.post(f"{base}/v1/consult", headers=headers, timeout=30, json={"question": CANARY, "x": CANARY}))
+    refused.append(httpx.post(f"{base}/v1/consult", headers=headers, timeout=30, json={"question": "q", CANARY: CANARY}))
     assert all(400 <= r.status_code < 500 for r in refused)
     for response in refused:
         assert CANARY not in response.text, "errors must not echo request content"
