@@ -30,7 +30,7 @@ from packaging.utils import canonicalize_name
 from appliance import __version__
 from appliance.bundle import ed25519 as ed25519_module
 from appliance.bundle import verify_bundle
-from appliance.bundle.archive import Entry, write_signed_archive
+from appliance.bundle.archive import Entry, compression_of, write_signed_archive
 from appliance.bundle.sbom import build_sbom
 from appliance.bundle.wheelhouse import (
     APPLIANCE_DIST,
@@ -157,6 +157,7 @@ def _requirements(scratch: Path, main: list[Wheel], own: Wheel, nodeps: list[imp
 
 def build_bundle(request: BuildRequest, signing_key: Ed25519PrivateKey, public_key_pem: bytes) -> BuildResult:
     """Build, sign and write the bundle; then check it with the same verifier the installer uses."""
+    compression_of(request.out)  # a bad name is refused before minutes of work, not after
     root = source_root()
     models = [check_gguf_file(path) for path in request.models] or [embedded_model_path()]
     if request.adapter is not None:
