@@ -47,8 +47,8 @@ class LedgerVerificationError(LedgerError):
         self.problem = problem
 
 
-class InputNotFoundError(DeidError):
-    """An input file or folder given to a run does not exist or cannot be read."""
+class RunInputError(DeidError):
+    """An input given to a run does not exist, or two inputs would write the same output file."""
 
     exit_code = 3
 

@@ -30,7 +30,7 @@ from deid.anonymize.operators import Anonymizer
 from deid.anonymize.scrubber import Detector, Scrubber
 from deid.anonymize.surrogates import SurrogateFactory
 from deid.config import DeidConfig
-from deid.errors import InputNotFoundError, UnsupportedFormatError
+from deid.errors import RunInputError, UnsupportedFormatError
 from deid.journal import FileProgress, Journal
 from deid.keystore import Keystore
 from deid.ledger.config import LedgerConfig
@@ -178,7 +178,7 @@ def collect_inputs(inputs: list[Path], out_dir: Path) -> tuple[list[InputFile], 
     out_resolved = out_dir.resolve()
     for given in inputs:
         if not given.exists():
-            raise InputNotFoundError(f"{given}: no such file or folder")
+            raise RunInputError(f"{given}: no such file or folder")
         if given.is_file():
             files.append(InputFile(given, given.name, format_for(given)))
             continue
@@ -193,7 +193,7 @@ def collect_inputs(inputs: list[Path], out_dir: Path) -> tuple[list[InputFile], 
     seen: dict[str, Path] = {}
     for item in files:
         if item.name in seen:
-            raise InputNotFoundError(f"{item.name}: given twice (from {seen[item.name]} and {item.path}); outputs would collide")
+            raise RunInputError(f"{item.name}: comes from both {seen[item.name]} and {item.path}; outputs would collide")
         seen[item.name] = item.path
     return files, skipped
 
