@@ -41,7 +41,7 @@ MANIFEST_FILE = "dataset.json"
 
 
 def replay_path() -> Path:
-    return Path(str(resources.files("appliance.dataset") / "data" / "replay.jsonl"))
+    return Path(str(resources.files("appliance.dataset") / "replay.jsonl"))
 
 
 def build_dataset_stage(
@@ -160,7 +160,7 @@ def _sources(corpus: Corpus, deid_dir: Path | None, qa_files: list[Path]) -> lis
         listed.append({"role": "deid_corpus", "path": relative, "sha256": sha256_file(path)})
     for path in qa_files:
         listed.append({"role": "qa", "path": path.name, "sha256": sha256_file(path)})
-    listed.append({"role": "replay", "path": "appliance/dataset/data/replay.jsonl", "sha256": sha256_file(replay_path())})
+    listed.append({"role": "replay", "path": "appliance/dataset/replay.jsonl", "sha256": sha256_file(replay_path())})
     return listed
 
 
