@@ -27,7 +27,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from appliance import __version__
 from appliance.bundle import ed25519 as ed25519_module
 from appliance.bundle import verify_bundle
 from appliance.bundle.archive import Entry, compression_of, write_signed_archive
@@ -147,12 +146,54 @@ def _model_card(request: BuildRequest, models: list[Path], scratch: Path) -> Pat
     return card
 
 
-def _requirements(scratch: Path, main: list[Wheel], own: Wheel, nodeps: list[importlib.metadata.Distribution]) -> tuple[Path, Path]:
+def _requirements(
+    scratch: Path, own: Wheel, closure: list[importlib.metadata.Distribution], nodeps: list[importlib.metadata.Distribution]
+) -> tuple[Path, Path]:
+    """Exact pins: pip on the target resolves against them (and checks them), never picks versions."""
     pinned = scratch / "requirements.txt"
-    pinned.write_text("".join(f"{wheel.name}=={wheel.version}\n" for wheel in [own, *main]))
+    pins = [f"{own.name}=={own.version}"] + [f"{dist.metadata['Name']}=={dist.version}" for dist in closure]
+    pinned.write_text("".join(f"{pin}\n" for pin in pins))
     loose = scratch / "requirements-nodeps.txt"
     loose.write_text("".join(f"{dist.metadata['Name']}=={dist.version}\n" for dist in nodeps))
     return pinned, loose
+
+
+def _wheels(request: BuildRequest, root: Path, own_path: Path, scratch: Path) -> tuple[Wheel, list[Wheel], Path, Path]:
+    """The appliance's wheel, every dependency's wheel, and the two pinned requirement files."""
+    version = wheel_metadata(own_path).version
+    own = Wheel(APPLIANCE_DIST, version, own_path, repacked=False)
+    try:
+        model_dists = [importlib.metadata.distribution(name) for name in model_packages(root)]
+    except importlib.metadata.PackageNotFoundError as error:
+        raise InputError(f"model package {error.name} is not installed (packaging/requirements-models.txt)") from None
+    closure = requirement_closure(wheel_metadata(own_path).requires or [])
+    partial = request.partial_wheelhouse
+    prebuilt = list(request.wheelhouse_dirs) if partial else candidate_dirs(request.wheelhouse_dirs)
+    found = [
+        gather(dists, scratch / "repacked", prebuilt, not partial, request.compress_level, skip_missing=partial)
+        for dists in (closure, model_dists)
+    ]
+    check_target(request.target, found[0])
+    pinned, loose = _requirements(scratch, own, closure, model_dists)
+    return own, [own, *found[0], *found[1]], pinned, loose
+
+
+def _entries(root: Path, models: list[Path], adapter: Path | None, card: Path, sbom: Path, wheels: list[Wheel], pins: tuple[Path, Path]) -> list[Entry]:
+    entries = [Entry(wheel.path, f"wheelhouse/{wheel.path.name}") for wheel in wheels]
+    entries += [Entry(pins[0], "wheelhouse/requirements.txt"), Entry(pins[1], "wheelhouse/requirements-nodeps.txt")]
+    entries += [Entry(model, f"models/{model.name}") for model in models + ([adapter] if adapter else [])]
+    entries += [
+        Entry(card, "models/MODEL_CARD.md"),
+        Entry(root / "packaging" / "appliance.toml.template", "config/appliance.toml.template"),
+        Entry(root / "packaging" / "medical-appliance.service", "systemd/medical-appliance.service"),
+        Entry(Path(verify_bundle.__file__), "installer/verify_bundle.py"),
+        Entry(Path(ed25519_module.__file__), "installer/ed25519.py"),
+        Entry(sbom, "sbom.cdx.json"),
+    ]
+    entries += [Entry(root / "packaging" / name, f"installer/{name}", executable=name.endswith(".sh")) for name in INSTALLER_FILES]
+    if (root / "docs" / "bundle.md").is_file():
+        entries.append(Entry(root / "docs" / "bundle.md", "docs/bundle.md"))
+    return entries
 
 
 def build_bundle(request: BuildRequest, signing_key: Ed25519PrivateKey, public_key_pem: bytes) -> BuildResult:
@@ -162,49 +203,23 @@ def build_bundle(request: BuildRequest, signing_key: Ed25519PrivateKey, public_k
     models = [check_gguf_file(path) for path in request.models] or [embedded_model_path()]
     if request.adapter is not None:
         check_gguf_file(request.adapter)
-    names = [path.name for path in models] + ([request.adapter.name] if request.adapter else [])
-    if len(set(names)) != len(names):
+    shipped = models + ([request.adapter] if request.adapter else [])
+    if len({path.name for path in shipped}) != len(shipped):
         raise ModelError("two model files share a name; rename one")
-    release = request.release or __version__
-    bundle_root = f"medical-appliance-{release}-{request.target}"
+    raw_key = ed25519_module.public_key_from_pem(public_key_pem)
     request.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".bundle-build-", dir=request.out.parent) as scratch_name:
         scratch = Path(scratch_name)
-        own_path = build_own_wheel(root, scratch / "own")
-        own = Wheel(APPLIANCE_DIST, __version__, own_path, repacked=False)
-        model_dists = [importlib.metadata.distribution(name) for name in model_packages(root)]
-        closure = requirement_closure(wheel_metadata(own_path).requires or [])
-        prebuilt = list(request.wheelhouse_dirs) if request.partial_wheelhouse else candidate_dirs(request.wheelhouse_dirs)
-        main = gather(closure, scratch / "repacked", prebuilt, not request.partial_wheelhouse, request.compress_level, skip_missing=request.partial_wheelhouse)
-        extra = gather(model_dists, scratch / "repacked", prebuilt, not request.partial_wheelhouse, request.compress_level, skip_missing=request.partial_wheelhouse)
-        check_target(request.target, main)
-        pinned, loose = _requirements(scratch, [Wheel(d.metadata["Name"], d.version, Path(), False) for d in closure], own, model_dists)
-        wheels = [own, *main, *extra]
+        own, wheels, pinned, loose = _wheels(request, root, build_own_wheel(root, scratch / "own"), scratch)
+        release = request.release or own.version
         timestamp = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-        sbom_path = scratch / "sbom.cdx.json"
-        sbom_path.write_text(json.dumps(build_sbom(release, wheels, models + ([request.adapter] if request.adapter else []), timestamp), indent=2) + "\n")
-        card = _model_card(request, models, scratch)
-        entries = [Entry(wheel.path, f"wheelhouse/{wheel.path.name}") for wheel in wheels]
-        entries += [Entry(pinned, "wheelhouse/requirements.txt"), Entry(loose, "wheelhouse/requirements-nodeps.txt")]
-        entries += [Entry(model, f"models/{model.name}") for model in models]
-        if request.adapter is not None:
-            entries.append(Entry(request.adapter, f"models/{request.adapter.name}"))
-        entries.append(Entry(card, "models/MODEL_CARD.md"))
-        entries += [
-            Entry(root / "packaging" / "appliance.toml.template", "config/appliance.toml.template"),
-            Entry(root / "packaging" / "medical-appliance.service", "systemd/medical-appliance.service"),
-            Entry(Path(verify_bundle.__file__), "installer/verify_bundle.py"),
-            Entry(Path(ed25519_module.__file__), "installer/ed25519.py"),
-            Entry(sbom_path, "sbom.cdx.json"),
-        ]
-        entries += [Entry(root / "packaging" / name, f"installer/{name}", executable=name.endswith(".sh")) for name in INSTALLER_FILES]
-        if (root / "docs" / "bundle.md").is_file():
-            entries.append(Entry(root / "docs" / "bundle.md", "docs/bundle.md"))
-        raw_key = ed25519_module.public_key_from_pem(public_key_pem)
+        sbom = scratch / "sbom.cdx.json"
+        sbom.write_text(json.dumps(build_sbom(release, wheels, shipped, timestamp), indent=2) + "\n")
+        entries = _entries(root, models, request.adapter, _model_card(request, models, scratch), sbom, wheels, (pinned, loose))
         fields = {
-            "root": bundle_root,
+            "root": f"medical-appliance-{release}-{request.target}",
             "name": "medical-appliance",
-            "version": __version__,
+            "version": own.version,
             "release": release,
             "target": request.target,
             "created": timestamp,
