@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from appliance.errors import ConfigError
 
 # llama.cpp file types the quantizer accepts by name (``LLAMA_FTYPE_MOSTLY_<name>``).
 SUPPORTED_QUANTIZATIONS = (
@@ -59,3 +61,11 @@ class ExportConfig(BaseModel):
         if unknown:
             raise ValueError(f"unknown quantization type(s) {unknown}; choose from {list(SUPPORTED_QUANTIZATIONS)}")
         return list(dict.fromkeys(normalized))
+
+    def updated(self, **changes: Any) -> ExportConfig:
+        """A validated copy with command-line overrides; a bad value is a ConfigError naming the field."""
+        try:
+            return ExportConfig.model_validate({**self.model_dump(), **changes})
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
+            raise ConfigError(f"invalid export option: {problems}") from None

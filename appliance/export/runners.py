@@ -75,14 +75,28 @@ class LlamaCppRunner:
     def detokenize(self, ids: Sequence[int]) -> str:
         return self._llm.detokenize(list(ids)).decode("utf-8", errors="replace")
 
+    def _prefill(self, ids: Sequence[int]) -> None:
+        """Evaluate ``ids``, reusing the KV cache for the prefix shared with the previous call.
+
+        Few-shot prompts, answer options and canary probes share long prefixes; with
+        ``logits_all`` the cached rows of ``scores`` stay valid, so only the new tail is computed.
+        """
+        cached = self._llm.n_tokens
+        limit = min(cached, len(ids) - 1)
+        if limit > 0:
+            differs = np.nonzero(self._llm.input_ids[:limit] != np.asarray(ids[:limit]))[0]
+            common = int(differs[0]) if len(differs) else limit
+        else:
+            common = 0
+        self._llm.n_tokens = common
+        self._llm.eval(list(ids[common:]))
+
     def logits(self, ids: Sequence[int]) -> np.ndarray:
-        self._llm.reset()
-        self._llm.eval(list(ids))
+        self._prefill(ids)
         return np.array(self._llm.scores[: len(ids)], dtype=np.float32)
 
     def greedy(self, ids: Sequence[int], max_new_tokens: int) -> list[int]:
-        self._llm.reset()
-        self._llm.eval(list(ids))
+        self._prefill(ids)
         produced: list[int] = []
         for _ in range(max_new_tokens):
             token = int(np.argmax(self._llm.scores[self._llm.n_tokens - 1]))

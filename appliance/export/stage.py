@@ -34,7 +34,7 @@ from appliance.export.parity import (
     measure_perplexity,
     require_parity,
 )
-from appliance.export.quantize import quantize_gguf
+from appliance.export.quantize import quantize_gguf, tensor_types
 from appliance.export.runners import LlamaCppRunner, TransformersRunner
 from appliance.pipeline.stage import StageContext, StageResult, run_stage
 from deid.fileio import atomic_write_text
@@ -114,7 +114,13 @@ def _build(
         say(f"quantizing to {kind}")
         path = quantize_gguf(reference, ctx.output_dir / f"model-{kind}.gguf", kind, config.threads)
         verdict = judge_quant(kind, measure_perplexity(path, heldout, **measure), reference_ppl, config.max_perplexity_increase)
-        entry = {"type": kind, "file": path.name, "perplexity": verdict.perplexity, "increase": verdict.increase}
+        entry = {
+            "type": kind,
+            "file": path.name,
+            "perplexity": verdict.perplexity,
+            "increase": verdict.increase,
+            "tensor_types": tensor_types(path),
+        }
         if verdict.accepted:
             quants.append(entry)
             continue

@@ -1,0 +1,148 @@
+"""The model card: where the served model came from, what it was trained on (counts only), how it scored.
+
+Lineage is read from the stage manifests in the work directory, so the card states exactly
+the hashes an auditor can re-check: GGUF -> merged model -> adapter -> dataset -> ledger head.
+Only numbers and hashes are taken from manifests, never strings that could carry record text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from appliance.pipeline.stage import StageManifest, load_manifest
+
+INTENDED_USE = (
+    "Decision support and documentation help for clinicians inside the hospital network: answering "
+    "general medical questions and summarising de-identified clinical text. A clinician reviews every output."
+)
+LIMITATIONS = (
+    "- Not a medical device; never use it for diagnosis or treatment decisions without clinician review.\n"
+    "- Small models hallucinate: answers can be fluent and wrong, including doses and contraindications.\n"
+    "- Benchmarks here are small subsets; scores carry wide confidence intervals.\n"
+    "- Trained on one hospital's de-identified records: it reflects that population, its practice and its biases.\n"
+    "- Quantized variants trade some accuracy for speed; prefer the highest precision the hardware allows."
+)
+
+
+def _stage_manifests(workdir: Path) -> dict[str, StageManifest]:
+    found: dict[str, StageManifest] = {}
+    if not workdir.is_dir():
+        return found
+    for directory in sorted(p for p in workdir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        manifest = load_manifest(directory)
+        if manifest is not None:
+            found[manifest.stage] = manifest
+    return found
+
+
+def _find_ledger_head(value: Any) -> str | None:
+    """A ledger head hash recorded anywhere in a manifest's details (key naming a ledger head)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "ledger" in key.lower() and "head" in key.lower() and isinstance(item, str):
+                return item
+            nested = _find_ledger_head(item)
+            if nested:
+                return nested
+    return None
+
+
+def _counts(details: dict[str, Any], prefix: str = "", depth: int = 0) -> list[tuple[str, int | float]]:
+    rows: list[tuple[str, int | float]] = []
+    for key, value in details.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            rows.append((name, value))
+        elif isinstance(value, dict) and depth < 2:
+            rows.extend(_counts(value, f"{name}.", depth + 1))
+    return rows
+
+
+def _adapter_stage(manifests: dict[str, StageManifest]) -> StageManifest | None:
+    if "train" in manifests:
+        return manifests["train"]
+    return next(
+        (m for m in manifests.values() if any(a.path.endswith("adapter_model.safetensors") for a in m.artifacts)), None
+    )
+
+
+def lineage(workdir: Path, model_hashes: dict[str, str]) -> list[str]:
+    manifests = _stage_manifests(workdir)
+    lines = [f"- GGUF `{name}`: sha256 `{digest}`" for name, digest in model_hashes.items()]
+    export = manifests.get("export")
+    if export is not None:
+        merged = [a for a in export.artifacts if a.path.startswith("merged/") and a.path.endswith(".safetensors")]
+        lines += [f"- merged model `{a.path}`: sha256 `{a.sha256}`" for a in merged]
+        for name in ("adapter", "base_model"):
+            if name in export.inputs:
+                lines.append(f"- {name.replace('_', ' ')} (input of export): sha256 `{export.inputs[name]}`")
+    train = _adapter_stage(manifests)
+    if train is not None:
+        lines.append(f"- training stage `{train.stage}`: fingerprint `{train.fingerprint}`")
+        lines += [f"  - input `{k}`: sha256 `{v}`" for k, v in sorted(train.inputs.items())]
+    dataset = manifests.get("dataset")
+    if dataset is not None:
+        lines.append(f"- dataset stage: fingerprint `{dataset.fingerprint}`")
+        lines += [f"  - `{a.path}`: sha256 `{a.sha256}`" for a in dataset.artifacts if a.path.endswith(".json")][:5]
+    head = next((h for m in manifests.values() if (h := _find_ledger_head(m.details))), None)
+    lines.append(f"- de-identification ledger head: `{head}`" if head else "- de-identification ledger head: not recorded in the work directory")
+    return lines
+
+
+def training_summary(workdir: Path) -> list[str]:
+    manifests = _stage_manifests(workdir)
+    rows: list[str] = []
+    for stage in ("dataset", "train"):
+        manifest = manifests.get(stage)
+        if manifest is not None:
+            rows += [f"| {stage} | {key} | {value} |" for key, value in _counts(manifest.details)]
+    if not rows:
+        return ["No dataset or training manifest was found in the work directory."]
+    return ["| stage | count | value |", "|---|---|---|", *rows]
+
+
+def _results_table(models: dict[str, dict[str, Any]]) -> list[str]:
+    columns = sorted({k for r in models.values() for k, v in r.items() if isinstance(v, (int, float))})
+    lines = ["| model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, results in models.items():
+        cells = [f"{results[c]:.4g}" if isinstance(results.get(c), (int, float)) else "n/a" for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_model_card(report: dict[str, Any], workdir: Path) -> str:
+    memo = report.get("memorization", {})
+    memo_lines = [
+        f"- {name}: {item['extracted']} of {item['canaries']} canaries extracted ({item['extraction_rate']:.1%})"
+        for name, item in memo.get("models", {}).items()
+    ] or ["- no canaries were given; the memorization check did not run"]
+    sections = [
+        "# Model card",
+        "",
+        "## Lineage",
+        *lineage(workdir, report.get("model_sha256", {})),
+        "",
+        "## Training data",
+        "Trained on de-identified records of this hospital and public medical Q&A; counts from the manifests:",
+        "",
+        *training_summary(workdir),
+        "",
+        "## Evaluation",
+        *_results_table(report["models"]),
+        "",
+        f"Memorization check ({'passed' if memo.get('passed', True) else 'FAILED'}):",
+        *memo_lines,
+        "",
+        "## Intended use",
+        INTENDED_USE,
+        "",
+        "## Limitations",
+        LIMITATIONS,
+        "",
+        "Benchmarks: PubMedQA (MIT), MedQuAD (CC BY 4.0); see the appliance's benchmark attribution.",
+    ]
+    return "\n".join(sections) + "\n"
+

@@ -1,0 +1,75 @@
+"""PubMedQA (expert-labelled test split): yes / no / maybe from an abstract, zero- and few-shot."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from appliance.errors import InputError
+from appliance.evaluate.choices import rank_options
+from appliance.export.runners import ModelRunner
+
+LABELS = ("yes", "no", "maybe")
+
+
+@dataclass(frozen=True)
+class PubMedQAItem:
+    id: str
+    question: str
+    context: str
+    answer: str
+
+
+def _benchmarks() -> Path:
+    return Path(str(resources.files("appliance.data") / "benchmarks"))
+
+
+def _read(path: Path, context_chars: int) -> list[PubMedQAItem]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            rows = [json.loads(line) for line in handle if line.strip()]
+    except (OSError, ValueError):
+        raise InputError(f"cannot read PubMedQA file {path}") from None
+    return [
+        PubMedQAItem(str(row["id"]), row["question"], " ".join(row["contexts"])[:context_chars], row["answer"])
+        for row in rows
+    ]
+
+
+def load_test_split(limit: int | None, context_chars: int) -> list[PubMedQAItem]:
+    """The first ``limit`` test questions; the file order is fixed, so subsets are comparable across runs."""
+    items = _read(_benchmarks() / "pubmedqa-test.jsonl.gz", context_chars)
+    return items[:limit] if limit else items
+
+
+def load_demonstrations(count: int, context_chars: int) -> list[PubMedQAItem]:
+    # Demonstrations keep shorter contexts so a few-shot prompt still fits small context windows.
+    return _read(_benchmarks() / "pubmedqa-fewshot.jsonl", context_chars // 2)[:count]
+
+
+def format_question(item: PubMedQAItem) -> str:
+    return f"Context: {item.context}\nQuestion: {item.question}\nAnswer with yes, no or maybe.\nAnswer:"
+
+
+def build_prompt(item: PubMedQAItem, demonstrations: list[PubMedQAItem]) -> str:
+    shots = "".join(f"{format_question(demo)} {demo.answer}\n\n" for demo in demonstrations)
+    return shots + format_question(item)
+
+
+def evaluate(runner: ModelRunner, items: list[PubMedQAItem], demonstrations: list[PubMedQAItem]) -> dict[str, float | int]:
+    correct = 0
+    predicted = dict.fromkeys(LABELS, 0)
+    for item in items:
+        choice = LABELS[rank_options(runner, build_prompt(item, demonstrations), [f" {label}" for label in LABELS])]
+        predicted[choice] += 1
+        correct += choice == item.answer
+    return {
+        "accuracy": round(correct / len(items), 4) if items else 0.0,
+        "questions": len(items),
+        "shots": len(demonstrations),
+        **{f"predicted_{label}": count for label, count in predicted.items()},
+    }
