@@ -14,7 +14,11 @@ class KnowledgeConfig(BaseModel):
     graph_expansion: bool = Field(True, description="Fuse a third ranking from the entity graph of the question")
     graph_neighbours: int = Field(5, ge=0, description="Co-occurring entities added per question entity")
     min_similarity: float = Field(
-        0.30, ge=-1.0, le=1.0, description="Cosine below which a passage is not cited; none left = nothing relevant"
+        0.40,
+        ge=-1.0,
+        le=1.0,
+        description="Cosine below which a passage is not cited; none left = nothing relevant. Set on 500 MedQuAD "
+        "tuning questions disjoint from the benchmark's held-out ones (99.6% keep a citation)",
     )
     embed_max_tokens: int = Field(
         64, ge=16, le=512, description="Tokens of title + chunk start that are embedded (BM25 sees the whole chunk)"
