@@ -55,23 +55,21 @@ class ModelNotFoundError(NotFoundError):
     code = "model_not_found"
 
 
-class PayloadTooLargeError(ApiError):
-    status_code = 413
-    code = "request_too_large"
-
-
 class RateLimitError(ApiError):
     status_code = 429
     error_type = "rate_limit_error"
     code = "rate_limit_exceeded"
 
 
-def error_body(status: int, message: str, error_type: str, code: str | None, param: str | None = None) -> dict:
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+
+
+def error_body(message: str, error_type: str, code: str | None, param: str | None = None) -> dict:
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
 def error_response(error: ApiError) -> JSONResponse:
-    body = error_body(error.status_code, error.message, error.error_type, error.code, error.param)
+    body = error_body(error.message, error.error_type, error.code, error.param)
     return JSONResponse(body, status_code=error.status_code, headers=error.headers)
 
 
@@ -97,19 +95,21 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
         message, param = _validation_message(error)
-        return JSONResponse(error_body(400, message, "invalid_request_error", "invalid_request", param), status_code=400)
+        return JSONResponse(error_body(message, "invalid_request_error", "invalid_request", param), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
         kind = "invalid_request_error" if error.status_code < 500 else "server_error"
         message = error.detail if isinstance(error.detail, str) else "request failed"
         return JSONResponse(
-            error_body(error.status_code, message, kind, None), status_code=error.status_code, headers=error.headers
+            error_body(message, kind, HTTP_CODES.get(error.status_code)),
+            status_code=error.status_code,
+            headers=error.headers,
         )
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, error: Exception) -> JSONResponse:
         log.error("internal error %s", type(error).__name__)
         return JSONResponse(
-            error_body(500, "internal server error", "server_error", "internal_error"), status_code=500
+            error_body("internal server error", "server_error", "internal_error"), status_code=500
         )

@@ -38,7 +38,7 @@ class BodyLimit:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await _send_json(send, 413, error_body(
-                413, f"request body larger than {self.max_bytes} bytes", "invalid_request_error", "request_too_large"
+                f"request body larger than {self.max_bytes} bytes", "invalid_request_error", "request_too_large"
             ))
             return
         received = 0

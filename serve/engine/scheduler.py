@@ -3,8 +3,10 @@
 llama-cpp-python's own server runs one request at a time behind a lock, so N clients get 1/N of
 the speed each. Here one worker thread owns a context with ``parallel`` sequence slots; every
 step it packs the next token of every running sequence plus chunks of newly admitted prompts
-into a single ``llama_decode`` call. A decode step costs little more for 8 sequences than for 1
-on small models, which is where the aggregate throughput comes from. Requests beyond the free
+into a single ``llama_decode`` call. Where weights must be streamed from memory for every step
+(any GPU, and CPUs with idle cores), a step for 8 sequences costs little more than one for 1,
+which is where the aggregate throughput comes from; on a CPU already saturated by arithmetic the
+gain shrinks towards 1x. Requests beyond the free
 slots wait in a bounded queue; when that is full the caller is told to retry (HTTP 429).
 """
 
@@ -158,9 +160,8 @@ class BatchEngine:
         with self._condition:
             if self._stopping:
                 raise EngineStoppedError("the model is being unloaded; retry shortly")
-            if not self._free_slots or len(self._waiting) > 0:
-                if len(self._waiting) >= self.queue_size:
-                    raise EngineBusyError("the server is at capacity; retry after the delay in Retry-After")
+            if len(self._waiting) >= len(self._free_slots) + self.queue_size:
+                raise EngineBusyError("the server is at capacity; retry after the delay in Retry-After")
             self._waiting.append(generation)
             self._condition.notify()
         return generation

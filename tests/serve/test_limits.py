@@ -91,7 +91,7 @@ def test_size_and_token_limits(tight_server: LiveServer) -> None:
             yield data[start : start + 1000]
 
     streamed = httpx.post(url, content=chunks(), headers={**headers, "Content-Type": "application/json"}, timeout=10)
-    assert streamed.status_code == 413
+    assert streamed.status_code == 413 and streamed.json()["error"]["code"] == "request_too_large"
     too_many = httpx.post(url, json=_body(tight_server, max_tokens=201), headers=headers, timeout=10)
     assert too_many.status_code == 400 and too_many.json()["error"]["param"] == "max_tokens"
     long_prompt = {"model": tight_server.model_id, "messages": [{"role": "user", "content": "heart " * 200}]}
