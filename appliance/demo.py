@@ -100,7 +100,7 @@ class DemoRun:
         self.workdir = workdir
         self.announce = announce
         self.steps: list[StepReport] = []
-        self.total = 6
+        self.total = 5
 
     def _step(self, name: str, action: Callable[[], StageResult]) -> StageResult:
         number = len(self.steps) + 1
@@ -150,8 +150,15 @@ class DemoRun:
     def train(self, dataset_dir: Path, base_model: Path) -> StageResult:
         from appliance.train.stage import train_stage
 
-        def progress(message: Any) -> None:
-            self.announce(f"      {message}")
+        total = self.settings.train.max_steps
+
+        def progress(row: dict[str, Any]) -> None:
+            if row.get("kind") == "train":
+                self.announce(
+                    f"      step {row['step']}/{total} loss {row['loss']:.3f} ({row.get('tokens_per_s')} tokens/s)"
+                )
+            elif row.get("kind") == "eval":
+                self.announce(f"      validation loss {row.get('val_loss')}")
 
         return self._step(
             f"LoRA fine-tune ({self.settings.train.max_steps} steps)",

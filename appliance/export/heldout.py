@@ -19,9 +19,15 @@ def _from_jsonl(path: Path) -> list[str]:
             record = json.loads(line)
         except ValueError:
             raise InputError(f"{path.name}: line {number} is not valid JSON") from None
-        value = next((record.get(key) for key in _TEXT_FIELDS if isinstance(record, dict) and record.get(key)), None)
+        if not isinstance(record, dict):
+            continue
+        value = next((record.get(key) for key in _TEXT_FIELDS if record.get(key)), None)
         if isinstance(value, str):
             texts.append(value)
+        elif isinstance(record.get("messages"), list):
+            # A training-set chat example: its turns, in order, are the held-out text.
+            turns = [turn.get("content") for turn in record["messages"] if isinstance(turn, dict)]
+            texts.append("\n".join(turn for turn in turns if isinstance(turn, str)))
     return texts
 
 
@@ -41,5 +47,5 @@ def read_texts(path: Path) -> list[str]:
             raise InputError(f"held-out file is not UTF-8 text: {file.name}") from None
     texts = [text.strip() for text in texts if text.strip()]
     if not texts:
-        raise InputError(f"no held-out text found in {path} (.txt, .md or .jsonl with a 'text' field)")
+        raise InputError(f"no held-out text found in {path} (.txt, .md, or .jsonl with a 'text' field or chat 'messages')")
     return texts
