@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -59,6 +60,9 @@ def _register_areas() -> None:
 def run() -> None:
     """Console-script entry: offline first, then the command; known errors become one line."""
     go_offline()
+    # Library deprecation notices are for us, not for the operator reading the progress.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     _register_areas()
     try:
         outcome = app(standalone_mode=False)
