@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from appliance.config import ApplianceSettings
-from appliance.errors import ConfigError
+from appliance.errors import ApplianceError, ConfigError
 from appliance.models import check_gguf_file, embedded_model_path
 from appliance.offline import go_offline
 from serve.audit.router import build_router as audit_router
@@ -114,7 +114,7 @@ def create_app(settings: ApplianceSettings, *, replica: str | None = None) -> Fa
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(ledger.open)
         loading = asyncio.create_task(run_in_threadpool(warm_up))
-        loading.add_done_callback(_log_load_failure)
+        loading.add_done_callback(_load_failure_handler(models))
         try:
             yield
         finally:
@@ -149,6 +149,13 @@ def create_app(settings: ApplianceSettings, *, replica: str | None = None) -> Fa
     return app
 
 
-def _log_load_failure(task: asyncio.Task) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("model loading failed: %s", type(task.exception()).__name__)
+def _load_failure_handler(models: ModelService) -> Callable[[asyncio.Task[None]], None]:
+    def record(task: asyncio.Task[None]) -> None:
+        """A failed load keeps /readyz at 503 with the reason; ModelError messages carry no content."""
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        models.load_failure = str(error) if isinstance(error, ApplianceError) else type(error).__name__
+        log.error("model loading failed: %s", models.load_failure)
+
+    return record

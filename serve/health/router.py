@@ -17,6 +17,8 @@ def build_router() -> APIRouter:
     @router.get("/readyz")
     def readyz(request: Request) -> JSONResponse:
         models = request.app.state.services.models
+        if models.load_failure is not None:
+            return JSONResponse({"status": "failed", "reason": models.load_failure}, status_code=503)
         if not models.ready:
             return JSONResponse({"status": "loading"}, status_code=503)
         return JSONResponse({"status": "ready", "model": models.model_id})

@@ -23,6 +23,7 @@ class ModelService:
         self.adapter_path = adapter_path
         self.created = int(time.time())
         self._engine: BatchEngine | None = None
+        self.load_failure: str | None = None
         self._swap_lock = threading.Lock()
 
     @property

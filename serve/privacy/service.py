@@ -6,6 +6,7 @@ or, when ``serve.redact_phi`` is on, rewritten with ``[TYPE]`` tags in place of 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -46,6 +47,7 @@ class PromptPrivacy:
     def __init__(self, detector: SpanDetector | None, *, redact_prompts: bool) -> None:
         self.detector = detector
         self.redact_prompts = redact_prompts and detector is not None
+        self._lock = threading.Lock()  # one NLP pipeline, shared by request threads
 
     def screen(self, texts: list[str]) -> Screened:
         """Blocking (NLP models run here): call it from a worker thread."""
@@ -53,7 +55,9 @@ class PromptPrivacy:
             return Screened(texts, [])
         types: set[str] = set()
         result = []
-        for text, spans in zip(texts, self.detector.detect_many(texts), strict=True):
+        with self._lock:
+            found = self.detector.detect_many(texts)
+        for text, spans in zip(texts, found, strict=True):
             types.update(span.entity_type for span in spans)
             result.append(redact(text, spans) if self.redact_prompts and spans else text)
         return Screened(result, sorted(types))

@@ -120,3 +120,19 @@ def test_tls_serves_https_only_and_egress_guard_is_on(tmp_path: Path) -> None:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def test_a_corrupt_model_keeps_readyz_failed_with_the_reason(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 64)
+    settings = ApplianceSettings(home=tmp_path / "home", serve=ServeConfig(model=broken, detect_phi=False, threads=1))
+    with TestClient(create_app(settings)) as client:
+        deadline = time.monotonic() + 30
+        while (ready := client.get("/readyz")).json()["status"] == "loading":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert ready.status_code == 503 and ready.json()["status"] == "failed"
+        assert "broken.gguf" in ready.json()["reason"]
+        assert client.get("/healthz").status_code == 200
