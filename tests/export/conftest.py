@@ -50,9 +50,14 @@ def fitted_model(tiny_hf_model: Path, tmp_path_factory: pytest.TempPathFactory) 
     model = AutoModelForCausalLM.from_pretrained(str(directory), local_files_only=True, dtype=torch.float32)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     ids = torch.tensor([tokenizer(text)["input_ids"]])
-    for _ in range(60):
-        model(input_ids=ids, labels=ids).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: more threads only fight over the shared cores
+    try:
+        for _ in range(60):
+            model(input_ids=ids, labels=ids).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    finally:
+        torch.set_num_threads(threads)
     model.save_pretrained(directory)
     return directory, root / "heldout.txt"
