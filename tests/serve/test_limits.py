@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import time
 
 import httpx
@@ -98,3 +99,24 @@ def test_size_and_token_limits(tight_server: LiveServer) -> None:
     too_long = httpx.post(url, json=long_prompt, headers=headers, timeout=10)
     assert too_long.status_code == 400 and too_long.json()["error"]["param"] == "messages"
     assert httpx.get(f"{tight_server.base_url}/healthz", timeout=10).status_code == 200
+
+
+def test_non_streaming_client_that_hangs_up_stops_its_generation(tight_server: LiveServer) -> None:
+    # Greedy, this question runs to about 120 tokens: far longer than the 0.3 s the client waits.
+    body = json.dumps({"model": tight_server.model_id, "max_tokens": 200, "temperature": 0,
+                       "messages": [{"role": "user", "content": "Describe the heart."}]}).encode()
+    host, port = tight_server.base_url.removeprefix("http://").split(":")
+    before = len(_ledger_payloads(tight_server))
+    with socket.create_connection((host, int(port))) as raw:
+        raw.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {tight_server.keys[Role.clinician]}\r\n".encode()
+            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+        )
+        time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while _metric(tight_server, "appliance_api_active_sequences") > 0 or len(_ledger_payloads(tight_server)) == before:
+        assert time.monotonic() < deadline, "the abandoned generation must stop"
+        time.sleep(0.1)
+    payload = _ledger_payloads(tight_server)[-1]
+    assert payload["status"] == 499 and payload["reason"] == "cancelled" and payload["completion_tokens"] < 100
