@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import openai
 import pytest
 
+from appliance.config import ApplianceSettings
+from appliance.models import embedded_model_path
 from serve.auth.protocol import Role
+from serve.config import ServeConfig
 from serve.consult.protocol import DISCLAIMER
-from tests.serve.live import LiveServer
+from tests.serve.live import LiveServer, free_port, live_server
+from tests.serve.lora import write_lora_adapter
 
 QUESTION = [{"role": "user", "content": "Name one symptom of anemia."}]
 
@@ -137,3 +143,17 @@ def test_admin_reloads_the_model_and_serving_continues(fuzz_server: LiveServer) 
         model=fuzz_server.model_id, messages=QUESTION, max_tokens=2, temperature=0
     )
     assert answer.usage is not None and answer.usage.completion_tokens >= 1
+
+
+def test_serves_a_lora_adapter_on_top_of_the_gguf(tmp_path: Path, fuzz_server: LiveServer) -> None:
+    adapter = write_lora_adapter(embedded_model_path(), tmp_path / "ward-lora.gguf")
+    settings = ApplianceSettings(home=tmp_path / "home", serve=ServeConfig(
+        port=free_port(), adapter=adapter, detect_phi=False, threads=1, context_length=256, parallel=1))
+    ask = {"messages": QUESTION, "max_tokens": 4, "temperature": 0}
+    with live_server(settings) as tuned:
+        assert tuned.model_id == "SmolLM2-135M-Instruct.Q4_1+ward-lora"
+        with_adapter = client(tuned).chat.completions.create(model=tuned.model_id, **ask)
+        ledger = next(settings.ledger_dir.glob("api-*.jsonl")).read_text()
+    base = client(fuzz_server).chat.completions.create(model=fuzz_server.model_id, **ask)
+    assert with_adapter.choices[0].message.content != base.choices[0].message.content
+    assert '"adapter_sha256"' in ledger
