@@ -10,11 +10,14 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deid.config import DeidConfig
-from deid.detection.engine import PhiDetector
 from deid.detection.parallel import detect_stream
 from deid.fileio import atomic_output
+
+if TYPE_CHECKING:
+    from deid.detection.engine import PhiDetector
 
 
 @dataclass
