@@ -62,6 +62,14 @@ DATE_CONTEXT = re.compile(
     r"given|done|performed|drawn|sent|obtained|extubated|intubated|transferred|f/u|fu|visit|appt|surgery|op)[ :]*$",
     re.IGNORECASE,
 )
+TIME_BEFORE = re.compile(r"(?:@|~|\bat|\buntil|\btill|\baround)[ \t]*$", re.IGNORECASE)
+TIME_AFTER = re.compile(r"[ \t]*(?:hrs?\b|h\b|hours\b|pm\b|am\b|o'clock|-[ \t]*\d{4}\b)", re.IGNORECASE)
+# "on the 5th", "the 21st of"
+ORDINAL_DAY = re.compile(
+    r"\b(?:on|since|until|by|before|after)[ \t]+the[ \t]+(?P<day>(?:[12]?\d|3[01])(?:st|nd|rd|th))\b|"
+    r"\bthe[ \t]+(?P<day2>(?:[12]?\d|3[01])(?:st|nd|rd|th))[ \t]+of\b",
+    re.IGNORECASE,
+)
 FRACTIONS = frozenset({"1/2", "1/3", "2/3", "1/4", "3/4", "1/8", "3/8", "2/4", "5/5"})
 
 
@@ -78,8 +86,20 @@ class DateRecognizer(ClinicalRecognizer):
             if self._month_day_is_date(text, match):
                 results.append(self.result(match.start(), match.end(), Entity.DATE.value, 0.7))
         for match in YEAR_ONLY.finditer(text):
-            results.append(self.result(match.start(), match.end(), Entity.DATE.value, 0.5))
+            if not self._military_time(text, match):
+                results.append(self.result(match.start(), match.end(), Entity.DATE.value, 0.5))
+        for match in ORDINAL_DAY.finditer(text):
+            group = "day" if match.group("day") else "day2"
+            results.append(self.result(*match.span(group), Entity.DATE.value, 0.6))
         return results
+
+    @staticmethod
+    def _military_time(text: str, match: re.Match[str]) -> bool:
+        """Nursing notes give times as 1930 or 2000 ("at 2000", "@1930", "2000 hrs"), not years."""
+        if int(match.group()[2:]) >= 60:
+            return False
+        before = text[max(0, match.start() - 8) : match.start()]
+        return bool(TIME_BEFORE.search(before) or TIME_AFTER.match(text, match.end()))
 
     @staticmethod
     def _month_day_is_date(text: str, match: re.Match[str]) -> bool:

@@ -34,6 +34,8 @@ WARD = re.compile(
 )
 
 
+# "St. Elizabeth's", "saint mary's": in a note, a saint's name in the possessive is a hospital.
+SAINT = re.compile(r"\b(?:st|saint)\.?[ \t]+[A-Za-z]+'s\b(?![ \t]+wort)", re.IGNORECASE)
 DEPARTMENT_WORDS = frozenset(
     "infusion dialysis wound pain urgent outpatient inpatient primary family medicine surgical surgery dental eye "
     "mental walk-in same-day transplant sleep fertility vascular breast spine stroke diabetes anticoagulation coumadin "
@@ -59,6 +61,8 @@ class HospitalRecognizer(ClinicalRecognizer):
             start = self._name_start(text, match.start(), style)
             if start < match.start():
                 results.append(self.result(start, match.end(), Entity.HOSPITAL.value, 0.8))
+        for match in SAINT.finditer(text):
+            results.append(self.result(match.start(), match.end(), Entity.HOSPITAL.value, 0.6))
         for match in WARD.finditer(text):
             results.append(self.result(match.start(), match.end(), Entity.HOSPITAL.value, 0.65))
         return results

@@ -67,6 +67,7 @@ def test_note_style() -> None:
         ("Echo 14 Mar 2021, f/u March 3rd, 2022", ["14 Mar 2021", "March 3rd, 2022"]),
         ("CABG ('98), last seen Jan 2009", ["'98", "Jan 2009"]),
         ("d/c planned Monday", ["Monday"]),
+        ("CABG in 2010, seen again on the 5th", ["2010", "5th"]),
     ],
 )
 def test_dates_caught(text: str, expected: list[str]) -> None:
@@ -74,7 +75,10 @@ def test_dates_caught(text: str, expected: list[str]) -> None:
     assert all(any(item in span for span in found) for item in expected), found
 
 
-@pytest.mark.parametrize("text", ["today", "pain 8/10", "1/2 NS", "strength 5/5", "x3 days", "q2h", "2000 ml"])
+@pytest.mark.parametrize(
+    "text", ["today", "pain 8/10", "1/2 NS", "strength 5/5", "x3 days", "q2h", "2000 ml", "turned at 2000", "@1930 pt slept",
+             "shift 0700-1900", "2030 hrs", "3rd degree burn"]
+)
 def test_dates_left_alone(text: str) -> None:
     assert spans(DateRecognizer(), text) == []
 
@@ -160,6 +164,7 @@ def test_hospitals_wards_and_places(lexicon: Lexicon) -> None:
     assert "Riverside General Hospital" in spans(HospitalRecognizer(lexicon), "Unit: 5 WEST, Riverside General Hospital")
     assert "5 WEST" in spans(HospitalRecognizer(lexicon), "Unit: 5 WEST, Riverside General Hospital")
     assert spans(HospitalRecognizer(lexicon), "f/u in cardiology clinic, seen at outside hospital") == []
+    assert spans(HospitalRecognizer(lexicon), "transferred from St. Elizabeth's; takes st john's wort") == ["St. Elizabeth's"]
     assert spans(LocationRecognizer(lexicon), "lives in Quincy with wife") == ["Quincy"]
     assert spans(LocationRecognizer(lexicon), "lives in a house with wife") == []
 
