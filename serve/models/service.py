@@ -23,6 +23,7 @@ class ModelService:
         self.adapter_path = adapter_path
         self.created = int(time.time())
         self._engine: BatchEngine | None = None
+        self._retired: LoadedModel | None = None
         self.load_failure: str | None = None
         self._swap_lock = threading.Lock()
 
@@ -62,7 +63,10 @@ class ModelService:
             old, self._engine = self._engine, engine
         if old is not None:
             old.close(drain_seconds=30.0)
-            old.model.close()
+            # A request may still be tokenizing with the old weights; free them one reload later.
+            if self._retired is not None:
+                self._retired.close()
+            self._retired = old.model
         return time.perf_counter() - started
 
     def close(self) -> None:
@@ -71,3 +75,6 @@ class ModelService:
         if old is not None:
             old.close()
             old.model.close()
+        if self._retired is not None:
+            self._retired.close()
+            self._retired = None
