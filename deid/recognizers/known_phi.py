@@ -17,7 +17,8 @@ from deid.detection.known_phi import KnownPhi
 from deid.recognizers.base import ClinicalRecognizer, NoteStyle
 from deid.recognizers.lexicon import Lexicon
 
-NAME_PART = re.compile(r"[A-Za-z][A-Za-z'\-]+")
+# Name parts keep their digits: exported test data writes names like "Denis399".
+NAME_PART = re.compile(r"[^\W_][\w'\-]*")
 SEPARATOR = r"[\s\-./()]{0,2}"
 
 
@@ -48,7 +49,7 @@ def _patterns(known: Sequence[KnownPhi], lexicon: Lexicon) -> list[tuple[re.Patt
             for part in NAME_PART.findall(value):
                 if len(part) < 2 or part.lower() in lexicon.clinical_terms:
                     continue
-                patterns.append((re.compile(rf"(?<![A-Za-z]){re.escape(part)}(?![A-Za-z])", re.IGNORECASE), item.entity_type))
+                patterns.append((re.compile(rf"(?<!\w){re.escape(part)}(?!\w)", re.IGNORECASE), item.entity_type))
             continue
         digits = re.sub(r"\D", "", value)
         if len(digits) >= 4 and len(digits) >= len(re.sub(r"\W", "", value)) - 3:

@@ -10,7 +10,8 @@ from deid.recognizers.base import NoteStyle
 from deid.recognizers.lexicon import Lexicon
 
 # Words of letters (any script); never a letter glued to a slash ("d/w", "s/p") or a digit.
-TOKEN = re.compile(r"(?<![/\\\w])(?:[^\W\d_](?:[^\W\d_]|['\-](?=[^\W\d_]))+|[^\W\d_]\.?)(?![/\\\d])")
+# Atomic, so "Denis399" yields no word at all rather than "Deni".
+TOKEN = re.compile(r"(?<![/\\\w])(?>[^\W\d_](?:[^\W\d_]|['\-](?=[^\W\d_]))+|[^\W\d_]\.?)(?![/\\\d])")
 # Between two parts of one name only blanks, a comma ("Smith, John") or an initial's dot may stand.
 NAME_GAP = re.compile(r"[ \t]{1,3}|,[ \t]{0,2}|\.[ \t]{0,2}")
 

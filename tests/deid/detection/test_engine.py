@@ -55,6 +55,13 @@ def test_known_phi_finds_unlisted_name_and_identifier(detector: PhiDetector) -> 
     assert any(s.entity_type == "MRN" for s in spans)
 
 
+def test_known_phi_names_with_digits_are_whole(detector: PhiDetector) -> None:
+    text = "Denis399 is a 5 year-old male. Denis399 has a history of sinusitis."
+    spans = detector.detect(text, [KnownPhi("Denis399 Kuhn846", "PATIENT")])
+    assert [text[s.start : s.end] for s in spans] == ["Denis399", "Denis399"]
+    assert all(text[s.start : s.end] != "Deni" for s in detector.detect(text))
+
+
 def test_detect_many_matches_detect(detector: PhiDetector) -> None:
     texts = [NURSING, "", "Seen by Dr. Okafor on March 3rd, 2021.", "no phi here, vss, cont current plan"]
     assert detector.detect_many(texts) == [detector.detect(text) for text in texts]
