@@ -5,7 +5,9 @@ worker processes (or transforms them itself with one worker), and alone writes t
 the audit ledger and the progress journal, in input order. Memory is bounded by the batch
 window, not the input size. Each output is built as a partial file under ``.deid-state`` and
 renamed into place when complete; checkpoints in the journal let a killed run resume at the
-exact record where the last durable checkpoint left it (see :mod:`deid.journal`).
+exact record where the last durable checkpoint left it (see :mod:`deid.journal`). Digests of
+every fake written go to ``.deid-state/surrogates.sha256`` (see :mod:`deid.surrogate_registry`),
+for the dataset's PHI gate.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from deid.readers.base import NoPatients, PatientLookup, ReaderContext, RecordFo
 from deid.readers.fhir import FhirJsonFormat, FhirNdjsonFormat
 from deid.readers.patients import PatientIndex, build_patient_index, patients_in_json, patients_in_ndjson
 from deid.readers.registry import format_for
+from deid.surrogate_registry import RegistryWriter
 
 STATE_DIR = ".deid-state"
 # Hidden name and a ".partial" suffix: corpus readers that walk the output folder skip both.
@@ -81,6 +84,7 @@ class RunSummary:
     skipped: list[Problem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)  # the first MAX_REPORTED malformed records
     entity_counts: Counter[str] = field(default_factory=Counter)
+    surrogates_registered: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +97,7 @@ class RunSummary:
             "malformed": self.malformed,
             "skipped_files": len(self.skipped),
             "entity_counts": dict(sorted(self.entity_counts.items())),
+            "surrogates_registered": self.surrogates_registered,
             "problems": [asdict(p) for p in self.skipped + self.problems],
         }
 
@@ -136,12 +141,17 @@ def _init_worker(spec: WorkerSpec) -> None:
 
 
 def transform_unit(reader: RecordFormat, unit: Unit, context: ReaderContext) -> UnitResult:
-    """One unit, never raising: a record the reader cannot handle is reported, not fatal."""
+    """One unit, never raising: a record the reader cannot handle is reported, not fatal. The
+    fakes it handed out travel back with the result (those of a failed unit are dropped)."""
+    surrogates = context.anonymizer.surrogates
     try:
-        return reader.transform(unit, context)
+        result = reader.transform(unit, context)
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, LookupError, RecursionError) as error:
+        surrogates.drain_registered()
         # the exception's type only: its message may quote the record
         return UnitResult(b"", malformed=[(unit.position, "unprocessable", f"cannot be processed ({type(error).__name__})")])
+    result.surrogates = surrogates.drain_registered()
+    return result
 
 
 def _transform_batch(reader: RecordFormat, units: list[Unit]) -> list[UnitResult]:
@@ -245,6 +255,7 @@ class _Run:
         ledger: LedgerWriter,
         ledger_path: Path,
         journal: Journal,
+        registry: RegistryWriter,
         summary: RunSummary,
         context: ReaderContext | None,
         executor: ProcessPoolExecutor | None,
@@ -255,6 +266,7 @@ class _Run:
         self.ledger = ledger
         self.ledger_path = ledger_path
         self.journal = journal
+        self.registry = registry
         self.summary = summary
         self.context = context
         self.executor = executor
@@ -326,6 +338,7 @@ class _Run:
             os.close(fd)
         progress.out_bytes = output.tell()
         progress.ledger_bytes = self.ledger_path.stat().st_size
+        self.registry.flush()  # the fakes of every unit the journal is about to call done
         self.journal.progress(name, progress)
 
     def process(self, item: InputFile) -> None:
@@ -364,6 +377,7 @@ class _Run:
         last = time.monotonic()
         for result, offset, line in self._results(reader, units):
             output.write(result.output)
+            self.registry.add(result.surrogates)
             for document in result.documents:
                 if document.identity not in already:
                     self.ledger.append("deid.document", self._ledger_payload(item, reader, document))
@@ -428,6 +442,7 @@ def deidentify(
     files, skipped = collect_inputs([Path(p) for p in inputs], out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     journal = Journal(out_dir / STATE_DIR / JOURNAL_FILE)
+    registry = RegistryWriter(out_dir / STATE_DIR)
     run_id = journal.begin(secrets.token_hex(8), settings_sha256(config))
     summary = RunSummary(out_dir, ledger_path, run_id, skipped=skipped)
     with tempfile.TemporaryDirectory(prefix="deid-patients-") as scratch:
@@ -444,11 +459,13 @@ def deidentify(
             with LedgerWriter.open(
                 ledger_path, keystore.signing_key(), actor=actor, checkpoint_every=ledger_config.checkpoint_every, fsync=False
             ) as ledger:
-                run = _Run(out_dir, config, ledger, ledger_path, journal, summary, context, executor, window=2 * workers)
+                run = _Run(out_dir, config, ledger, ledger_path, journal, registry, summary, context, executor, window=2 * workers)
                 for done, item in enumerate(files):
                     run.process(item)
                     if progress is not None:
                         progress(ProgressUpdate(item.name, done + 1, len(files), summary.documents))
+                registry.publish()
+                summary.surrogates_registered = len(registry)
                 ledger.append(
                     "deid.run",
                     {

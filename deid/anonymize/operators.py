@@ -114,10 +114,11 @@ class Anonymizer:
             return factory.name(value, scope), "surrogate"
         if entity_type == Entity.DATE.value:
             shifted = shift_dates_in(value, self.date_offset(patient))
-            return (shifted, "shift") if shifted is not None else (TAGS[entity_type], "redact")
+            if shifted is None:
+                return TAGS[entity_type], "redact"
+            return factory.register(value, shifted), "shift"
         if entity_type == Entity.AGE_OVER_89.value:
-            capped = _AGE_NUMBER.sub("90+", value, count=1)
-            return (capped if capped != value else "90+"), "age_cap"
+            return self._age_cap(value), "age_cap"
         if entity_type == Entity.LOCATION.value:
             return factory.location(value, scope), "surrogate"
         if entity_type == Entity.HOSPITAL.value:
@@ -134,17 +135,22 @@ class Anonymizer:
         """(replacement, operator) honouring the mode: tags in redact mode, surrogates otherwise."""
         if self.redacting:
             if entity_type == Entity.AGE_OVER_89.value:
-                return "90+", "age_cap"
+                return self._surrogates.register(value, "90+"), "age_cap"
             return TAGS.get(entity_type, "[PHI]"), "redact"
         return self.surrogate(value, entity_type, patient)
+
+    def _age_cap(self, value: str) -> str:
+        capped = _AGE_NUMBER.sub("90+", value, count=1)
+        self._surrogates.register(value, "90+")
+        return self._surrogates.register(value, capped if capped != value else "90+")
 
     def structured_date(self, value: str, patient: str) -> str:
         """A typed date field: always shifted (a tag would break the record's schema)."""
         offset = self.date_offset(patient)
         if is_fhir_date(value):
-            return shift_fhir_date(value, offset)
+            return self._surrogates.register(value, shift_fhir_date(value, offset))
         shifted = shift_dates_in(value, offset)
-        return shifted if shifted is not None else value
+        return self._surrogates.register(value, shifted) if shifted is not None else value
 
     def text(
         self, text: str, spans: Sequence[DetectedSpan], patient: str, field: str | None = None

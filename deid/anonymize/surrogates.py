@@ -17,13 +17,14 @@ from faker import Faker
 from faker.providers.person.en_US import Provider as PersonProvider
 
 from deid.keystore import keyed_hash
+from deid.surrogate_registry import surrogate_digest
 
 _FIRST_NAMES: tuple[str, ...] = tuple(sorted(set(PersonProvider.first_names)))
 _LAST_NAMES: tuple[str, ...] = tuple(sorted(set(PersonProvider.last_names)))
 _FIRST_NAME_SET = frozenset(name.casefold() for name in _FIRST_NAMES)
 
 _NAME_TOKEN = re.compile(r"[^\W\d_][\w'’-]*")
-_TITLES = frozenset(
+TITLES = frozenset(
     "dr mr mrs ms miss mx prof sir rn md np pa do phd jr sr ii iii iv dds lpn cna rph pharmd rt crna aprn dnp"
     " mba mph facp"
     # relations a detector may include in a name span ("Son David Marsh")
@@ -56,12 +57,30 @@ def same_case(template: str, word: str) -> str:
 
 
 class SurrogateFactory:
-    """Deterministic keyed fakes; one instance per process (Faker is not shared across threads)."""
+    """Deterministic keyed fakes; one instance per process (Faker is not shared across threads).
+
+    Every fake handed out is also registered (as a digest, see :mod:`deid.surrogate_registry`)
+    until the caller drains the registrations after each unit of work.
+    """
 
     def __init__(self, secret: bytes, *, date_shift_max_days: int) -> None:
         self._secret = secret
         self._max_shift = date_shift_max_days
         self._faker = Faker("en_US")
+        self._registered: set[str] = set()
+
+    def register(self, original: str, fake: str) -> str:
+        """Note that ``fake`` replaced ``original`` in the output; returns ``fake``."""
+        value = surrogate_digest(original, fake)
+        if value is not None:
+            self._registered.add(value)
+        return fake
+
+    def drain_registered(self) -> frozenset[str]:
+        """Digests of the fakes handed out since the last drain."""
+        drained = frozenset(self._registered)
+        self._registered.clear()
+        return drained
 
     def _seed(self, *parts: str) -> int:
         return int(keyed_hash(self._secret, _SEP.join(parts)), 16)
@@ -82,22 +101,22 @@ class SurrogateFactory:
     def name_token(self, token: str, scope: str) -> str:
         """One name word; given names map to given names, other words to surnames, case kept."""
         key = re.sub(r"\d+$", "", token.casefold())  # Synthea-style "Denis399" is "Denis" in notes
-        if key.rstrip(".") in _TITLES:
+        if key.rstrip(".") in TITLES:
             return token
         if len(key.rstrip(".")) == 1:
             letter = chr(ord("a") + self._seed("initial", scope, key) % 26)
-            return same_case(token, letter) + token[1:]
+            return self.register(token, same_case(token, letter) + token[1:])
         bare = key
         pool = _FIRST_NAMES if bare in _FIRST_NAME_SET else _LAST_NAMES
         seed = self._seed("name", scope, key)
         fake = pool[seed % len(pool)]
         if fake.casefold() == bare:
             fake = pool[(seed + 1) % len(pool)]
-        return same_case(token, fake)
+        return self.register(token, same_case(token, fake))
 
     def name(self, text: str, scope: str) -> str:
         """A full name word by word, so "Anne O'Connell" and "Mrs. O'Connell" share the surname."""
-        return _NAME_TOKEN.sub(lambda m: self.name_token(m.group(0), scope), text)
+        return self.register(text, _NAME_TOKEN.sub(lambda m: self.name_token(m.group(0), scope), text))
 
     def location(self, text: str, scope: str) -> str:
         stripped = text.strip()
@@ -110,7 +129,7 @@ class SurrogateFactory:
                 fake += ", " + faker.city()
         else:
             fake = faker.city()
-        return same_case(stripped, fake) if stripped.isupper() or stripped.islower() else fake
+        return self.register(text, same_case(stripped, fake) if stripped.isupper() or stripped.islower() else fake)
 
     def hospital(self, text: str, scope: str) -> str:
         """Replace the distinctive words of a facility name, keep the generic ones."""
@@ -129,18 +148,19 @@ class SurrogateFactory:
                     replaced = True
                 continue
             out.append(word)
-        return " ".join(out)
+        self.register(text, replacement)
+        return self.register(text, " ".join(out))
 
     def email(self, text: str, scope: str) -> str:
         rng = self._rng("email", scope, text.casefold())
         local = f"{rng.choice(_FIRST_NAMES)}.{rng.choice(_LAST_NAMES)}{rng.randrange(10, 99)}".lower()
-        return same_case(text, f"{local}@example.{rng.choice(('org', 'com', 'net'))}")
+        return self.register(text, same_case(text, f"{local}@example.{rng.choice(('org', 'com', 'net'))}"))
 
     def url(self, text: str, scope: str) -> str:
         rng = self._rng("url", scope, text.casefold())
         host = f"{rng.choice(_LAST_NAMES).lower()}-{rng.choice(_LAST_NAMES).lower()}.example.org"
         scheme = "https://" if text.lower().startswith("https") else "http://" if "://" in text else ""
-        return f"{scheme}{'www.' if 'www.' in text.lower() else ''}{host}/"
+        return self.register(text, f"{scheme}{'www.' if 'www.' in text.lower() else ''}{host}/")
 
     def ip_address(self, text: str, scope: str) -> str:
         rng = self._rng("ip", scope, text.casefold())
@@ -149,8 +169,10 @@ class SurrogateFactory:
         except ValueError:
             return self.identifier(text, scope)
         if version == 6:
-            return str(ipaddress.IPv6Address((0xFD << 120) | rng.getrandbits(120)))  # unique-local range
-        return f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+            fake = str(ipaddress.IPv6Address((0xFD << 120) | rng.getrandbits(120)))  # unique-local range
+        else:
+            fake = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        return self.register(text, fake)
 
     def identifier(self, text: str, scope: str) -> str:
         """Format-preserving: digits stay digits, letters stay letters (same case), the rest stays."""
@@ -167,12 +189,12 @@ class SurrogateFactory:
                 for ch in text
             )
             if fake != text:
-                return fake
+                return self.register(text, fake)
         return fake
 
     def resource_id(self, value: str) -> str:
         """A pseudonymous id, the same across every file of the corpus so references still resolve."""
         digest = keyed_hash(self._secret, _SEP.join(("resource-id", value)))
         if _UUID.fullmatch(value):
-            return str(uuid.UUID(hex=digest[:32], version=4))
-        return digest[: min(64, max(16, len(value)))]
+            return self.register(value, str(uuid.UUID(hex=digest[:32], version=4)))
+        return self.register(value, digest[: min(64, max(16, len(value)))])

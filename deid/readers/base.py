@@ -48,6 +48,7 @@ class UnitResult:
     output: bytes
     documents: list[DocumentRecord] = field(default_factory=list)
     malformed: list[tuple[str, str, str]] = field(default_factory=list)  # position, reason code, detail
+    surrogates: frozenset[str] = frozenset()  # digests of the fakes in ``output`` (deid.surrogate_registry)
 
 
 class PatientLookup(ABC):
