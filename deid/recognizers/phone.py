@@ -24,6 +24,13 @@ LABELLED_SHORT = re.compile(
     r"call back|contact|fax|ph)\.?[ \t]*(?:#|no\.?|number|num)?[ \t]*[:#]?[ \t]*(?P<number>\d{4,6}|\d-\d{4})(?![\d/%]|\.\d)",
     re.IGNORECASE,
 )
+# International and free-form numbers: "+44 20 7946 0958", or any 7-15 digit run in groups after a label.
+PLUS_NUMBER = re.compile(r"(?<![\w+])\+\d[\d \-.()]{6,18}\d(?![\d\-])")
+LABELLED_ANY = re.compile(
+    r"(?:phone|tel|telephone|cell|mobile|fax|call me at|call|contact|pager|messages to)\.?[ \t]*(?:#|no\.?|number)?[ \t]*[:#]?[ \t]*"
+    r"(?P<number>\(?\+?\d[\d \-.()]{5,18}\d)(?![\d/%])",
+    re.IGNORECASE,
+)
 LABEL_BEFORE = re.compile(r"(fax|facsimile|pager|pgr|beeper|phone|tel|cell|call|ph|contact)", re.IGNORECASE)
 
 
@@ -35,6 +42,12 @@ class PhoneRecognizer(ClinicalRecognizer):
         for pattern, score in ((FULL_NUMBER, 0.9), (LOCAL_NUMBER, 0.6)):
             for match in pattern.finditer(text):
                 results.append(self.result(match.start(), match.end(), self._kind(text, match.start()), score))
+        for match in PLUS_NUMBER.finditer(text):
+            results.append(self.result(match.start(), match.end(), self._kind(text, match.start()), 0.8))
+        for match in LABELLED_ANY.finditer(text):
+            start, end = match.span("number")
+            if 7 <= sum(char.isdigit() for char in match.group("number")) <= 15:
+                results.append(self.result(start, end, self._kind(text, start), 0.8))
         for match in LABELLED_SHORT.finditer(text):
             start, end = match.span("number")
             results.append(self.result(start, end, self._kind(text, start), 0.75))

@@ -90,6 +90,7 @@ def test_phone_fax_pager() -> None:
     expected = {"(508) 555-0187": "PHONE", "617-555-0143": "PHONE", "617.555.0199": "FAX", "4471": "PHONE", "5532": "PHONE"}
     assert all(results.get(number) == kind for number, kind in expected.items()), results
     assert spans(recognizer, "BP 132/76 HR 88 plt 150000 ph 7.38") == []
+    assert spans(recognizer, "Phone: 0490 75 40 81; office +44 20 7946 0958") == ["0490 75 40 81", "+44 20 7946 0958"]
 
 
 def test_email_url_ip() -> None:
