@@ -1,60 +1,85 @@
 """The PHI gate: re-scan the built set with the de-identification detector before release.
 
 In surrogate mode deid replaces PHI with realistic fakes and shifts dates, so a re-scan finds
-those fakes again: counting them as residual PHI would refuse every corpus. The ledger says,
-per record, how many spans of each type deid replaced; an example cut from that record may
-legitimately hold up to that many detections of each type. Everything beyond it is residual:
-PHI that a field policy kept, or records that never went through deid at all (they have no
-ledger entry, so every detection counts). Only counts by type leave this module, never text.
+those fakes again. ``deid run`` leaves a registry of digests of every fake it wrote (see
+:mod:`deid.surrogate_registry`); a detection is deid's own fake when the text around it is
+made of registered fakes, otherwise it is residual PHI. Matching works on the text, not on
+counts, so it does not care whether the detector splits or merges spans differently in the
+fake text than it did in the original, nor which fakes a keystore happened to pick.
+
+A corpus without a registry (an older run, a hand-made corpus) gets no allowance: every
+detection counts. Only counts by type leave this module, never text.
 """
 
 from __future__ import annotations
 
-import json
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from appliance.dataset.recipes import Example
 from appliance.errors import GateError
-from deid.config import DeidConfig
+from deid.anonymize.surrogates import TITLES
+from deid.detection.spans import DetectedSpan
+from deid.pipeline import STATE_DIR
+from deid.surrogate_registry import digest, load_registry, normalize, registry_path
+
+if TYPE_CHECKING:
+    from deid.detection.engine import PhiDetector
+
+# Words that sit between or around fakes without being PHI themselves: the titles and relation
+# words the name anonymizer keeps as they are, a possessive "s", and joiners ("Mary of Jones").
+CONNECTORS = TITLES | frozenset({"of", "and", "the", "s"})
+# Longest fake, in tokens, looked for around a detection ("1234 Smith Springs Apt. 5, Port Jessica").
+WIDEST_SURROGATE = 10
+# Letters and digits are separate tokens: Synthea-style "Stevens729" is a fake "Stevens" and a number.
+_TOKEN = re.compile(r"\+?(?:[^\W\d_]+|\d+)\+?")
 
 
-@dataclass
-class LedgerAllowances:
-    """Per-record counts of spans that deid replaced, by output digest and by (file, record)."""
-
-    by_digest: dict[str, Counter[str]] = field(default_factory=dict)
-    by_key: dict[str, Counter[str]] = field(default_factory=dict)
-
-    def for_document(self, key: str | None, digest: str | None) -> Counter[str] | None:
-        if digest and digest in self.by_digest:
-            return self.by_digest[digest]
-        if key and key in self.by_key:
-            return self.by_key[key]
-        return None
+def load_surrogates(deid_dir: Path) -> frozenset[str] | None:
+    """The registry ``deid run`` left in the corpus folder (or beside a single output file)."""
+    folder = deid_dir if deid_dir.is_dir() else deid_dir.parent
+    path = registry_path(folder / STATE_DIR)
+    return load_registry(path) if path.is_file() else None
 
 
-def read_allowances(ledger: Path) -> LedgerAllowances:
-    allowances = LedgerAllowances()
-    if not ledger.is_file():
-        return allowances
-    with open(ledger, encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                record = json.loads(line)
-            except ValueError:
+def accounted_for(text: str, tokens: Sequence[tuple[int, int]], span: DetectedSpan, registry: frozenset[str]) -> bool:
+    """True when the detection lies in a stretch of text covered by registered fakes and
+    connector words, with at least one registered fake overlapping it.
+
+    A stretch is tiled left to right: each tile is either a registered fake (one or more whole
+    tokens, which may reach past the detection's edges: "2" of a fake "March 2, 2021") or one
+    connector word. A real name that deid missed is not registered, so a detection holding it
+    cannot be tiled, whatever titles surround it.
+    """
+    if digest(text[span.start : span.end]) in registry:
+        return True
+    inside = [i for i, (start, end) in enumerate(tokens) if end > span.start and start < span.end]
+    if not inside:
+        return False
+    first, last = inside[0], inside[-1]
+    low, high = max(0, first - WIDEST_SURROGATE + 1), min(len(tokens), last + WIDEST_SURROGATE)
+    # reached[p]: tokens before p are tiled; the value says whether a registered tile touched the span
+    reached: dict[int, bool] = {p: False for p in range(low, first + 1)}
+    for p in range(low, high):
+        if p not in reached:
+            continue
+        hit = reached[p]
+        for q in range(p + 1, min(p + WIDEST_SURROGATE, high) + 1):
+            window = text[tokens[p][0] : tokens[q - 1][1]]
+            if digest(window) in registry:
+                touched = hit or (p <= last and q - 1 >= first)
+            elif q == p + 1 and normalize(window) in CONNECTORS:
+                touched = hit
+            else:
                 continue
-            if not isinstance(record, dict) or record.get("action") != "deid.document":
-                continue
-            payload = record.get("payload") or {}
-            counts = Counter({str(k): int(v) for k, v in (payload.get("entity_counts") or {}).items()})
-            if payload.get("output_sha256"):
-                allowances.by_digest[str(payload["output_sha256"])] = counts
-            if payload.get("source") and payload.get("record_id"):
-                allowances.by_key[f"{payload['source']}#{payload['record_id']}"] = counts
-    return allowances
+            if q > last and touched:
+                return True
+            reached[q] = reached.get(q, False) or touched
+    return False
 
 
 @dataclass
@@ -62,7 +87,8 @@ class GateReport:
     examples: int = 0
     words: int = 0
     detected: int = 0
-    tied_to_ledger: int = 0
+    registry: bool = False
+    surrogates: int = 0
     spans_by_type: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -76,33 +102,31 @@ class GateReport:
     def details(self) -> dict[str, object]:
         return {
             "examples_scanned": self.examples,
-            "examples_tied_to_ledger": self.tied_to_ledger,
             "words_scanned": self.words,
+            "surrogate_registry": self.registry,
             "detected_spans": self.detected,
+            "surrogate_spans": self.surrogates,
             "residual_spans": self.spans,
             "residual_per_1k_tokens": round(self.per_1k_tokens, 4),
             "residual_by_type": dict(sorted(self.spans_by_type.items())),
         }
 
 
-def scan(examples: Sequence[Example], deid_config: DeidConfig, allowances: LedgerAllowances,
-         digests: dict[str, str | None]) -> GateReport:
+def scan(examples: Sequence[Example], detector: PhiDetector, registry: frozenset[str] | None) -> GateReport:
     """Residual detections per type; words stand in for tokens (there is no tokenizer here)."""
-    from deid.detection.engine import PhiDetector
-
     texts = [example.content() for example in examples]
-    report = GateReport(examples=len(texts), words=sum(len(text.split()) for text in texts))
+    report = GateReport(examples=len(texts), words=sum(len(text.split()) for text in texts), registry=registry is not None)
     if not texts:
         return report
     residual: Counter[str] = Counter()
-    for example, spans in zip(examples, PhiDetector(deid_config).detect_many(texts), strict=True):
-        found = Counter(span.entity_type for span in spans)
-        report.detected += sum(found.values())
-        allowed = allowances.for_document(example.document, digests.get(example.document or ""))
-        if allowed is not None:
-            report.tied_to_ledger += 1
-            found.subtract(allowed)
-        residual.update({name: count for name, count in found.items() if count > 0})
+    for text, spans in zip(texts, detector.detect_many(texts), strict=True):
+        report.detected += len(spans)
+        tokens = [match.span() for match in _TOKEN.finditer(text)] if registry and spans else []
+        for span in spans:
+            if registry and accounted_for(text, tokens, span, registry):
+                report.surrogates += 1
+            else:
+                residual[span.entity_type] += 1
     report.spans_by_type = dict(residual)
     return report
 

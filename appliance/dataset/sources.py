@@ -13,7 +13,6 @@ import base64
 import binascii
 import csv
 import gzip
-import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -32,16 +31,14 @@ SUPPORTED_SUFFIXES = {".ndjson", ".json", ".jsonl", ".txt", ".csv", ".gz"}
 class Document:
     """A note to learn from, with the patient group it belongs to.
 
-    ``key`` (file name and record number) and ``digest`` (sha256 of the record's bytes) are
-    how the de-identification ledger names the same record; the PHI gate uses them to know
-    how many surrogates deid itself put there.
+    ``key`` (file name and record number) is how the de-identification ledger names the same
+    record, so an example can be traced back to it.
     """
 
     group: str
     text: str
     source: str
     key: str = ""
-    digest: str | None = None
 
 
 @dataclass
@@ -103,28 +100,23 @@ def _read_file(path: Path, relative: str, corpus: Corpus) -> None:
     content = _open_text(path)
     if kind == ".txt":
         corpus.documents.append(Document(group=f"file:{relative}", text=content, source=relative,
-                                         key=f"{path.name}#file", digest=_digest(content)))
+                                         key=f"{path.name}#file"))
     elif kind == ".csv":
         _read_csv(content, relative, corpus, path.name)
     elif kind in (".ndjson", ".jsonl"):
         for number, line in enumerate(content.split("\n"), start=1):
             if line.strip():
-                record = _Record(f"{path.name}#{number}", _digest(line + "\n"), relative, number)
+                record = _Record(f"{path.name}#{number}", relative, number)
                 _read_object(_parse_json(line, path, number), record, corpus)
     elif kind == ".json":
-        _read_object(_parse_json(content, path, 1), _Record(f"{path.name}#1", _digest(content), relative, 1), corpus)
+        _read_object(_parse_json(content, path, 1), _Record(f"{path.name}#1", relative, 1), corpus)
 
 
 @dataclass(frozen=True)
 class _Record:
     key: str
-    digest: str | None
     relative: str
     line: int
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _parse_json(text: str, path: Path, line: int) -> Any:
@@ -161,8 +153,7 @@ def _read_object(data: Any, record: _Record, corpus: Corpus) -> None:
         patient = next((data[name] for name in PATIENT_FIELDS if isinstance(data.get(name), (str, int))), None)
         if text.strip():
             group = f"patient:{patient}" if patient is not None else f"file:{record.relative}:{record.line}"
-            corpus.documents.append(Document(group=group, text=text, source=record.relative, key=record.key,
-                                             digest=record.digest))
+            corpus.documents.append(Document(group=group, text=text, source=record.relative, key=record.key))
 
 
 def _patient_of(resource: dict[str, Any]) -> str | None:
@@ -191,8 +182,7 @@ def _read_fhir(resource: dict[str, Any], record: _Record, corpus: Corpus) -> Non
     kind = resource.get("resourceType")
     if kind == "DocumentReference":
         for text in _attachments(resource):
-            corpus.documents.append(Document(group=group, text=text, source=record.relative, key=record.key,
-                                             digest=record.digest))
+            corpus.documents.append(Document(group=group, text=text, source=record.relative, key=record.key))
     elif kind == "Condition" and patient:
         name = _concept_text(resource.get("code"))
         if name:

@@ -94,8 +94,10 @@ def _build(ctx: StageContext, settings: ApplianceSettings, deid_dir: Path | None
     gate_details: dict[str, Any] = {"enabled": config.phi_gate}
     if config.phi_gate:
         scanned = [e for e in chosen if e.recipe in config.phi_gate_recipes]
-        digests = {doc.key: doc.digest for doc in corpus.documents}
-        report = gate.scan(scanned, settings.deid, gate.read_allowances(settings.deid_ledger), digests)
+        registry = gate.load_surrogates(deid_dir) if deid_dir is not None else None
+        from deid.detection.engine import PhiDetector
+
+        report = gate.scan(scanned, PhiDetector(settings.deid), registry)
         gate_details.update(report.details(), threshold_per_1k_tokens=config.max_residual_phi_per_1k_tokens)
         gate.enforce(report, config.max_residual_phi_per_1k_tokens)
 

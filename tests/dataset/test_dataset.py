@@ -23,7 +23,6 @@ from appliance.dataset.recipes import (
     Example,
     chunk_text,
     mix,
-    pretrain_examples,
     record_instruction_examples,
 )
 from appliance.dataset.sources import read_corpus
@@ -253,34 +252,3 @@ def test_cli_dataset_build(tmp_path: Path) -> None:
     )
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
     assert "nope" in missing.stderr
-
-
-def test_phi_gate_allows_the_surrogates_the_ledger_accounts_for(tmp_path: Path) -> None:
-    """The same text passes once the ledger says deid put that many spans of each type there."""
-    import hashlib
-
-    from appliance.dataset.gate import read_allowances, scan
-    from deid.config import DeidConfig
-
-    note = "Seen 03/14/2021. Mr. John Whitaker, MRN 4471200, call 617-555-0111. Stable on lisinopril."
-    root = tmp_path / "deid"
-    root.mkdir()
-    line = json.dumps({"patient_id": "p1", "text": note})
-    (root / "notes.jsonl").write_text(line + "\n")
-    corpus = read_corpus(root)
-    examples = pretrain_examples(corpus, DatasetConfig())
-    digests = {doc.key: doc.digest for doc in corpus.documents}
-    no_ledger = scan(examples, DeidConfig(), read_allowances(tmp_path / "none.jsonl"), digests)
-    assert no_ledger.spans >= 3 and no_ledger.tied_to_ledger == 0
-    found = no_ledger.spans_by_type
-    ledger = tmp_path / "deid-ledger.jsonl"
-    entry = {"action": "deid.document", "payload": {
-        "source": "notes.jsonl", "record_id": "1", "entity_counts": found,
-        "output_sha256": hashlib.sha256((line + "\n").encode()).hexdigest()}}
-    ledger.write_text(json.dumps({"action": "checkpoint", "payload": {}}) + "\n" + json.dumps(entry) + "\n")
-    tied = scan(examples, DeidConfig(), read_allowances(ledger), digests)
-    assert tied.tied_to_ledger == 1 and tied.spans == 0
-    fewer = {**entry, "payload": {**entry["payload"], "entity_counts": {**found, "PHONE": 0}}}
-    ledger.write_text(json.dumps(fewer) + "\n")
-    partial = scan(examples, DeidConfig(), read_allowances(ledger), digests)
-    assert partial.spans_by_type == {"PHONE": found["PHONE"]}
