@@ -13,7 +13,7 @@ from appliance.errors import ConfigError
 class EvalConfig(BaseModel):
     pubmedqa_limit: int | None = Field(None, ge=1, description="questions used; None = all 500")
     few_shot: int = Field(2, ge=0, le=6, description="demonstrations in the few-shot run; 0 = zero-shot only")
-    pubmedqa_context_chars: int = Field(1200, ge=100, description="abstract text kept per question")
+    pubmedqa_context_chars: int = Field(800, ge=100, description="abstract text kept per question")
     medqa_files: list[Path] = Field(default_factory=list, description="multiple-choice files in the MedQA JSONL layout")
     medqa_limit: int | None = Field(None, ge=1)
     medquad_file: Path | None = Field(
