@@ -50,6 +50,8 @@ class DictionaryNameRecognizer(ClinicalRecognizer):
         tokens = list(words(text))
         evidence = [self._evidence(text, token, style) for token in tokens]
         flagged = [level is Evidence.STRONG for level in evidence]
+        if style is NoteStyle.MIXED:
+            self._capitalised_pairs(text, tokens, evidence, flagged)
         # Two passes let "A. B. Strong" and "Strong Unknown Unknown" grow from the strong word.
         for _ in range(2):
             for index, level in enumerate(evidence):
@@ -93,6 +95,17 @@ class DictionaryNameRecognizer(ClinicalRecognizer):
         return Evidence.STRONG
 
     @staticmethod
+    def _capitalised_pairs(text: str, tokens: list[Word], evidence: list[Evidence], flagged: list[bool]) -> None:
+        """"Zelvinran Lee": a capitalised unknown word beside a capitalised listed name is a full name."""
+        for index in range(len(tokens) - 1):
+            left, right = tokens[index], tokens[index + 1]
+            if text[left.end : right.start] != " " or not (_title(left) and _title(right)):
+                continue
+            pair = {evidence[index], evidence[index + 1]}
+            if Evidence.UNKNOWN in pair and (Evidence.WEAK in pair or Evidence.STRONG in pair):
+                flagged[index] = flagged[index + 1] = True
+
+    @staticmethod
     def _beside_flagged(tokens: list[Word], flagged: list[bool], index: int, text: str) -> bool:
         # An initial belongs to the name after it ("J. Smith") or, dotted, to the one before it
         # ("Lisa K. Clay"), never to one before a comma ("Smith, A 58 yo").
@@ -108,3 +121,7 @@ class DictionaryNameRecognizer(ClinicalRecognizer):
                     return True
         return False
 
+
+
+def _title(word: Word) -> bool:
+    return len(word.text) > 1 and word.text[0].isupper() and word.text[1:].islower()
