@@ -2,7 +2,7 @@
 
 Names are matched word by word (case-insensitive, whole words), so "Haldane" alone or "PETER"
 in an ALL-CAPS note is found; identifiers and other values are matched whole, ignoring case
-and, for digit strings, separators ("448812" also finds "448-812").
+and, for digit strings of five or more, blanks and dashes ("448812" also finds "448-812").
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from deid.recognizers.lexicon import Lexicon
 
 # Name parts keep their digits: exported test data writes names like "Denis399".
 NAME_PART = re.compile(r"[^\W_][\w'\-]*")
-SEPARATOR = r"[\s\-./()]{0,2}"
+SEPARATOR = r"[ \-]?"
 
 
 class KnownPhiRecognizer(ClinicalRecognizer):
@@ -52,7 +52,7 @@ def _patterns(known: Sequence[KnownPhi], lexicon: Lexicon) -> list[tuple[re.Patt
                 patterns.append((re.compile(rf"(?<!\w){re.escape(part)}(?!\w)", re.IGNORECASE), item.entity_type))
             continue
         digits = re.sub(r"\D", "", value)
-        if len(digits) >= 4 and len(digits) >= len(re.sub(r"\W", "", value)) - 3:
+        if len(digits) >= 5 and len(digits) >= len(re.sub(r"\W", "", value)) - 3:
             body = SEPARATOR.join(re.escape(digit) for digit in digits)
             patterns.append((re.compile(rf"(?<!\d){body}(?!\d)"), item.entity_type))
         if len(value) >= 3:
