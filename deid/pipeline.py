@@ -6,7 +6,7 @@ the audit ledger and the progress journal, in input order. Memory is bounded by 
 window, not the input size. Each output is built as a partial file under ``.deid-state`` and
 renamed into place when complete; checkpoints in the journal let a killed run resume at the
 exact record where the last durable checkpoint left it (see :mod:`deid.journal`). Digests of
-every fake written go to ``.deid-state/surrogates.sha256`` (see :mod:`deid.surrogate_registry`),
+every fake written go to ``.deid-state/.surrogates.sha256`` (see :mod:`deid.surrogate_registry`),
 for the dataset's PHI gate.
 """
 

@@ -22,8 +22,9 @@ from pathlib import Path
 
 from deid.fileio import atomic_write_text
 
-REGISTRY_FILE = "surrogates.sha256"  # inside the run's state folder (hidden: corpus readers skip it)
-_LOG_FILE = "surrogates.log"
+# Inside the run's state folder, with hidden names like the journal's: corpus readers skip them.
+REGISTRY_FILE = ".surrogates.sha256"
+LOG_FILE = ".surrogates.log"
 _SPACE = re.compile(r"\s+")
 # "+" survives: "90+" is the age cap's surrogate, and "+1 555..." a phone number.
 _EDGE_PUNCTUATION = "".join(ch for ch in "!\"#$%&'()*,-./:;<=>?@[\\]^_`{|}~«»“”‘’„" if ch != "+")
@@ -72,7 +73,7 @@ class RegistryWriter:
 
     def __init__(self, state_dir: Path) -> None:
         self._state_dir = state_dir
-        log = state_dir / _LOG_FILE
+        log = state_dir / LOG_FILE
         # A resumed run starts from what the earlier run published or logged.
         self._known: set[str] = set(load_registry(registry_path(state_dir))) | set(load_registry(log))
         # A kill mid-append leaves a torn last line: end it, so the next digest starts a line.
@@ -89,7 +90,7 @@ class RegistryWriter:
         if not self._pending:
             return
         self._state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._state_dir / _LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(self._state_dir / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.write(fd, "".join(value + "\n" for value in self._pending).encode("ascii"))  # "" ends a torn line
             os.fsync(fd)

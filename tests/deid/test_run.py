@@ -21,7 +21,8 @@ from deid.errors import RunStateError
 from deid.keystore import Keystore
 from deid.ledger.config import LedgerConfig
 from deid.ledger.verify import verify_ledger
-from deid.pipeline import RunSummary, deidentify
+from deid.pipeline import STATE_DIR, RunSummary, deidentify
+from deid.surrogate_registry import LOG_FILE, REGISTRY_FILE, digest, load_registry
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "appliance" / "data" / "samples"
@@ -103,6 +104,23 @@ def test_synthea_round_trip_leaks_no_canary(synthea_run: tuple[Path, Path, Path,
     entries = [json.loads(line)["payload"] for line in (home / "ledger.jsonl").read_text().splitlines()]
     documents = [e for e in entries if "document_id" in e and "input_sha256" in e]
     assert len(documents) == summary.documents == len({d["document_id"] for d in documents})
+
+
+def test_surrogate_registry_holds_fakes_but_no_original(synthea_run: tuple[Path, Path, Path, RunSummary]) -> None:
+    source, out, _, summary = synthea_run
+    text = (out / STATE_DIR / REGISTRY_FILE).read_text()
+    lines = text.splitlines()
+    assert lines == sorted(set(lines)) and all(re.fullmatch(r"[0-9a-f]{64}", line) for line in lines)
+    registry = set(lines)
+    assert len(registry) == summary.surrogates_registered > 100
+    canary = next(r for r in resources(source / "Patient.000.ndjson") if r["id"] == CANARY_PATIENT)
+    originals = [*CANARIES, "Qortimer Zyxwquist", "77 Canarywood Lane", canary["birthDate"], "Denis399"]
+    assert not {digest(value) for value in originals} & registry
+    # what took the canary's place in the output is registered, name part by name part
+    faked = next(r for r in resources(out / "Patient.000.ndjson") if r["identifier"] and any(
+        i.get("value") and digest(i["value"]) in registry for i in r["identifier"]))
+    assert faked["name"][0]["family"] and digest(faked["name"][0]["family"]) in registry
+    assert digest(faked["birthDate"]) in registry
 
 
 def test_synthea_references_and_dates_stay_consistent(synthea_run: tuple[Path, Path, Path, RunSummary]) -> None:
@@ -193,6 +211,7 @@ def test_killed_run_resumes_without_duplicates_or_losses(tmp_path: Path, detecto
     killed = subprocess.run([sys.executable, str(script), str(tmp_path), "23"], cwd=REPO, capture_output=True, timeout=300)
     assert killed.returncode == 9, killed.stderr.decode()[-2000:]
     assert not (tmp_path / "out" / "notes.jsonl").exists()  # nothing half-written under the final name
+    assert load_registry(tmp_path / "out" / STATE_DIR / LOG_FILE)  # checkpointed fakes were logged
 
     summary = run([source], tmp_path / "out", tmp_path, detector)
     assert summary.files_resumed == 1 and summary.files == 2
@@ -207,6 +226,9 @@ def test_killed_run_resumes_without_duplicates_or_losses(tmp_path: Path, detecto
         assert (tmp_path / "out" / name).read_bytes() == (clean_home / "out" / name).read_bytes()
     records = [json.loads(line) for line in (tmp_path / "out" / "notes.jsonl").read_text().splitlines()]
     assert [r["id"] for r in records] == [f"n{i}" for i in range(40)]
+    # the resumed run's registry holds the fakes of the killed run's records too, and nothing else
+    resumed_registry = load_registry(tmp_path / "out" / STATE_DIR / REGISTRY_FILE)
+    assert resumed_registry and resumed_registry == load_registry(clean_home / "out" / STATE_DIR / REGISTRY_FILE)
 
     result = verify_ledger(tmp_path / "ledger.jsonl", Keystore.open(tmp_path / "keystore").public_keys(), allow_unsealed=True)
     assert result.ok
