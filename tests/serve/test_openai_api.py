@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 from pathlib import Path
 
 import httpx
@@ -157,3 +158,22 @@ def test_serves_a_lora_adapter_on_top_of_the_gguf(tmp_path: Path, fuzz_server: L
     base = client(fuzz_server).chat.completions.create(model=fuzz_server.model_id, **ask)
     assert with_adapter.choices[0].message.content != base.choices[0].message.content
     assert '"adapter_sha256"' in ledger
+
+
+def test_concurrent_requests_share_batches_without_mixing_sequences(main_server: LiveServer) -> None:
+    """Greedy output of each request is the same whether it ran alone or batched with others."""
+    sdk = client(main_server)
+    model = main_server.model_id
+    questions = ["Name one symptom of anemia.", "What organ produces insulin?", "Define tachycardia briefly."]
+
+    def ask(question: str) -> str:
+        reply = sdk.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": question}], max_tokens=10, temperature=0
+        )
+        return reply.choices[0].message.content or ""
+
+    alone = [ask(q) for q in questions]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        together = list(pool.map(ask, questions * 2))
+    assert together == alone * 2
+    assert len(set(alone)) == 3
