@@ -40,10 +40,14 @@ _TOKEN = re.compile(r"\+?(?:[^\W\d_]+|\d+)\+?")
 
 
 def load_surrogates(deid_dir: Path) -> frozenset[str] | None:
-    """The registry ``deid run`` left in the corpus folder (or beside a single output file)."""
-    folder = deid_dir if deid_dir.is_dir() else deid_dir.parent
-    path = registry_path(folder / STATE_DIR)
-    return load_registry(path) if path.is_file() else None
+    """The registry of the ``deid run`` output that holds the corpus: the corpus folder itself,
+    or the output folder a single file or a sub-folder of it was taken from."""
+    start = deid_dir.resolve()
+    for folder in (start, *start.parents) if start.is_dir() else start.parents:
+        path = registry_path(folder / STATE_DIR)
+        if path.is_file():
+            return load_registry(path)
+    return None
 
 
 def accounted_for(text: str, tokens: Sequence[tuple[int, int]], span: DetectedSpan, registry: frozenset[str]) -> bool:

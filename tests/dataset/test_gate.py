@@ -59,7 +59,10 @@ def reports(deid_runs: list[Path], detector: PhiDetector) -> list[gate.GateRepor
 
 @pytest.mark.parametrize("number", range(KEYSTORES))
 def test_deid_output_passes_under_any_keystore(deid_runs: list[Path], reports: list[gate.GateReport], number: int) -> None:
-    assert gate.load_surrogates(deid_runs[number]), "deid run left no surrogate registry"
+    registry = gate.load_surrogates(deid_runs[number])
+    assert registry, "deid run left no surrogate registry"
+    assert gate.load_surrogates(deid_runs[number] / "notes") == registry  # a sub-folder of the output
+    assert gate.load_surrogates(deid_runs[number] / "notes" / "clinic-notes.jsonl") == registry
     report = reports[number]
     assert report.registry and report.surrogates >= 50  # the samples are full of fakes the detector finds again
     assert report.per_1k_tokens <= THRESHOLD, report.details()
