@@ -41,7 +41,11 @@ def _read(path: Path, context_chars: int) -> list[PubMedQAItem]:
 
 
 def load_test_split(limit: int | None, context_chars: int) -> list[PubMedQAItem]:
-    """The first ``limit`` test questions; the file order is fixed, so subsets are comparable across runs."""
+    """The first ``limit`` test questions.
+
+    The shipped file is ordered by sha256 of the PubMed id (upstream lists all "yes" first), so
+    any prefix is a fixed pseudo-random sample and subsets stay comparable across runs.
+    """
     items = _read(_benchmarks() / "pubmedqa-test.jsonl.gz", context_chars)
     return items[:limit] if limit else items
 

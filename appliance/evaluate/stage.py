@@ -46,6 +46,7 @@ def _evaluate_model(
         zero = pubmedqa.evaluate(runner, questions, [])
         results["pubmedqa_zero_shot"] = zero["accuracy"]
         results["pubmedqa_questions"] = zero["questions"]
+        results["pubmedqa_zero_shot_predicted"] = {label: zero[f"predicted_{label}"] for label in pubmedqa.LABELS}
         if config.few_shot:
             say(f"{name}: PubMedQA {config.few_shot}-shot")
             demos = pubmedqa.load_demonstrations(config.few_shot, config.pubmedqa_context_chars)

@@ -122,3 +122,11 @@ def test_rouge_l_by_hand() -> None:
 def test_canary_split_keeps_whole_words() -> None:
     prefix, secret = split_canary("alpha beta gamma delta", 0.5)
     assert prefix + secret == "alpha beta gamma delta" and secret.startswith(" ")
+
+
+def test_pubmedqa_subsets_are_mixed_and_the_split_is_complete() -> None:
+    from appliance.evaluate.pubmedqa import load_test_split
+
+    every = load_test_split(None, 100)
+    assert len(every) == 500 and len({item.id for item in every}) == 500
+    assert {item.answer for item in load_test_split(20, 100)} == {"yes", "no", "maybe"}
