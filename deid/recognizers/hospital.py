@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from presidio_analyzer import RecognizerResult
+from deid.detection.presidio_api import RecognizerResult
 
 from deid.detection.entities import Entity
 from deid.recognizers.base import ClinicalRecognizer, NoteStyle

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from presidio_analyzer import RecognizerResult
+from deid.detection.presidio_api import RecognizerResult
 
 from deid.detection.entities import NAME_ENTITIES, Entity
 from deid.detection.known_phi import KnownPhi

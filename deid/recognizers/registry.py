@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from presidio_analyzer import EntityRecognizer, RecognizerRegistry
+from deid.detection.presidio_api import EntityRecognizer, RecognizerRegistry
 
 from deid.recognizers.address import AddressRecognizer
 from deid.recognizers.age import AgeOver89Recognizer

@@ -7,8 +7,8 @@ mixed-case text makes its capitalisation cues meaningful.
 
 from __future__ import annotations
 
-from presidio_analyzer import RecognizerResult
-from presidio_analyzer.nlp_engine import NlpArtifacts
+from deid.detection.presidio_api import RecognizerResult
+from deid.detection.presidio_api import NlpArtifacts
 
 from deid.detection.entities import Entity
 from deid.recognizers.base import ClinicalRecognizer, NoteStyle, note_style

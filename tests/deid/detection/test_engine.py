@@ -66,3 +66,16 @@ def test_detect_many_matches_detect(detector: PhiDetector) -> None:
     texts = [NURSING, "", "Seen by Dr. Okafor on March 3rd, 2021.", "no phi here, vss, cont current plan"]
     assert detector.detect_many(texts) == [detector.detect(text) for text in texts]
     assert detector.detect("") == []
+
+
+def test_detector_never_loads_torch_or_transformers() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from deid.detection.engine import PhiDetector; PhiDetector().detect('Dr. Okafor 3/12/21');"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.strip() == "[]"
