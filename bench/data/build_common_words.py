@@ -7,7 +7,7 @@ the union of
 - the WordNet-derived lemma index inside the pinned spaCy pipeline (MIT), minus US census first
   names and the 1,000 commonest US surnames (WordNet lists "smith", "mary", "johnson" as nouns,
   but in a note they are names), except the surnames that are everyday words (``EVERYDAY``).
-Rerun after changing a threshold: ``.venv/bin/python -m bench.data.build_common_words``.
+Rerun after changing a threshold: ``.venv/bin/python bench/data/build_common_words.py``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ To measure generalisation rather than memorisation, 40% of person names come fro
 the detector's lexicon never loads (``HELD_OUT_LOCALES``) or are invented syllable strings, so
 they can only be found through context.
 
-Run: ``.venv/bin/python -m bench.data.make_clinical_notes`` (deterministic, seed 7).
+Run: ``.venv/bin/python bench/data/make_clinical_notes.py`` (deterministic, seed 7).
 """
 
 from __future__ import annotations
