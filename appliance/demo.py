@@ -23,6 +23,7 @@ from deid.fileio import atomic_write_text
 
 SUMMARY_FILE = "demo-summary.json"
 DEMO_PUBMEDQA_QUESTIONS = 20
+DEMO_MEDQUAD_ANSWERS = 3
 DEMO_TRAIN_STEPS = 8
 
 
@@ -41,8 +42,14 @@ def demo_settings(settings: ApplianceSettings) -> ApplianceSettings:
     if "train" not in explicit:
         train = train.model_copy(update={"max_steps": DEMO_TRAIN_STEPS})
     evaluation = settings.eval
-    if "eval" not in explicit and evaluation.pubmedqa_limit is None:
-        evaluation = evaluation.model_copy(update={"pubmedqa_limit": DEMO_PUBMEDQA_QUESTIONS})
+    if "eval" not in explicit:
+        evaluation = evaluation.model_copy(
+            update={
+                "pubmedqa_limit": evaluation.pubmedqa_limit or DEMO_PUBMEDQA_QUESTIONS,
+                "few_shot": 0,
+                "medquad_limit": min(evaluation.medquad_limit, DEMO_MEDQUAD_ANSWERS),
+            }
+        )
     return settings.model_copy(update={"train": train, "eval": evaluation})
 
 
