@@ -15,6 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from appliance.config import ApplianceSettings
 from appliance.models import resolve_base_model
 from appliance.offline import installed_guard
@@ -35,22 +37,22 @@ def medquad_sample() -> Path:
     return Path(str(resources.files("appliance") / "data" / "medquad-sample.jsonl"))
 
 
+def _quick(section: BaseModel, values: dict[str, Any]) -> Any:
+    """``section`` with ``values`` applied to the fields the operator did not set."""
+    return section.model_copy(update={k: v for k, v in values.items() if k not in section.model_fields_set})
+
+
 def demo_settings(settings: ApplianceSettings) -> ApplianceSettings:
     """Quick settings for a first look; anything the operator configured explicitly still wins."""
-    explicit = settings.model_fields_set
-    train = settings.train
-    if "train" not in explicit:
-        train = train.model_copy(update={"max_steps": DEMO_TRAIN_STEPS})
-    evaluation = settings.eval
-    if "eval" not in explicit:
-        evaluation = evaluation.model_copy(
-            update={
-                "pubmedqa_limit": evaluation.pubmedqa_limit or DEMO_PUBMEDQA_QUESTIONS,
-                "few_shot": 0,
-                "medquad_limit": min(evaluation.medquad_limit, DEMO_MEDQUAD_ANSWERS),
-            }
-        )
-    return settings.model_copy(update={"train": train, "eval": evaluation})
+    return settings.model_copy(
+        update={
+            "train": _quick(settings.train, {"max_steps": DEMO_TRAIN_STEPS}),
+            "eval": _quick(
+                settings.eval,
+                {"pubmedqa_limit": DEMO_PUBMEDQA_QUESTIONS, "few_shot": 0, "medquad_limit": DEMO_MEDQUAD_ANSWERS},
+            ),
+        }
+    )
 
 
 def sample_canaries(records: Path) -> list[str]:
