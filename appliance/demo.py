@@ -139,7 +139,9 @@ class DemoRun:
                 ledger_config=settings.ledger,
                 workers=settings.deid.workers,
             )
-            return summary.as_dict()
+            details = summary.as_dict()
+            details.pop("out_dir", None)  # the staging path; the stage directory replaces it
+            return details
 
         return self._step(
             "De-identify sample records (audit ledger: %s)" % settings.deid_ledger,
