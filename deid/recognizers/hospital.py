@@ -33,6 +33,13 @@ WARD = re.compile(
     re.IGNORECASE,
 )
 
+# A ward named after a person or place, announced by a unit cue: "UNIT: FINARD 4", "to Finard 4".
+NAMED_WARD = re.compile(
+    r"(?<![A-Za-z])(?:unit|ward|floor|transferred to|transfer to|tx to|tx'd to|moved to|admitted to|called to|"
+    r"return to|returned to|back to|sent to|bed on|on)[ \t]*[:\-]?[ \t]*"
+    r"(?P<name>[A-Za-z][A-Za-z'\-]{2,}[ \t]+\d{1,2}[A-Za-z]?)(?![\w/.])",
+    re.IGNORECASE,
+)
 
 # "St. Elizabeth's", "saint mary's": in a note, a saint's name in the possessive is a hospital.
 SAINT = re.compile(r"\b(?:st|saint)\.?[ \t]+[A-Za-z]+'s\b(?![ \t]+wort)", re.IGNORECASE)
@@ -65,7 +72,18 @@ class HospitalRecognizer(ClinicalRecognizer):
             results.append(self.result(match.start(), match.end(), Entity.HOSPITAL.value, 0.6))
         for match in WARD.finditer(text):
             results.append(self.result(match.start(), match.end(), Entity.HOSPITAL.value, 0.65))
+        for match in NAMED_WARD.finditer(text):
+            word = match.group("name").split()[0]
+            if self._ward_name(word, style):
+                results.append(self.result(*match.span("name"), Entity.HOSPITAL.value, 0.6))
         return results
+
+    def _ward_name(self, word: str, style: NoteStyle) -> bool:
+        """A ward's proper name is no ordinary or clinical word ("on lasix 40" is a dose, not a ward)."""
+        lower = word.lower()
+        if lower in self.lexicon.clinical_terms or lower in self.lexicon.stop_words or self.lexicon.is_common(lower):
+            return False
+        return not (style is NoteStyle.MIXED and not word[0].isupper())
 
     def _name_start(self, text: str, position: int, style: NoteStyle) -> int:
         """Walk back over the words naming the facility, up to five."""

@@ -4,7 +4,10 @@
   the person providers of ``faker`` (MIT) for several locales, so immigrant names are covered;
 - common words: lower-case words of medical prose (``data/common_words.txt``, built from
   MedQuAD and PubMedQA by ``bench/data/build_common_words.py``) plus spaCy's stop words;
-- clinical terms: ``clinical_terms.CLINICAL_TERMS``.
+- clinical terms: ``clinical_terms.CLINICAL_TERMS``;
+- places: US towns, world cities, US counties and countries from GeoNames (``data/places.txt``,
+  built by ``bench/data/build_places.py``), folded to lower-case ASCII; ``common_places`` are
+  those that are also ordinary words ("bath", "mobile") and need context.
 A name that is also a common word ("brown", "will") is ambiguous and needs context.
 Built once per detector (about a quarter of a second) and shared by its recognizers.
 """
@@ -35,6 +38,8 @@ class Lexicon:
     common_words: frozenset[str]
     clinical_terms: frozenset[str]
     stop_words: frozenset[str]
+    places: frozenset[str] = frozenset()
+    common_places: frozenset[str] = frozenset()
 
     def is_name(self, lower: str) -> bool:
         if lower in self.stop_words:
@@ -111,14 +116,19 @@ def load_lexicon() -> Lexicon:
     faker_first, faker_last = _faker_names()
     first = _census_names("dist.male.first") | _census_names("dist.female.first") | faker_first
     last = _census_names("dist.all.last", CENSUS_SURNAMES_KEPT) | faker_last
-    common_file = importlib.resources.files("deid.recognizers") / "data" / "common_words.txt"
-    common = {
-        line.strip() for line in common_file.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")
-    }
+    common = _data_lines("common_words.txt")
+    places = _data_lines("places.txt")
     return Lexicon(
         first_names=_plain(first),
         last_names=_plain(last),
         common_words=frozenset(common | set(STOP_WORDS)),
         clinical_terms=CLINICAL_TERMS,
         stop_words=frozenset(STOP_WORDS),
+        places=frozenset(place.lstrip("~") for place in places),
+        common_places=frozenset(place[1:] for place in places if place.startswith("~")),
     )
+
+
+def _data_lines(file_name: str) -> set[str]:
+    data_file = importlib.resources.files("deid.recognizers") / "data" / file_name
+    return {line.strip() for line in data_file.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")}

@@ -23,7 +23,9 @@ from deid.recognizers.ip_address import IpAddressRecognizer
 from deid.recognizers.labeled_id import LabeledIdRecognizer
 from deid.recognizers.lexicon import Lexicon
 from deid.recognizers.location import LocationRecognizer
+from deid.recognizers.organization import OrganizationRecognizer
 from deid.recognizers.phone import PhoneRecognizer
+from deid.recognizers.place_name import PlaceNameRecognizer
 from deid.recognizers.spacy_ner import SpacyNerRecognizer
 from deid.recognizers.ssn import SsnRecognizer
 from deid.recognizers.titled_name import TitledNameRecognizer
@@ -46,6 +48,8 @@ FACTORIES: tuple[RecognizerFactory, ...] = (
     lambda lexicon: VehicleRecognizer(),
     HospitalRecognizer,
     LocationRecognizer,
+    PlaceNameRecognizer,
+    OrganizationRecognizer,
     TitledNameRecognizer,
     DictionaryNameRecognizer,
 )

@@ -1,0 +1,101 @@
+"""Towns, cities, counties and countries found by the GeoNames gazetteer, with or without a cue.
+
+Notes name places bare ("dtr driving up from worcester", "BOSTON EMS"), so the word list is the
+evidence. Many towns share their name with an ordinary word ("Bath", "Mobile", "Normal",
+"Plant City"): such a place counts only when capitalised in well-cased text and announced by a
+preposition ("moved from Mobile"); in ALL-CAPS or lower-case notes it is left to the residence
+cues of ``LocationRecognizer`` ("lives in bath"). Listed places that are no ordinary word count
+anywhere, but in well-cased text only when capitalised.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from deid.detection.presidio_api import RecognizerResult
+
+from deid.detection.entities import Entity
+from deid.recognizers.base import ClinicalRecognizer, NoteStyle
+from deid.recognizers.lexicon import Lexicon
+from deid.recognizers.name_words import Word, words
+
+MAX_WORDS = 4
+MIN_BARE_LENGTH = 4
+# Blanks, or an abbreviation's dot ("St. Louis"), may join the words of one place name.
+JOINER = re.compile(r"\.?[ \t]")
+CUE_BEFORE = re.compile(r"(?:\b(?:in|from|to|near|at|of|outside|around)[ \t]+)$", re.IGNORECASE)
+MINOR_WORDS = frozenset("de del la le los las of on upon the du da di van von el sur am an der".split())
+NOT_ALONE = frozenset("north south east west central lower upper new old saint st mount mt fort port lake".split())
+
+
+def fold(text: str) -> str:
+    """The gazetteer's spelling: lower-case ASCII without dots."""
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower().rstrip(".")
+
+
+class PlaceNameRecognizer(ClinicalRecognizer):
+    ENTITIES = (Entity.LOCATION.value,)
+
+    def __init__(self, lexicon: Lexicon) -> None:
+        self.lexicon = lexicon
+        super().__init__()
+
+    def find(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
+        if not self.lexicon.places:
+            return []
+        tokens = list(words(text))
+        results = []
+        index = 0
+        while index < len(tokens):
+            length = self._longest_place(text, tokens, index, style)
+            if length:
+                first, last = tokens[index], tokens[index + length - 1]
+                # A multi-word place outranks a name guess on one of its words ("St. Louis").
+                score = 0.7 if length > 1 else 0.55
+                results.append(self.result(first.start, last.end, Entity.LOCATION.value, score))
+                index += length
+            else:
+                index += 1
+        return results
+
+    def _longest_place(self, text: str, tokens: list[Word], index: int, style: NoteStyle) -> int:
+        """How many words from ``index`` on form an acceptable place name (0 if none)."""
+        parts: list[str] = []
+        candidates = []
+        for offset in range(MAX_WORDS):
+            position = index + offset
+            if position >= len(tokens):
+                break
+            if offset and not JOINER.fullmatch(text, tokens[position - 1].end, tokens[position].start):
+                break
+            parts.append(fold(tokens[position].text))
+            if " ".join(parts) in self.lexicon.places:
+                candidates.append(offset + 1)
+        for length in reversed(candidates):
+            if self._acceptable(text, tokens[index : index + length], style):
+                return length
+        return 0
+
+    def _acceptable(self, text: str, place: list[Word], style: NoteStyle) -> bool:
+        lowers = [word.lower for word in place]
+        content = [lower for lower in lowers if lower not in MINOR_WORDS]
+        if not content or all(lower in NOT_ALONE for lower in content):
+            return False
+        if any(lower in self.lexicon.clinical_terms for lower in content):
+            return False
+        if style is NoteStyle.MIXED and not all(
+            word.text[0].isupper() for word in place if word.lower not in MINOR_WORDS
+        ):
+            return False
+        if style is NoteStyle.MIXED and len(place) == 1 and place[0].text.isupper() and len(place[0].text) <= 4:
+            return False  # acronyms in well-cased text ("ICU", "RAMS")
+        name = " ".join(fold(word.text) for word in place)
+        ordinary = name in self.lexicon.common_places or all(lower in self.lexicon.stop_words for lower in content)
+        if len(place) == 1 and len(lowers[0]) < MIN_BARE_LENGTH:
+            ordinary = True
+        if not ordinary:
+            return True
+        if style is not NoteStyle.MIXED:
+            return False
+        return CUE_BEFORE.search(text, max(0, place[0].start - 12), place[0].start) is not None

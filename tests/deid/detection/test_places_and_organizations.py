@@ -1,0 +1,94 @@
+"""Gazetteer places, employers and named wards: what each must catch and what it must leave alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from deid.recognizers.base import ClinicalRecognizer
+from deid.recognizers.hospital import HospitalRecognizer
+from deid.recognizers.lexicon import Lexicon
+from deid.recognizers.organization import OrganizationRecognizer
+from deid.recognizers.place_name import PlaceNameRecognizer
+
+from tests.deid.detection.test_recognizers import CLINICAL_NOISE
+
+
+def found(recognizer: ClinicalRecognizer, text: str) -> list[str]:
+    return sorted(text[r.start : r.end] for r in recognizer.analyze(text, []))
+
+
+@pytest.mark.parametrize(
+    ("text", "place"),
+    [
+        ("dtr driving up from worcester this am", "worcester"),
+        ("BOSTON EMS BROUGHT PT IN", "BOSTON"),
+        ("Family visiting from New Bedford.", "New Bedford"),
+        ("transferred from St. Louis overnight", "St. Louis"),
+        ("Pt moved from Mobile last year.", "Mobile"),
+        ("Lives in Plant City with son.", "Plant City"),
+        ("pt is originally from haiti", "haiti"),
+        ("Goiânia", "Goiânia"),
+    ],
+)
+def test_gazetteer_places_caught(lexicon: Lexicon, text: str, place: str) -> None:
+    assert place in found(PlaceNameRecognizer(lexicon), text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "normal saline 1L given, NSR on monitor",  # "Normal", Illinois
+        "MOBILE X-RAY AT BEDSIDE, NORMAL SINUS RHYTHM",
+        "Mobile unit arrived. Bath given.",  # capitalised but no cue before them
+        "plant based diet, hope to wean, pt to bath",
+        "Pt to MICU from ED, north wing",
+        "Pt Came In Today. Then boston in lower case within well-cased text.",
+    ],
+)
+def test_gazetteer_ordinary_words_left_alone(lexicon: Lexicon, text: str) -> None:
+    assert found(PlaceNameRecognizer(lexicon), text) == []
+
+
+@pytest.mark.parametrize("text", [CLINICAL_NOISE, CLINICAL_NOISE.upper(), CLINICAL_NOISE.lower()])
+def test_new_recognizers_leave_clinical_shorthand_alone(lexicon: Lexicon, text: str) -> None:
+    for recognizer in (PlaceNameRecognizer(lexicon), OrganizationRecognizer(lexicon)):
+        assert found(recognizer, text) == [], type(recognizer).__name__
+
+
+@pytest.mark.parametrize(
+    ("text", "organization"),
+    [
+        ("Pt reports he works at Harbor Freight in Quincy.", "Harbor Freight"),
+        ("works as a teacher at dunmore logistics. started sertraline", "dunmore logistics"),
+        ("WORKS AS A TEACHER AT QUINLAN & ROSS. STARTED SERTRALINE", "QUINLAN & ROSS"),
+        ("son is a student at the Kessler School", "Kessler School"),
+        ("employed by Okafor Widgets LLC since 2001", "Okafor Widgets LLC"),
+    ],
+)
+def test_employers_caught(lexicon: Lexicon, text: str, organization: str) -> None:
+    assert organization in found(OrganizationRecognizer(lexicon), text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["works at home", "WORKS FOR HIMSELF", "went to nursing school", "retired from the post office",
+     "medical school graduate", "works in construction"],
+)
+def test_employers_left_alone(lexicon: Lexicon, text: str) -> None:
+    assert found(OrganizationRecognizer(lexicon), text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "ward"),
+    [("UNIT: FINARD 4, LAKE VALLEY HOSPITAL", "FINARD 4"), ("pt transferred to finard 4 this am", "finard 4"),
+     ("Admitted to Okafor 10 overnight", "Okafor 10")],
+)
+def test_named_wards_caught(lexicon: Lexicon, text: str, ward: str) -> None:
+    assert ward in found(HospitalRecognizer(lexicon), text)
+
+
+@pytest.mark.parametrize(
+    "text", ["pt on lasix 40, on levo 5", "MICU and CCU beds full", "transferred to micu 6", "on heparin 12 units"]
+)
+def test_ward_rule_leaves_doses_and_units_alone(lexicon: Lexicon, text: str) -> None:
+    assert found(HospitalRecognizer(lexicon), text) == []
