@@ -79,7 +79,9 @@ def test_keystores_really_gave_different_fakes(deid_runs: list[Path]) -> None:
 
 def test_raw_samples_are_refused_with_counts_only(deid_runs: list[Path], detector: PhiDetector) -> None:
     report = gate.scan(record_examples(SAMPLES), detector, gate.load_surrogates(deid_runs[0]))
-    assert report.surrogates <= 2 and report.spans_by_type.get("DATE", 0) >= 20
+    # A real value can equal a fake deid wrote for someone else (a real "Martha" and a fake "Martha"):
+    # rare, never most of them.
+    assert report.surrogates <= 0.05 * report.detected and report.spans_by_type.get("DATE", 0) >= 20
     with pytest.raises(GateError) as refused:
         gate.enforce(report, THRESHOLD)
     message = str(refused.value)
