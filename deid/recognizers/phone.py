@@ -21,7 +21,7 @@ FULL_NUMBER = re.compile(
 LOCAL_NUMBER = re.compile(r"(?<![\d\-/.:])\d{3}-\d{4}(?![\d\-/])")
 LABELLED_SHORT = re.compile(
     r"(?:pager|pgr|beeper|beep|page|paged|pg|pager\s*#|ext|extension|x|cell|tel|phone|call|callback|"
-    r"call back|contact|fax|ph)\.?[ \t]*(?:#|no\.?|number|num)?[ \t]*[:#]?[ \t]*(?P<number>\d{4,6}|\d-\d{4})(?![\d/%]|\.\d)",
+    r"call back|contact|fax|ph)\.?[ \t]*(?:#|no\.?|number|num|@|at)?[ \t]*[:#]?[ \t]*(?P<number>\d{4,6}|\d-\d{4})(?![\d/%]|\.\d)",
     re.IGNORECASE,
 )
 # International and free-form numbers: "+44 20 7946 0958", or any 7-15 digit run in groups after a label.

@@ -6,6 +6,11 @@ evidence. Many towns share their name with an ordinary word ("Bath", "Mobile", "
 preposition ("moved from Mobile"); in ALL-CAPS or lower-case notes it is left to the residence
 cues of ``LocationRecognizer`` ("lives in bath"). Listed places that are no ordinary word count
 anywhere, but in well-cased text only when capitalised.
+
+Towns the list lacks are guessed from form and context: a word that is no English, clinical or
+name word and ends like an English place name ("Brendaton", "Downsborough", "Kellyhaven"), or
+such an unknown word after "from", "in", "near" or before "EMS"/"fire"/"police" in a note
+without case.
 """
 
 from __future__ import annotations
@@ -26,6 +31,26 @@ MIN_BARE_LENGTH = 4
 JOINER = re.compile(r"\.?[ \t]")
 CUE_BEFORE = re.compile(r"(?:\b(?:in|from|to|near|at|of|outside|around)[ \t]+)$", re.IGNORECASE)
 MINOR_WORDS = frozenset("de del la le los las of on upon the du da di van von el sur am an der".split())
+PLACE_ENDINGS = (
+    "ville", "ton", "town", "burg", "burgh", "borough", "boro", "bury", "ford", "field", "port", "mouth", "land",
+    "stad", "chester", "shire", "haven", "view", "side", "furt", "berg", "wood", "dale", "ham", "stead", "fort",
+    "mont", "polis", "view", "bridge", "brook", "creek", "falls", "heim", "ia",
+)
+PREFIX_BEFORE = re.compile(
+    r"(?:\b(?:new|north|south|east|west|lake|port|mount|mt|fort|saint|st|san|santa|el|la|los|las)\.?[ \t]+)$",
+    re.IGNORECASE,
+)
+UNKNOWN_CUE_BEFORE = re.compile(
+    r"(?:\b(?:from|in|near|outside|around)[ \t]+)(?:(?:new|north|south|east|west|lake|port|mount|mt|fort|saint|st|"
+    r"san|santa)\.?[ \t]+)?$",
+    re.IGNORECASE,
+)
+# Drug and chemistry word endings: "switched from cefepime", "in heparin" are never towns.
+DRUG_ENDINGS = (
+    "pime", "mycin", "cillin", "olol", "pril", "sartan", "statin", "azole", "ide", "ine", "one", "vir", "mab", "nib",
+    "pam", "lam", "done", "oxacin", "cycline", "penem", "cef", "xaban", "parin", "ase", "ate", "ium", "ol", "an",
+)
+SERVICE_AFTER = re.compile(r"[ \t]+(?:ems|fire|fd|police|pd|ambulance|sheriff)\b", re.IGNORECASE)
 NOT_ALONE = frozenset("north south east west central lower upper new old saint st mount mt fort port lake".split())
 
 
@@ -56,8 +81,28 @@ class PlaceNameRecognizer(ClinicalRecognizer):
                 results.append(self.result(first.start, last.end, Entity.LOCATION.value, score))
                 index += length
             else:
+                guess = self._guessed_town(text, tokens[index], style)
+                if guess is not None:
+                    results.append(self.result(*guess, Entity.LOCATION.value, 0.45))
                 index += 1
         return results
+
+    def _guessed_town(self, text: str, word: Word, style: NoteStyle) -> tuple[int, int] | None:
+        """A town the gazetteer lacks, from its form or its context (see the module docstring)."""
+        lower = word.lower
+        if len(lower) < 4 or not self.lexicon.is_unknown(lower) or self.lexicon.is_name(lower):
+            return None
+        if style is NoteStyle.MIXED and not (word.text[0].isupper() and not word.text.isupper()):
+            return None
+        shaped = lower.endswith(PLACE_ENDINGS) and len(lower) >= 7
+        cued = style is not NoteStyle.MIXED and not lower.endswith(DRUG_ENDINGS) and (
+            UNKNOWN_CUE_BEFORE.search(text, max(0, word.start - 20), word.start) is not None
+            or SERVICE_AFTER.match(text, word.end) is not None
+        )
+        if not (shaped or cued):
+            return None
+        prefix = PREFIX_BEFORE.search(text, max(0, word.start - 8), word.start)
+        return (prefix.start() if prefix else word.start), word.end
 
     def _longest_place(self, text: str, tokens: list[Word], index: int, style: NoteStyle) -> int:
         """How many words from ``index`` on form an acceptable place name (0 if none)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from deid.detection.engine import PhiDetector
 from deid.recognizers.base import ClinicalRecognizer
 from deid.recognizers.hospital import HospitalRecognizer
 from deid.recognizers.lexicon import Lexicon
@@ -92,3 +93,39 @@ def test_named_wards_caught(lexicon: Lexicon, text: str, ward: str) -> None:
 )
 def test_ward_rule_leaves_doses_and_units_alone(lexicon: Lexicon, text: str) -> None:
     assert found(HospitalRecognizer(lexicon), text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "town"),
+    [
+        ("pt from north loriville, lives w/ niece", "north loriville"),
+        ("new brendaton ems brought pt in after fall", "brendaton"),
+        ("sister driving up from jeremyton tonight", "jeremyton"),
+        ("Family from Kellyhaven arrived.", "Kellyhaven"),
+        ("PT HAD BEEN IN WEST CRISTIANPORT VISITING", "WEST CRISTIANPORT"),
+    ],
+)
+def test_towns_missing_from_the_gazetteer_guessed(lexicon: Lexicon, text: str, town: str) -> None:
+    assert any(town in place or place in town for place in found(PlaceNameRecognizer(lexicon), text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["switched from cefepime to meropenem", "pt in afib, from ccu to radiology", "hem/onc following, flush hub",
+     "ABX CHANGED FROM ZOSYN. IN NSR."],
+)
+def test_town_guesses_leave_drugs_and_units_alone(lexicon: Lexicon, text: str) -> None:
+    assert found(PlaceNameRecognizer(lexicon), text) == []
+
+
+def test_partner_lists_and_service_words(lexicon: Lexicon) -> None:
+    text = "WORKS FOR CHRISTENSEN, WOODS AND WHITE. ADMITTED TO 11 COOK."
+    assert "CHRISTENSEN, WOODS AND WHITE" in found(OrganizationRecognizer(lexicon), text)
+    assert "11 COOK" in found(HospitalRecognizer(lexicon), text)
+    doses = "increased to 40 mg, to 2 tabs, weaned to 4 liters, up to 10 mcg, back to 5 pm"
+    assert found(HospitalRecognizer(lexicon), doses) == []
+
+
+def test_pager_after_at_sign(detector: PhiDetector) -> None:
+    text = "dr roy paged @ 5986, no call back"
+    assert any(text[s.start : s.end] == "5986" and s.entity_type == "PHONE" for s in detector.detect(text))
