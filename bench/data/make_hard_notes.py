@@ -33,8 +33,8 @@ TEMPLATES = [
     "tonight. spoke w/ {CLIN_FIRST} rn from {HOSPITAL} re: transfer. pager {PAGER}.",
     "resp: pt extubated {DATE:mdy} per {CLIN_LAST}. sx for thick tan secretions. {TOWN} ems brought pt in after fall "
     "at home ({ADDRESS}). {REL} {FIRST} and {REL} {FIRST} at bedside, very supportive. dr {CLIN_LAST} paged @ {PAGER}.",
-    "social: pt divorced, {REL} {FIRST} is hcp ({PHONE}). retired from {EMPLOYER}. moved here from {TOWN} in "
-    "{YEAR2}. o2 2l, cv stable, q2 turns, today afebrile. {CLIN_FIRST} np aware.",
+    "social: pt divorced, {REL} {FIRST} is hcp ({PHONE}). retired from {EMPLOYER}. moved here from {TOWN} on "
+    "{DATE:mdyy}. o2 2l, cv stable, q2 turns, today afebrile. {CLIN_FIRST} np aware.",
     "events: transferred from {WARDNAME} to micu for hypotension. levophed 0.05 mcg/kg/min. lactate 2.9. "
     "{CLIN_FIRST} (resident) and dr {CLIN_LAST} at bedside. {REL} {FIRST} updated by phone, lives in {TOWN}.",
     "addendum: wife {FIRST} called asking re: d/c plan, pt to go to {HOSPITAL} in {TOWN}. dob {DATE:mdyy}. "

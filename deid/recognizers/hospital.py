@@ -104,6 +104,8 @@ class HospitalRecognizer(ClinicalRecognizer):
             lower = word.lower()
             if lower in STOP_BEFORE or lower in self.lexicon.clinical_terms or _department(lower):
                 break
+            if word.endswith(".") and lower not in CONNECTORS:
+                break  # a sentence ends there: "D/W PHARMACY. NURSING HOME"
             if style is NoteStyle.MIXED and not (word[0].isupper() or lower in CONNECTORS):
                 break
             start = match.start(1)

@@ -2,9 +2,10 @@
 
 Notes name places bare ("dtr driving up from worcester", "BOSTON EMS"), so the word list is the
 evidence. Many towns share their name with an ordinary word ("Bath", "Mobile", "Normal",
-"Plant City"): such a place counts only when capitalised in well-cased text and announced by a
-preposition ("moved from Mobile"); in ALL-CAPS or lower-case notes it is left to the residence
-cues of ``LocationRecognizer`` ("lives in bath"). Listed places that are no ordinary word count
+"Plant City"): such a place counts only after a preposition ("moved from Mobile") or before a
+service ("orange city ems"), and only when capitalised in well-cased text; in ALL-CAPS or
+lower-case notes a one-word one is left to the residence cues of ``LocationRecognizer``
+("lives in bath"). Listed places that are no ordinary word count
 anywhere, but in well-cased text only when capitalised.
 
 Towns the list lacks are guessed from form and context: a word that is no English, clinical or
@@ -139,8 +140,8 @@ class PlaceNameRecognizer(ClinicalRecognizer):
         ordinary = name in self.lexicon.common_places or all(lower in self.lexicon.stop_words for lower in content)
         if len(place) == 1 and len(lowers[0]) < MIN_BARE_LENGTH:
             ordinary = True
-        if not ordinary:
+        if not ordinary or SERVICE_AFTER.match(text, place[-1].end):
             return True
-        if style is not NoteStyle.MIXED:
-            return False
-        return CUE_BEFORE.search(text, max(0, place[0].start - 12), place[0].start) is not None
+        cued = CUE_BEFORE.search(text, max(0, place[0].start - 12), place[0].start) is not None
+        # Without case, only a multi-word place ("blue ash", "university heights") is rare enough as a phrase.
+        return cued and (style is NoteStyle.MIXED or len(place) > 1)

@@ -28,6 +28,10 @@ CLINICIAN_CUES = (
     r"paged|page|signed by|cosigned by|dictated by|transcribed by|electronically signed by|cc|covering|"
     r"by|with|to|sw|cm|rt|ot|pt/ot|md|pa"
 )
+# Cues after which staff are named by surname alone; an unknown word after them is a name.
+REPORTING_CUES = frozenset(
+    {"per", "d/w", "dw", "discussed with", "spoke with", "spoke to", "paged", "notified", "signed by", "seen by"}
+)
 PERSON_TITLES = (
     r"mr|mrs|ms|miss|mister|mstr|wife|husband|spouse|son|sons|daughter|daughters|mother|father|mom|dad|"
     r"sister|brother|sibling|siblings|friend|niece|nephew|grandson|granddaughter|grandmother|grandfather|"
@@ -43,10 +47,12 @@ TRIGGER = re.compile(
 )
 AFTER_TRIGGER = re.compile(r"(?:\.|'s)?(?:[ \t]*[:#,\-][ \t]*|[ \t]+)(?:(?:is|named|was|of|name)[ \t]+)?")
 CREDENTIAL = re.compile(
-    r"(?:,[ \t]*|[ \t]+)(?:md|m\.d\.|do|rn|r\.n\.|np|pa-c|pa|crna|lpn|bsn|msn|rrt|pharmd|phd|dds|fnp|aprn|cnm|pgy-?\d)"
+    r"(?:,[ \t]*|[ \t]+)\(?(?:md|m\.d\.|do|rn|r\.n\.|np|pa-c|pa|crna|lpn|bsn|msn|rrt|pharmd|phd|dds|fnp|aprn|cnm|pgy-?\d|"
+    r"cm|resident|attending|fellow|intern)\)?"
     r"(?![A-Za-z])",
     re.IGNORECASE,
 )
+ROLE_WORDS = frozenset({"cm", "resident", "attending", "fellow", "intern"})
 PRECEDING_TOKEN = re.compile(r"([A-Za-z][A-Za-z'\-]*\.?)[ \t,]{0,3}$")
 
 
@@ -68,7 +74,8 @@ class TitledNameRecognizer(ClinicalRecognizer):
                 continue
             word = Word(match.start(), match.end(), match.group())
             title = bool(trigger.group("clin_title") or trigger.group("pers_title"))
-            if not (self._accepts(word, style, title) or self._two_word_name(text, word, style)):
+            cue = trigger.group("clin_cue") or ""
+            if not (self._accepts(word, style, title, cue) or self._two_word_name(text, word, style)):
                 continue
             start, end = extend_name(text, word, self.lexicon, style)
             if word.is_initial and end == word.end:
@@ -79,12 +86,14 @@ class TitledNameRecognizer(ClinicalRecognizer):
         results.extend(self._before_credentials(text, style))
         return results
 
-    def _accepts(self, word: Word, style: NoteStyle, title: bool) -> bool:
+    def _accepts(self, word: Word, style: NoteStyle, title: bool, cue: str = "") -> bool:
         if not looks_like_name(word, self.lexicon, style):
             return False
         if word.is_initial or title:
             return True  # an initial is kept only if a name follows it ("RN K. LINDQVIST")
         lower = word.lower
+        if style is not NoteStyle.MIXED and cue.lower() in REPORTING_CUES and self.lexicon.is_unknown(lower):
+            return True  # "extubated per rantulo", "D/W IVARS": no English word, so a name
         if style is NoteStyle.MIXED:
             return (is_capitalized(word) or word.text.isupper()) and (
                 lexicon_name_only(self.lexicon, lower) or self.lexicon.is_unknown(lower)
@@ -107,6 +116,8 @@ class TitledNameRecognizer(ClinicalRecognizer):
         results = []
         for credential in CREDENTIAL.finditer(text):
             end = credential.start()
+            # A role word is weaker evidence than a degree: the name before it must be no ordinary word.
+            role = credential.group().strip(" \t,()").lower() in ROLE_WORDS
             start = None
             position = end
             for _ in range(3):
@@ -118,6 +129,8 @@ class TitledNameRecognizer(ClinicalRecognizer):
                     break
                 if style is NoteStyle.MIXED and not (word.text[0].isupper() or word.is_initial):
                     break
+                if role and self.lexicon.is_common(word.lower):
+                    break  # "nursing home resident", "the attending"
                 start = word.start
                 position = word.start
             if start is not None and end - start > 2:

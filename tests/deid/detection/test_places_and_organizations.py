@@ -129,3 +129,32 @@ def test_partner_lists_and_service_words(lexicon: Lexicon) -> None:
 def test_pager_after_at_sign(detector: PhiDetector) -> None:
     text = "dr roy paged @ 5986, no call back"
     assert any(text[s.start : s.end] == "5986" and s.entity_type == "PHONE" for s in detector.detect(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("pt extubated 7/27/73 per rantulo. sx for thick secretions", "rantulo"),
+        ("call back at 740-608-6118. d/w mehbar cm.", "mehbar"),
+        ("raivo (resident) and dr owen at bedside", "raivo"),
+        ("D/W IVARS CM RE: DISPO", "IVARS"),
+    ],
+)
+def test_staff_named_by_surname_after_reporting_cues_or_before_roles(detector: PhiDetector, text: str, name: str) -> None:
+    assert any(text[s.start : s.end] == name and s.entity_type == "CLINICIAN" for s in detector.detect(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["per protocol, per ccu team, d/w pharmacy, paged covering", "3 cm wound, nursing home resident, the attending",
+     "PER PROTOCOL. D/W PHARMACY. NURSING HOME RESIDENT."],
+)
+def test_reporting_cues_and_roles_leave_ordinary_words_alone(detector: PhiDetector, text: str) -> None:
+    assert detector.detect(text) == []
+
+
+def test_multi_word_ordinary_places_need_a_cue_without_case(lexicon: Lexicon) -> None:
+    recognizer = PlaceNameRecognizer(lexicon)
+    assert "UNIVERSITY HEIGHTS" in found(recognizer, "UNIVERSITY HEIGHTS EMS BROUGHT PT IN")
+    assert "blue ash" in found(recognizer, "sister driving up from blue ash tonight")
+    assert found(recognizer, "pt in normal sinus, bath given, blue ash colored stool") == []
