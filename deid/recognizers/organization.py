@@ -26,7 +26,7 @@ EMPLOYMENT_CUE = re.compile(
     re.IGNORECASE,
 )
 SUFFIX = re.compile(
-    r"(?<![A-Za-z])(?:inc|llc|llp|corp|corporation|company|co|ltd|logistics|industries|group|university|college|"
+    r"(?<![A-Za-z])(?:inc|llc|llp|corp|corporation|company|co|ltd|logistics|industries|university|college|"
     r"school|academy|bank|foundation|associates|partners|enterprises|holdings|technologies|systems|bakery|"
     r"restaurant|diner|motors|construction|manufacturing|sons|brothers|plc)\b(?:(?<=inc|llc|orp|ltd)\.|(?<=co)\.)?",
     re.IGNORECASE,
