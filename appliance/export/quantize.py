@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-import logging
+import os
+import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import gguf
@@ -19,16 +22,29 @@ def quantize_gguf(source: Path, destination: Path, kind: str, threads: int | Non
     ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{kind}", None)
     if ftype is None:
         raise ModelError(f"llama.cpp in this build has no quantization type {kind}")
-    # llama.cpp logs every tensor (and each K-quant fallback) to stderr; tensor_types() reports them instead.
-    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
     params.nthread = threads or 0
-    status = llama_cpp.llama_model_quantize(str(source).encode(), str(destination).encode(), ctypes.byref(params))
+    with _native_stderr_silenced():
+        status = llama_cpp.llama_model_quantize(str(source).encode(), str(destination).encode(), ctypes.byref(params))
     if status != 0 or not destination.is_file():
         destination.unlink(missing_ok=True)
         raise ModelError(f"llama.cpp could not quantize {source.name} to {kind} (status {status})")
     return destination
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """llama.cpp prints every tensor and each K-quant fallback from C; tensor_types() reports them instead."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as sink:
+            os.dup2(sink.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def tensor_types(path: Path) -> dict[str, int]:
