@@ -45,6 +45,7 @@ hickman groshong quinton shiley swan cordis dobhoff pleurevac penrose salem sump
 max geri ted teds kling sween endo hoyer drager cane fleet senna purewick flexiseal chux mepilex tegaderm duoderm
 etoh ivdu ivda hem onc hub hx sx dx tx fx rx px cx sz szs
 son sons wife husband daughter friend niece nephew sister brother mother father mom dad aunt uncle
+dtr neighbor neighbour grandson granddaughter stepson stepdaughter boyfriend girlfriend fiance fiancee hcp
 """ .split()
 
 CLINICAL_TERMS: frozenset[str] = frozenset(_TERMS)

@@ -73,11 +73,15 @@ def next_word(text: str, position: int) -> Word | None:
 def extend_name(text: str, first: Word, lexicon: Lexicon, style: NoteStyle, limit: int = 3) -> tuple[int, int]:
     """Grow a name from ``first`` over following name-like words ("John A. Smith")."""
     end = first.end
+    previous = first
     for _ in range(limit):
         word = next_word(text, end)
         if word is None or not looks_like_name(word, lexicon, style):
             break
         if style is NoteStyle.MIXED and not (word.text[0].isupper() or word.is_initial):
             break
+        if "." in text[end : word.start] and not previous.is_initial and lexicon.is_common(word.lower):
+            break  # a sentence ended: "niece michael. works at ..."
         end = word.end
+        previous = word
     return first.start, end

@@ -158,3 +158,20 @@ def test_multi_word_ordinary_places_need_a_cue_without_case(lexicon: Lexicon) ->
     assert "UNIVERSITY HEIGHTS" in found(recognizer, "UNIVERSITY HEIGHTS EMS BROUGHT PT IN")
     assert "blue ash" in found(recognizer, "sister driving up from blue ash tonight")
     assert found(recognizer, "pt in normal sinus, bath given, blue ash colored stool") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "not_name"),
+    [
+        ("lives w/ niece michael. works at browning and sons.", "michael", "works"),
+        ("wife bolo and neighbor brandon at bedside", "brandon", "neighbor"),
+        ("NEIGHBOR JOSEPH AND DTR LINDA AT BEDSIDE", "LINDA", "DTR"),
+    ],
+)
+def test_names_stop_at_sentence_ends_and_relation_words(
+    detector: PhiDetector, text: str, name: str, not_name: str
+) -> None:
+    spans = detector.detect(text)
+    flagged = [text[s.start : s.end] for s in spans]
+    assert any(name in piece for piece in flagged)
+    assert not any(not_name in piece.split() for piece in flagged)
