@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from appliance.config import ApplianceSettings
+from appliance.errors import WorkdirError
 from appliance.models import resolve_base_model
 from appliance.offline import installed_guard
 from appliance.pipeline.stage import StageContext, StageResult, run_stage
@@ -208,6 +209,24 @@ def _passphrase(settings: ApplianceSettings) -> str | None:
 def _public_details(result: StageResult) -> dict[str, Any]:
     """Only numbers from a stage's details go into the demo summary: never anything textual."""
     return {key: value for key, value in result.manifest.details.items() if isinstance(value, (int, float))}
+
+
+def index_sample_knowledge(settings: ApplianceSettings, announce: Announce) -> None:
+    """Load the MedQuAD sample into the knowledge base so consultations come with citations.
+
+    Adding is idempotent (documents are keyed by content hash), so a second demo adds nothing.
+    """
+    from appliance.kb.base import KnowledgeBase
+
+    announce("Indexing the approved knowledge (MedQuAD sample) for grounded answers ...")
+    knowledge = KnowledgeBase.open(settings.kb_dir, settings.kb, create=True)
+    if knowledge is None:
+        raise WorkdirError(f"cannot create the knowledge base in {settings.kb_dir}")
+    try:
+        report = knowledge.add([medquad_sample()])
+    finally:
+        knowledge.close()
+    announce(f"knowledge base: {report.added} added, {report.unchanged} unchanged, {report.chunks} chunks")
 
 
 def run_demo(settings: ApplianceSettings, workdir: Path, announce: Announce) -> DemoOutcome:

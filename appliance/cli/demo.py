@@ -22,7 +22,7 @@ def demo(
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="API port; default serve.port")] = None,
 ) -> None:
     """De-identify, build a training set, fine-tune, export, quantize, evaluate, and serve."""
-    from appliance.demo import SUMMARY_FILE, run_demo
+    from appliance.demo import SUMMARY_FILE, index_sample_knowledge, run_demo
 
     settings = settings_from(ctx)
     target = workdir or settings.work_dir
@@ -30,6 +30,8 @@ def demo(
     console.print(f"flow complete; summary in {target / SUMMARY_FILE}; outbound attempts: {outcome.egress_attempts}")
     if not serve:
         return
+
+    index_sample_knowledge(settings, lambda line: console.print(line, markup=False))
 
     from serve.auth.keys import ApiKeyStore
     from serve.auth.protocol import Role

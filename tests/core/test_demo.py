@@ -27,3 +27,14 @@ def test_shipped_samples_and_canaries() -> None:
     assert medquad_sample().is_file()
     notes = (samples_dir() / "fhir" / "DocumentReference.000.ndjson").read_text()
     assert notes.strip(), "the sample FHIR slice carries clinical notes"
+
+
+def test_demo_knowledge_is_indexed_once(appliance_home: Path) -> None:
+    from appliance.demo import index_sample_knowledge
+
+    lines: list[str] = []
+    index_sample_knowledge(load_settings(), lines.append)
+    index_sample_knowledge(load_settings(), lines.append)
+    added, again = [line for line in lines if line.startswith("knowledge base:")]
+    assert added.startswith("knowledge base: 300 added") and "0 unchanged" in added
+    assert again.startswith("knowledge base: 0 added, 300 unchanged")
