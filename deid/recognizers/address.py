@@ -61,8 +61,9 @@ class AddressRecognizer(ClinicalRecognizer):
                 results.append(self.result(match.start("city"), match.end(), location, 0.9))
             elif style is NoteStyle.MIXED:
                 results.append(self.result(*match.span("city"), location, 0.7))
-        for pattern in (ZIP_LABELLED, STATE_ZIP):
-            results += [self.result(*m.span("zip"), location, 0.85) for m in pattern.finditer(text)]
+        results += [self.result(*m.span("zip"), location, 0.85) for m in ZIP_LABELLED.finditer(text)]
+        # Inside an address the state goes with the zip code ("douglasshire, fl 48437").
+        results += [self.result(*m.span(), location, 0.85) for m in STATE_ZIP.finditer(text)]
         return results
 
     def _street(self, text: str, match: re.Match[str]) -> bool:

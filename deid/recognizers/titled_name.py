@@ -40,12 +40,15 @@ PERSON_TITLES = (
     r"stepson|stepdaughter|son-in-law|daughter-in-law|dtr|sis|bro|gf|bf|infant|baby|re"
 )
 PERSON_CUES = r"pt|patient|family|mrs\.?|and|or"
+HEADER_CUES = frozenset({"pt", "patient"})
 TRIGGER = re.compile(
     rf"(?<![A-Za-z])(?:(?P<clin_title>{CLINICIAN_TITLES})|(?P<pers_title>{PERSON_TITLES})|"
     rf"(?P<clin_cue>{CLINICIAN_CUES})|(?P<pers_cue>{PERSON_CUES}))(?![A-Za-z])",
     re.IGNORECASE,
 )
-AFTER_TRIGGER = re.compile(r"(?:\.|'s)?(?:[ \t]*[:#,\-][ \t]*|[ \t]+)(?:(?:is|named|was|of|name)[ \t]+)?")
+AFTER_TRIGGER = re.compile(
+    r"(?:\.|'s)?(?:[ \t]*[:#,\-][ \t]*|[ \t]+)(?:(?:is|named|was|of|name)[ \t]+)?", re.IGNORECASE
+)
 CREDENTIAL = re.compile(
     r"(?:,[ \t]*|[ \t]+)\(?(?:md|m\.d\.|do|rn|r\.n\.|np|pa-c|pa|crna|lpn|bsn|msn|rrt|pharmd|phd|dds|fnp|aprn|cnm|pgy-?\d|"
     r"cm|resident|attending|fellow|intern)\)?"
@@ -73,7 +76,9 @@ class TitledNameRecognizer(ClinicalRecognizer):
             if match is None:
                 continue
             word = Word(match.start(), match.end(), match.group())
-            title = bool(trigger.group("clin_title") or trigger.group("pers_title"))
+            # A header ("PATIENT: ...", "Pt: ...") announces a name as firmly as a title does.
+            header = trigger.group("pers_cue") is not None and ":" in gap.group() and trigger.group().lower() in HEADER_CUES
+            title = bool(trigger.group("clin_title") or trigger.group("pers_title") or header)
             cue = trigger.group("clin_cue") or ""
             if not (self._accepts(word, style, title, cue) or self._two_word_name(text, word, style)):
                 continue

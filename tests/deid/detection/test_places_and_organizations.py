@@ -175,3 +175,24 @@ def test_names_stop_at_sentence_ends_and_relation_words(
     flagged = [text[s.start : s.end] for s in spans]
     assert any(name in piece for piece in flagged)
     assert not any(not_name in piece.split() for piece in flagged)
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("PT WAS UPDATED; HCP IS NUBEK KRASTINS. PCP AWARE", "NUBEK KRASTINS"),
+        ("DISCHARGE SUMMARY  PATIENT: FJARKI C. KUNDZINS    MRN: 76-217-84", "FJARKI C. KUNDZINS"),
+    ],
+)
+def test_upper_case_links_and_headers_announce_names(detector: PhiDetector, text: str, name: str) -> None:
+    assert any(text[s.start : s.end] == name for s in detector.detect(text))
+
+
+@pytest.mark.parametrize("text", ["Pt: alert and oriented. PT: TOLERATING DIET.", "WIFE IS AT BEDSIDE. SON WAS HERE."])
+def test_headers_and_links_leave_ordinary_words_alone(detector: PhiDetector, text: str) -> None:
+    assert detector.detect(text) == []
+
+
+def test_state_goes_with_the_zip_code(detector: PhiDetector) -> None:
+    text = "lives at 824 brooks st, douglasshire, fl 48437. previously independent"
+    assert any(text[s.start : s.end] == "fl 48437" for s in detector.detect(text))
