@@ -32,6 +32,8 @@ STREET = re.compile(
 )
 STREET_WORD = re.compile(r"(?<=[ \t])[A-Za-z][A-Za-z'\-]*")
 TITLE_AFTER = re.compile(r"\.?[ \t]*[A-Z][a-z]")
+# An apartment or suite number identifies a home even when the street before it was missed.
+UNIT_NUMBER = re.compile(r"\b(?:apt|apartment|suite|ste)\.?[ \t]*#?[ \t]*\d{1,5}[A-Za-z]?\b", re.IGNORECASE)
 PO_BOX = re.compile(r"\bp\.?[ \t]*o\.?[ \t]*box[ \t]+\d+\b", re.IGNORECASE)
 CITY_STATE_ZIP = re.compile(
     rf"(?P<city>(?:[A-Z][A-Za-z'\-]+[ \t]){{0,2}}[A-Z][A-Za-z'\-]+),?[ \t]+(?:{STATES}|{STATE_NAMES})\.?"
@@ -52,6 +54,7 @@ class AddressRecognizer(ClinicalRecognizer):
         location = Entity.LOCATION.value
         results = [self.result(m.start(), m.end(), location, 0.85) for m in STREET.finditer(text) if self._street(text, m)]
         results += [self.result(m.start(), m.end(), location, 0.9) for m in PO_BOX.finditer(text)]
+        results += [self.result(m.start(), m.end(), location, 0.8) for m in UNIT_NUMBER.finditer(text)]
         for match in CITY_STATE_ZIP.finditer(text):
             # The state alone is not PHI, but inside "City, ST 02114" it goes with the rest.
             city_words = [word.lower() for word in match.group("city").split()]

@@ -51,6 +51,12 @@ DRUG_ENDINGS = (
     "pime", "mycin", "cillin", "olol", "pril", "sartan", "statin", "azole", "ide", "ine", "one", "vir", "mab", "nib",
     "pam", "lam", "done", "oxacin", "cycline", "penem", "cef", "xaban", "parin", "ase", "ate", "ium", "ol", "an",
 )
+# A postal code right after a place belongs to the address ("Uruguay 64677", "Boston 02114").
+# Years and doses are not postal codes ("Boston 2015", "Boston 2000 mg").
+POSTAL_CODE_AFTER = re.compile(
+    r",?[ \t]+(?!(?:19|20)\d\d\b)\d{4,6}(?:-\d{4})?\b(?![.:/\-]?\d)(?![ \t]*(?:mg|mcg|ml|cc|units?|kg|g|l|mmhg)\b)",
+    re.IGNORECASE,
+)
 SERVICE_AFTER = re.compile(r"[ \t]+(?:ems|fire|fd|police|pd|ambulance|sheriff)\b", re.IGNORECASE)
 NOT_ALONE = frozenset("north south east west central lower upper new old saint st mount mt fort port lake".split())
 
@@ -79,7 +85,9 @@ class PlaceNameRecognizer(ClinicalRecognizer):
                 first, last = tokens[index], tokens[index + length - 1]
                 # A multi-word place outranks a name guess on one of its words ("St. Louis").
                 score = 0.7 if length > 1 else 0.55
-                results.append(self.result(first.start, last.end, Entity.LOCATION.value, score))
+                postal = POSTAL_CODE_AFTER.match(text, last.end)
+                end = postal.end() if postal else last.end
+                results.append(self.result(first.start, end, Entity.LOCATION.value, score))
                 index += length
             else:
                 guess = self._guessed_town(text, tokens[index], style)

@@ -196,3 +196,10 @@ def test_headers_and_links_leave_ordinary_words_alone(detector: PhiDetector, tex
 def test_state_goes_with_the_zip_code(detector: PhiDetector) -> None:
     text = "lives at 824 brooks st, douglasshire, fl 48437. previously independent"
     assert any(text[s.start : s.end] == "fl 48437" for s in detector.detect(text))
+
+
+def test_postal_codes_after_places_and_unit_numbers(detector: PhiDetector) -> None:
+    text = "lives in Boston 02114, apt 4B; sister in Uruguay 64677. In Boston 2000 mg given; moved to Boston 2015."
+    flagged = [text[s.start : s.end] for s in detector.detect(text)]
+    assert "Boston 02114" in flagged and "Uruguay 64677" in flagged and "apt 4B" in flagged
+    assert "Boston 2000" not in flagged and "Boston 2015" not in flagged
