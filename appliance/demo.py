@@ -123,6 +123,9 @@ class DemoRun:
         self.steps.append(StepReport(name, seconds, result.skipped, _public_details(result)))
         return result
 
+    def _detail(self, message: str) -> None:
+        self.announce(f"      {message}")
+
     def deidentify(self, records: Path) -> StageResult:
         from deid.keystore import Keystore
         from deid.pipeline import deidentify
@@ -186,7 +189,7 @@ class DemoRun:
             "Merge, convert to GGUF, quantize (%s), parity gate" % ", ".join(self.settings.export.quantizations),
             lambda: export_stage(
                 self.settings, base_model=base_model, adapter_dir=adapter_dir, workdir=self.workdir,
-                heldout_texts=heldout,
+                heldout_texts=heldout, progress=self._detail,
             ),
         )
 
@@ -196,7 +199,8 @@ class DemoRun:
         return self._step(
             "Evaluate base against fine-tuned (PubMedQA, perplexity, memorization)",
             lambda: evaluate_stage(
-                self.settings, models=models, workdir=self.workdir, heldout_texts=heldout, canaries=canaries
+                self.settings, models=models, workdir=self.workdir, heldout_texts=heldout, canaries=canaries,
+                progress=self._detail,
             ),
         )
 
