@@ -33,6 +33,7 @@ from serve.chat.service import ChatService
 from serve.consult.router import build_router as consult_router
 from serve.consult.service import ConsultService
 from serve.errors import install_error_handlers
+from serve.grounding import Grounding
 from serve.health.router import build_router as health_router
 from serve.inference import InferenceService
 from serve.knowledge.router import mount_knowledge
@@ -58,6 +59,8 @@ class Services:
     inference: InferenceService
     chat: ChatService
     consult: ConsultService
+    grounding: Grounding | None = None
+    knowledge_failure: str | None = None
 
 
 def served_model_path(settings: ApplianceSettings) -> Path:
@@ -102,6 +105,7 @@ def create_app(settings: ApplianceSettings, *, replica: str | None = None) -> Fa
         inference=inference,
         chat=ChatService(config, inference, grounding),
         consult=ConsultService(config, inference, grounding),
+        grounding=grounding,
     )
 
     def warm_up() -> None:
@@ -110,15 +114,27 @@ def create_app(settings: ApplianceSettings, *, replica: str | None = None) -> Fa
             inference.privacy = PromptPrivacy(build_detector(settings), redact_prompts=config.redact_phi)
         models.load()
 
+    def record_model_failure(reason: str) -> None:
+        models.load_failure = reason
+
+    def record_knowledge_failure(reason: str) -> None:
+        services.knowledge_failure = reason
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(ledger.open)
-        loading = asyncio.create_task(run_in_threadpool(warm_up))
-        loading.add_done_callback(_load_failure_handler(models))
+        loading = [asyncio.create_task(run_in_threadpool(warm_up))]
+        loading[0].add_done_callback(_load_failure_handler("model", record_model_failure))
+        if grounding is not None:
+            # In parallel with the model: the knowledge index and embedder take 9-50 s to load,
+            # which the first grounded consultation would otherwise pay.
+            loading.append(asyncio.create_task(run_in_threadpool(grounding.warm)))
+            loading[1].add_done_callback(_load_failure_handler("knowledge", record_knowledge_failure))
         try:
             yield
         finally:
-            loading.cancel()
+            for task in loading:
+                task.cancel()
             await run_in_threadpool(models.close)
             await run_in_threadpool(ledger.close)
             if grounding is not None:
@@ -149,13 +165,14 @@ def create_app(settings: ApplianceSettings, *, replica: str | None = None) -> Fa
     return app
 
 
-def _load_failure_handler(models: ModelService) -> Callable[[asyncio.Task[None]], None]:
+def _load_failure_handler(what: str, record_reason: Callable[[str], None]) -> Callable[[asyncio.Task[None]], None]:
     def record(task: asyncio.Task[None]) -> None:
-        """A failed load keeps /readyz at 503 with the reason; ModelError messages carry no content."""
+        """A failed load keeps /readyz at 503 with the reason; ApplianceError messages carry no content."""
         if task.cancelled() or task.exception() is None:
             return
         error = task.exception()
-        models.load_failure = str(error) if isinstance(error, ApplianceError) else type(error).__name__
-        log.error("model loading failed: %s", models.load_failure)
+        reason = str(error) if isinstance(error, ApplianceError) else type(error).__name__
+        record_reason(reason)
+        log.error("%s loading failed: %s", what, reason)
 
     return record

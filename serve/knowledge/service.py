@@ -65,6 +65,10 @@ class KnowledgeService:
         """Load the index and embedding model now (e.g. in the API's warm-up) instead of on first use."""
         self.retriever()
 
+    @property
+    def ready(self) -> bool:
+        return self._retriever is not None
+
     def retriever(self) -> Retriever:
         """Loaded once, on first use (index, graph and embedding model together)."""
         with self._lock:
@@ -115,7 +119,11 @@ class KnowledgeService:
             grounded[0]["content"] = f"{grounded[0]['content']}\n\n{block}"
         else:
             grounded.insert(0, {"role": "system", "content": block})
-        return GroundedPrompt(messages=grounded, citations=[c.model_dump() for c in citations])
+        return GroundedPrompt(
+            messages=grounded,
+            citations=[c.model_dump() for c in citations],
+            notice=None if citations else NO_RELEVANT_KNOWLEDGE,
+        )
 
     def passage(self, chunk_id: str) -> Passage | None:
         self.retriever()
