@@ -112,3 +112,4 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChunkChoice]
     usage: Usage | None = None
+    citations: list[dict[str, object]] | None = None

@@ -24,13 +24,15 @@ def build_router() -> APIRouter:
         body: ChatCompletionRequest, request: Request, principal: ClinicianKey
     ) -> ChatCompletion | StreamingResponse:
         service: ChatService = request.app.state.services.chat
-        prepared, citations = await service.prepare(body, principal)
+        prepared, grounded = await service.prepare(body, principal)
         if not body.stream:
-            return await service.complete(prepared, citations, request)
+            return await service.complete(prepared, grounded, request)
         generation = service.inference.start(prepared)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(
-            service.sse(prepared, generation, include_usage, request), media_type="text/event-stream", headers=SSE_HEADERS
+            service.sse(prepared, generation, include_usage, request, grounded),
+            media_type="text/event-stream",
+            headers=SSE_HEADERS,
         )
 
     return router

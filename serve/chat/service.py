@@ -22,7 +22,7 @@ from serve.chat.protocol import (
 from serve.config import ServeConfig
 from serve.engine.sampling import SamplingParams
 from serve.engine.scheduler import Generation
-from serve.grounding import Grounding
+from serve.grounding import GroundedPrompt, Grounding, with_notice
 from serve.inference import InferenceService, Prepared
 
 ENDPOINT = "/v1/chat/completions"
@@ -34,13 +34,13 @@ class ChatService:
         self.inference = inference
         self.grounding = grounding
 
-    async def prepare(self, body: ChatCompletionRequest, principal: Principal) -> tuple[Prepared, list[dict]]:
+    async def prepare(self, body: ChatCompletionRequest, principal: Principal) -> tuple[Prepared, GroundedPrompt]:
+        """The request admitted, with its grounding (no citations and no notice when not grounded)."""
         messages = [message.plain() for message in body.messages]
-        citations: list[dict] = []
+        grounded = GroundedPrompt(messages=messages)
         if body.grounded and self.grounding is not None:
             question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
             grounded = await run_in_threadpool(self.grounding.ground, question, messages)
-            messages, citations = grounded.messages, grounded.citations
         default_tokens = min(self.config.default_max_tokens, self.config.max_tokens_limit)
         params = SamplingParams(
             max_tokens=body.max_completion_tokens or body.max_tokens or default_tokens,
@@ -49,40 +49,56 @@ class ChatService:
             seed=body.seed,
             stop=body.stops(),
         )
-        prepared = await self.inference.prepare(principal, ENDPOINT, messages, params, body.model, "chatcmpl")
-        return prepared, citations
+        prepared = await self.inference.prepare(
+            principal, ENDPOINT, grounded.messages, params, body.model, "chatcmpl"
+        )
+        return prepared, grounded
 
-    async def complete(self, prepared: Prepared, citations: list[dict], request: Request) -> ChatCompletion:
+    async def complete(self, prepared: Prepared, grounded: GroundedPrompt, request: Request) -> ChatCompletion:
         outcome = await self.inference.complete(prepared, request)
+        content = with_notice(outcome.text, grounded.notice)
         return ChatCompletion(
             id=prepared.request_id,
             created=prepared.created,
             model=prepared.model_id,
-            choices=[Choice(message=AssistantMessage(content=outcome.text), finish_reason=outcome.finish_reason)],
+            choices=[Choice(message=AssistantMessage(content=content), finish_reason=outcome.finish_reason)],
             usage=Usage(
                 prompt_tokens=outcome.prompt_tokens,
                 completion_tokens=outcome.completion_tokens,
                 total_tokens=outcome.prompt_tokens + outcome.completion_tokens,
             ),
-            citations=citations or None,
+            citations=grounded.citations or None,
         )
 
     async def sse(
-        self, prepared: Prepared, generation: Generation, include_usage: bool, request: Request
+        self,
+        prepared: Prepared,
+        generation: Generation,
+        include_usage: bool,
+        request: Request,
+        grounded: GroundedPrompt,
     ) -> AsyncIterator[bytes]:
-        """Server-sent events exactly as OpenAI sends them, ending with ``data: [DONE]``."""
+        """Server-sent events exactly as OpenAI sends them, ending with ``data: [DONE]``.
 
-        def chunk(delta: Delta, finish: str | None = None, usage: Usage | None = None) -> bytes:
+        Grounded streams carry the citations on the first chunk (an extension field OpenAI clients
+        ignore) and start the text with the nothing-relevant notice when there is one.
+        """
+
+        def chunk(
+            delta: Delta, finish: str | None = None, usage: Usage | None = None, citations: list | None = None
+        ) -> bytes:
             body = ChatCompletionChunk(
                 id=prepared.request_id,
                 created=prepared.created,
                 model=prepared.model_id,
                 choices=[] if usage else [ChunkChoice(delta=delta, finish_reason=finish)],
                 usage=usage,
+                citations=citations,
             )
             return b"data: " + body.model_dump_json(exclude_none=not usage).encode() + b"\n\n"
 
-        yield chunk(Delta(role="assistant", content=""))
+        opening = f"{grounded.notice}\n\n" if grounded.notice else ""
+        yield chunk(Delta(role="assistant", content=opening), citations=grounded.citations or None)
         async for event in self.inference.stream(prepared, generation, request):
             if event.finish_reason is None:
                 yield chunk(Delta(content=event.text))

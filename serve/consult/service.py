@@ -7,10 +7,11 @@ from starlette.concurrency import run_in_threadpool
 
 from serve.auth.service import Principal
 from serve.config import ServeConfig
-from serve.consult.protocol import Citation, ConsultRequest, ConsultResponse, ConsultUsage
+from serve.consult.protocol import ConsultRequest, ConsultResponse, ConsultUsage
 from serve.engine.sampling import SamplingParams
-from serve.grounding import Grounding
+from serve.grounding import Grounding, with_notice
 from serve.inference import InferenceService
+from serve.knowledge.protocol import Citation
 
 ENDPOINT = "/v1/consult"
 SYSTEM_PROMPT = (
@@ -33,9 +34,10 @@ class ConsultService:
     async def answer(self, body: ConsultRequest, principal: Principal, request: Request) -> ConsultResponse:
         messages = consult_messages(body.question, body.context)
         citations: list[dict[str, object]] = []
+        notice: str | None = None
         if self.grounding is not None:
             grounded = await run_in_threadpool(self.grounding.ground, body.question, messages)
-            messages, citations = grounded.messages, grounded.citations
+            messages, citations, notice = grounded.messages, grounded.citations, grounded.notice
         params = SamplingParams(
             max_tokens=body.max_tokens or min(self.config.default_max_tokens, self.config.max_tokens_limit),
             temperature=body.temperature,
@@ -47,8 +49,9 @@ class ConsultService:
             id=prepared.request_id,
             created=prepared.created,
             model=prepared.model_id,
-            answer=outcome.text.strip(),
+            answer=with_notice(outcome.text.strip(), notice),
             finish_reason=outcome.finish_reason,
+            grounding="off" if self.grounding is None else ("cited" if citations else "none"),
             citations=[Citation.model_validate(item) for item in citations],
             usage=ConsultUsage(
                 prompt_tokens=outcome.prompt_tokens,
