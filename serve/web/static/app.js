@@ -1,4 +1,5 @@
-// The chat page: streams answers from /v1/chat/completions with the clinician's key.
+// The chat page: streams answers from /v1/chat/completions with the clinician's key, grounded in
+// the hospital's knowledge base when the server has one, and lists the passages each answer cites.
 // Everything stays in this tab: the key in sessionStorage, the conversation in memory.
 "use strict";
 
@@ -56,12 +57,13 @@ async function send(event) {
     const response = await fetch("/v1/chat/completions", {
       method: "POST",
       headers: { "Content-Type": "application/json", Authorization: "Bearer " + key() },
-      body: JSON.stringify({ model: state.model, messages: state.history, stream: true }),
+      body: JSON.stringify({ model: state.model, messages: state.history, stream: true, grounded: true }),
       signal: state.controller.signal,
     });
     if (!response.ok) throw new Error(await apiError(response));
-    await readStream(response, answer);
+    const citations = await readStream(response, answer);
     state.history.push({ role: "assistant", content: answer.textContent });
+    if (citations.length) showCitations(citations);
     answer.dataset.state = "done";
   } catch (error) {
     answer.dataset.state = "error";
@@ -73,13 +75,15 @@ async function send(event) {
   }
 }
 
+// Returns the citations the server sent on the first chunk (none when the answer is not grounded).
 async function readStream(response, target) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
+  let citations = [];
   for (;;) {
     const { value, done } = await reader.read();
-    if (done) return;
+    if (done) return citations;
     buffer += decoder.decode(value, { stream: true });
     let cut;
     while ((cut = buffer.indexOf("\n\n")) >= 0) {
@@ -87,13 +91,57 @@ async function readStream(response, target) {
       buffer = buffer.slice(cut + 2);
       if (!line.startsWith("data: ")) continue;
       const data = line.slice(6);
-      if (data === "[DONE]") return;
+      if (data === "[DONE]") return citations;
       const chunk = JSON.parse(data);
       if (chunk.error) throw new Error(chunk.error.message);
+      if (chunk.citations) citations = chunk.citations;
       for (const choice of chunk.choices || []) {
         if (choice.delta && choice.delta.content) target.textContent += choice.delta.content;
       }
     }
+  }
+}
+
+// Passage URLs need the API key, so a citation is a link the page follows itself (fetch with the
+// Authorization header) and shows the passage under it; opening it as a plain URL would be a 401.
+function showCitations(citations) {
+  const item = document.createElement("li");
+  item.className = "sources";
+  const list = document.createElement("ul");
+  for (const citation of citations) {
+    const entry = document.createElement("li");
+    const link = document.createElement("a");
+    link.className = "citation";
+    link.href = "#passage-" + citation.chunk_id;
+    link.dataset.href = citation.href;
+    link.textContent = "[" + citation.number + "] " + citation.title + (citation.section ? " - " + citation.section : "");
+    link.addEventListener("click", (event) => { event.preventDefault(); togglePassage(entry, link); });
+    const source = document.createElement("span");
+    source.className = "source";
+    source.textContent = citation.source;
+    entry.append(link, " ", source);
+    list.appendChild(entry);
+  }
+  item.appendChild(list);
+  $("messages").appendChild(item);
+}
+
+async function togglePassage(entry, link) {
+  const shown = entry.querySelector(".passage");
+  if (shown) { shown.remove(); return; }
+  const passage = document.createElement("blockquote");
+  passage.className = "passage";
+  passage.id = link.hash.slice(1);
+  passage.textContent = "Loading the passage…";
+  entry.appendChild(passage);
+  try {
+    const response = await fetch(link.dataset.href, { headers: { Authorization: "Bearer " + key() } });
+    if (!response.ok) throw new Error(await apiError(response));
+    passage.textContent = (await response.json()).text;
+    passage.dataset.state = "done";
+  } catch (error) {
+    passage.textContent = "Cannot show this passage: " + error.message;
+    passage.dataset.state = "error";
   }
 }
 
