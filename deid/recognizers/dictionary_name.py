@@ -96,13 +96,15 @@ class DictionaryNameRecognizer(ClinicalRecognizer):
 
     @staticmethod
     def _capitalised_pairs(text: str, tokens: list[Word], evidence: list[Evidence], flagged: list[bool]) -> None:
-        """"Zelvinran Lee": a capitalised unknown word beside a capitalised listed name is a full name."""
+        """"Zelvinran Lee", "Sölvi Salómonsson": capitalised unknown words paired with a listed name or each other."""
         for index in range(len(tokens) - 1):
             left, right = tokens[index], tokens[index + 1]
             if text[left.end : right.start] != " " or not (_title(left) and _title(right)):
                 continue
             pair = {evidence[index], evidence[index + 1]}
-            if Evidence.UNKNOWN in pair and (Evidence.WEAK in pair or Evidence.STRONG in pair):
+            # Two capitalised words that belong to no list and no language the lexicon knows are a
+            # foreign name ("Stefanía Oddgeirsdóttir"), as is one beside a listed name.
+            if Evidence.UNKNOWN in pair and (Evidence.WEAK in pair or Evidence.STRONG in pair or len(pair) == 1):
                 flagged[index] = flagged[index + 1] = True
 
     @staticmethod

@@ -203,3 +203,11 @@ def test_postal_codes_after_places_and_unit_numbers(detector: PhiDetector) -> No
     flagged = [text[s.start : s.end] for s in detector.detect(text)]
     assert "Boston 02114" in flagged and "Uruguay 64677" in flagged and "apt 4B" in flagged
     assert "Boston 2000" not in flagged and "Boston 2015" not in flagged
+
+
+def test_two_capitalised_unknown_words_are_a_name(detector: PhiDetector) -> None:
+    text = "Producer Vilhjálmur Georgsson explained it. Then Stefanía Oddgeirsdóttir spoke."
+    flagged = [text[s.start : s.end] for s in detector.detect(text)]
+    assert "Vilhjálmur Georgsson" in flagged and "Stefanía Oddgeirsdóttir" in flagged
+    prose = "Patients On Zosyn And Vancomycin Were Compared With Controls."  # title-case heading of known words
+    assert detector.detect(prose) == []
