@@ -23,6 +23,10 @@ MON = r"(?:0?[1-9]|1[0-2])"
 ORDINAL = r"(?:st|nd|rd|th)?"
 YEAR = r"(?:19|20)\d{2}"
 
+# A machine timestamp is one date element: "2000-04-16 11:34:35", "2021-03-12T08:15:00Z". A clock
+# time after a hand-written date ("3/12 0800") is not PHI and stays out.
+ISO_TIMESTAMP = re.compile(rf"(?<![\d\-]){YEAR}-{MON}-{DAY}[ T]\d{{2}}:\d{{2}}:\d{{2}}(?:\.\d+)?(?:Z|[+\-]\d{{2}}:?\d{{2}})?(?!\d)")
+
 PATTERNS: tuple[tuple[re.Pattern[str], float], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), score)
     for pattern, score in (
@@ -91,6 +95,7 @@ class DateRecognizer(ClinicalRecognizer):
         for match in ORDINAL_DAY.finditer(text):
             group = "day" if match.group("day") else "day2"
             results.append(self.result(*match.span(group), Entity.DATE.value, 0.6))
+        results += [self.result(*m.span(), Entity.DATE.value, 0.95) for m in ISO_TIMESTAMP.finditer(text)]
         return results
 
     @staticmethod

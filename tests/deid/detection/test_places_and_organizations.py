@@ -211,3 +211,10 @@ def test_two_capitalised_unknown_words_are_a_name(detector: PhiDetector) -> None
     assert "Vilhjálmur Georgsson" in flagged and "Stefanía Oddgeirsdóttir" in flagged
     prose = "Patients On Zosyn And Vancomycin Were Compared With Controls."  # title-case heading of known words
     assert detector.detect(prose) == []
+
+
+def test_machine_timestamps_are_one_date_but_clock_times_stay_out(detector: PhiDetector) -> None:
+    text = "When: 2000-04-16 11:34:35 Where: clinic. Exported 2021-03-12T08:15:00Z; lasix 3/12 0800 given"
+    flagged = [text[s.start : s.end] for s in detector.detect(text)]
+    assert "2000-04-16 11:34:35" in flagged and "2021-03-12T08:15:00Z" in flagged
+    assert "3/12" in flagged and not any("0800" in piece for piece in flagged)
