@@ -89,3 +89,29 @@ def test_api_serves_cited_passages(tmp_path: Path, built_kb: tuple[Path, dict[st
     missing = client.get("/v1/knowledge/passages/0000", headers={"Authorization": f"Bearer {secret}"})
     assert missing.status_code == 404
     service.close()
+
+
+def test_a_knowledge_base_that_cannot_load_keeps_readyz_failed(
+    tmp_path: Path, built_kb: tuple[Path, dict[str, Path]]
+) -> None:
+    """Warm-up loads the index beside the model; a replica whose index cannot load never reports ready."""
+    import sqlite3
+    import time
+
+    from serve.app import create_app
+    from serve.config import ServeConfig
+
+    kb_dir, _ = built_kb
+    settings = load_settings(None, home=tmp_path / "home", serve=ServeConfig(detect_phi=False, threads=1))
+    shutil.copytree(kb_dir, settings.kb_dir)
+    with sqlite3.connect(settings.kb_dir / "knowledge.sqlite") as db:
+        db.execute("UPDATE meta SET value = 'another-embedder' WHERE key = 'embedder'")
+    db.close()
+    with TestClient(create_app(settings)) as client:
+        deadline = time.monotonic() + 60
+        while (ready := client.get("/readyz")).json()["status"] == "loading":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        body = ready.json()
+        assert ready.status_code == 503 and body["status"] == "failed" and body["knowledge"] == "failed"
+        assert "appliance kb rebuild" in body["reason"]
