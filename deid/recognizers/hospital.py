@@ -9,6 +9,7 @@ from deid.detection.presidio_api import RecognizerResult
 
 from deid.detection.entities import Entity
 from deid.recognizers.base import ClinicalRecognizer, NoteStyle
+from deid.recognizers.clinical_terms import DRUG_ENDINGS
 from deid.recognizers.lexicon import Lexicon
 
 FACILITY = re.compile(
@@ -39,7 +40,7 @@ NAMED_WARD = re.compile(
     r"(?<![A-Za-z])(?:unit|ward|floor|transferred to|transfer to|tx to|tx'd to|moved to|admitted to|called to|"
     r"return to|returned to|back to|sent to|bed on|on|transferred from|from|to)[ \t]*[:\-]?[ \t]*"
     r"(?P<name>(?P<word>[A-Za-z][A-Za-z'\-]{2,})[ \t]+\d{1,2}[A-Za-z]?|\d{1,2}[ \t]+(?P<word2>[A-Za-z][A-Za-z'\-]{2,}))"
-    r"(?![\w/])",
+    r"(?![\w/])(?![ \t]*(?:mg|mcg|g|ml|cc|units?|u|meq|mmol|%|l|lpm|mmhg|hrs?|h|mins?|tabs?|puffs?)\b)",
     re.IGNORECASE,
 )
 # Words after a count that are units of measure or time, never a ward's name: "from 2 units", "to 3 days".
@@ -88,6 +89,8 @@ class HospitalRecognizer(ClinicalRecognizer):
         """A ward's proper name is no ordinary or clinical word ("on lasix 40" is a dose, not a ward)."""
         lower = word.lower()
         if lower in self.lexicon.clinical_terms or lower in self.lexicon.stop_words or lower in UNIT_WORDS:
+            return False
+        if lower.endswith(DRUG_ENDINGS):
             return False
         if self.lexicon.is_common(lower) and not self.lexicon.is_name(lower):
             return False

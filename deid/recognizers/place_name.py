@@ -23,6 +23,7 @@ from deid.detection.presidio_api import RecognizerResult
 
 from deid.detection.entities import Entity
 from deid.recognizers.base import ClinicalRecognizer, NoteStyle
+from deid.recognizers.clinical_terms import DRUG_ENDINGS
 from deid.recognizers.lexicon import Lexicon
 from deid.recognizers.name_words import Word, words
 
@@ -45,11 +46,6 @@ UNKNOWN_CUE_BEFORE = re.compile(
     r"(?:\b(?:from|in|near|outside|around)[ \t]+)(?:(?:new|north|south|east|west|lake|port|mount|mt|fort|saint|st|"
     r"san|santa)\.?[ \t]+)?$",
     re.IGNORECASE,
-)
-# Drug and chemistry word endings: "switched from cefepime", "in heparin" are never towns.
-DRUG_ENDINGS = (
-    "pime", "mycin", "cillin", "olol", "pril", "sartan", "statin", "azole", "ide", "ine", "one", "vir", "mab", "nib",
-    "pam", "lam", "done", "oxacin", "cycline", "penem", "cef", "xaban", "parin", "ase", "ate", "ium", "ol", "an",
 )
 # A postal code right after a place belongs to the address ("Uruguay 64677", "Boston 02114").
 # Years and doses are not postal codes ("Boston 2015", "Boston 2000 mg").

@@ -218,3 +218,10 @@ def test_machine_timestamps_are_one_date_but_clock_times_stay_out(detector: PhiD
     flagged = [text[s.start : s.end] for s in detector.detect(text)]
     assert "2000-04-16 11:34:35" in flagged and "2021-03-12T08:15:00Z" in flagged
     assert "3/12" in flagged and not any("0800" in piece for piece in flagged)
+
+
+@pytest.mark.parametrize(
+    "text", ["bp 156/94 on amlodipine 10 mg, on metoprolol 25, on losartan 100", "ON AMLODIPINE 10 MG. ON METOPROLOL 25."]
+)
+def test_ward_rule_leaves_drugs_with_doses_alone(lexicon: Lexicon, text: str) -> None:
+    assert found(HospitalRecognizer(lexicon), text) == []
