@@ -90,8 +90,8 @@ class HospitalRecognizer(ClinicalRecognizer):
         lower = word.lower()
         if lower in self.lexicon.clinical_terms or lower in self.lexicon.stop_words or lower in UNIT_WORDS:
             return False
-        if lower.endswith(DRUG_ENDINGS):
-            return False
+        if lower.endswith(DRUG_ENDINGS) and not self.lexicon.is_name(lower):
+            return False  # "on amlodipine 10"; a listed surname ("Morgan 4") still names a ward
         if self.lexicon.is_common(lower) and not self.lexicon.is_name(lower):
             return False
         return not (style is NoteStyle.MIXED and not word[0].isupper())
