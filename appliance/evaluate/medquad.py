@@ -1,4 +1,11 @@
-"""Held-out MedQuAD answers: how likely the model finds the reference answer, and ROUGE-L of its own."""
+"""Held-out MedQuAD answers: how likely the model finds the reference answer, and ROUGE-L of its own.
+
+Questions are put through the model's own chat template when it has one: an instruct model
+asked with a bare "Question: ...\nAnswer:" often ends its turn at once, which scores ROUGE-L 0
+for a model that answers well when asked the way it was trained. Base models, with no
+template, get that raw prompt. The reference answer is scored as the assistant's reply to the
+same prompt, so answer perplexity and ROUGE-L measure the same situation.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from pathlib import Path
 
 from appliance.errors import InputError
 from appliance.evaluate.rouge import rouge_l
-from appliance.export.runners import ModelRunner, negative_log_likelihood
+from appliance.export.runners import ModelRunner, negative_log_likelihood, question_ids, strip_end
 
 
 @dataclass(frozen=True)
@@ -35,19 +42,18 @@ def load_medquad(path: Path, limit: int) -> list[QAItem]:
     return items[:limit]
 
 
-def prompt_for(item: QAItem) -> str:
-    return f"Question: {item.question}\nAnswer:"
-
-
 def evaluate(runner: ModelRunner, items: list[QAItem], max_new_tokens: int) -> dict[str, float | int]:
     total_nll, total_tokens, rouge = 0.0, 0, 0.0
     for item in items:
-        prompt = runner.tokenize(prompt_for(item))
-        answer = runner.tokenize(" " + item.answer, add_special=False)
+        prompt = question_ids(runner, item.question)
+        # A raw prompt ends at "Answer:", so the answer follows a space; a chat turn starts on its own line.
+        separator = "" if runner.chat_template else " "
+        answer = runner.tokenize(separator + item.answer, add_special=False)
         ids = (prompt + answer)[: runner.context_length]
         nll, count = negative_log_likelihood(runner, ids, start=len(prompt))
         total_nll, total_tokens = total_nll + nll, total_tokens + count
-        generated = runner.detokenize(runner.greedy(prompt[-(runner.context_length - max_new_tokens) :], max_new_tokens))
+        produced = runner.greedy(prompt[-(runner.context_length - max_new_tokens) :], max_new_tokens)
+        generated = runner.detokenize(strip_end(runner, produced))
         rouge += rouge_l(generated, item.answer)
     return {
         "answer_perplexity": round(math.exp(total_nll / max(total_tokens, 1)), 4),

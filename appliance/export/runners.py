@@ -1,8 +1,9 @@
 """One small interface over llama.cpp (GGUF) and transformers (HF directory) models.
 
 Parity checks, perplexity and the evaluation benchmarks all need the same few things:
-tokenize, the logits of every position, and greedy continuation. Scoring both back-ends
-through the same code is what makes their numbers comparable in one table.
+tokenize, the logits of every position, greedy continuation, and a question put the way the
+model was trained to be asked (its own chat template). Scoring both back-ends through the same
+code is what makes their numbers comparable in one table.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from appliance.models import check_gguf_file
 class ModelRunner(Protocol):
     name: str
     context_length: int
+    chat_template: str | None
+    end_ids: frozenset[int]
 
     def tokenize(self, text: str, *, add_special: bool = True) -> list[int]: ...
 
@@ -31,11 +34,62 @@ class ModelRunner(Protocol):
 
     def greedy(self, ids: Sequence[int], max_new_tokens: int) -> list[int]: ...
 
+    def format_question(self, question: str) -> str: ...
+
     def close(self) -> None: ...
 
 
 def default_threads(threads: int | None) -> int:
     return threads or max(1, min(os.cpu_count() or 1, 8))
+
+
+def raw_question_prompt(question: str) -> str:
+    """What a model without a chat template (a base model) is asked: plain text it can continue."""
+    return f"Question: {question}\nAnswer:"
+
+
+def _refuse(message: str) -> None:
+    raise ModelError(f"the model's chat template refused the prompt: {message}")
+
+
+def render_chat_template(template: str, question: str, *, bos_token: str, eos_token: str) -> str:
+    """Render a Hugging Face chat template for one user turn, ready for the assistant's answer.
+
+    The template comes from the model file, so it is untrusted code: a sandboxed, immutable
+    environment keeps it from reaching Python objects. ``trim_blocks``, ``lstrip_blocks`` and
+    loop controls are what transformers renders with, so both back-ends give the same text.
+    """
+    from jinja2 import TemplateError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    environment = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+    )
+    try:
+        return environment.from_string(template).render(
+            messages=[{"role": "user", "content": question}],
+            add_generation_prompt=True,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            raise_exception=_refuse,
+        )
+    except TemplateError as error:
+        raise ModelError(f"cannot render the model's chat template: {type(error).__name__}") from None
+
+
+def question_ids(runner: ModelRunner, question: str) -> list[int]:
+    """Token ids of a question as the model expects it.
+
+    A rendered chat template already holds every special token the model wants (BOS
+    included, when its template writes one), so nothing is added; a raw prompt gets the
+    tokenizer's usual BOS.
+    """
+    return runner.tokenize(runner.format_question(question), add_special=runner.chat_template is None)
+
+
+def strip_end(runner: ModelRunner, ids: Sequence[int]) -> list[int]:
+    """Generated ids without the end-of-turn token that closed them: it is markup, not answer."""
+    return list(ids[:-1]) if ids and ids[-1] in runner.end_ids else list(ids)
 
 
 class LlamaCppRunner:
@@ -67,10 +121,25 @@ class LlamaCppRunner:
             )
         except (ValueError, RuntimeError) as error:
             raise ModelError(f"llama.cpp cannot load {path.name}: {type(error).__name__}") from None
-        self.eos_id = int(self._llm.token_eos())
+        model = self._llm._model
+        # llama.cpp knows an end-of-turn token apart from EOS for chat models (<|im_end|>, <|eot_id|>, ...).
+        self.end_ids = frozenset(int(token) for token in (model.token_eos(), model.token_eot()) if token >= 0)
+        self.chat_template: str | None = self._llm.metadata.get("tokenizer.chat_template") or None
+        self._bos_text = self._special_text(model.token_bos())
+        self._eos_text = self._special_text(model.token_eos())
+
+    def _special_text(self, token: int) -> str:
+        return self._llm.detokenize([token], special=True).decode("utf-8", errors="replace") if token >= 0 else ""
 
     def tokenize(self, text: str, *, add_special: bool = True) -> list[int]:
+        # special=True: "<|im_start|>" written by a chat template must be the one special token, not its characters.
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_special, special=True))
+
+    def format_question(self, question: str) -> str:
+        """The model's own template from the GGUF metadata, not llama-cpp-python's guess of a format by name."""
+        if self.chat_template is None:
+            return raw_question_prompt(question)
+        return render_chat_template(self.chat_template, question, bos_token=self._bos_text, eos_token=self._eos_text)
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self._llm.detokenize(list(ids)).decode("utf-8", errors="replace")
@@ -101,7 +170,7 @@ class LlamaCppRunner:
         for _ in range(max_new_tokens):
             token = int(np.argmax(self._llm.scores[self._llm.n_tokens - 1]))
             produced.append(token)
-            if token == self.eos_id or self._llm.n_tokens >= self.context_length:
+            if token in self.end_ids or self._llm.n_tokens >= self.context_length:
                 break
             self._llm.eval([token])
         return produced
@@ -127,10 +196,25 @@ class TransformersRunner:
         except (OSError, ValueError) as error:
             raise ModelError(f"cannot load model directory {directory}: {type(error).__name__}") from None
         self._model.eval()
-        self.eos_id = self._tokenizer.eos_token_id
+        # generation_config may list several ends (EOS and end-of-turn); the tokenizer's EOS is always one.
+        configured = self._model.generation_config.eos_token_id
+        ends = configured if isinstance(configured, list) else [configured]
+        self.end_ids = frozenset(int(token) for token in [self._tokenizer.eos_token_id, *ends] if token is not None)
+        template = self._tokenizer.chat_template
+        # Some tokenizers carry named templates; transformers uses "default" for a plain chat.
+        template = template.get("default") if isinstance(template, dict) else template
+        self.chat_template: str | None = str(template) if template else None
 
     def tokenize(self, text: str, *, add_special: bool = True) -> list[int]:
         return list(self._tokenizer(text, add_special_tokens=add_special)["input_ids"])
+
+    def format_question(self, question: str) -> str:
+        if self.chat_template is None:
+            return raw_question_prompt(question)
+        rendered = self._tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+        )
+        return str(rendered)
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return str(self._tokenizer.decode(list(ids), skip_special_tokens=False))
@@ -151,8 +235,8 @@ class TransformersRunner:
                 attention_mask=torch.ones(1, len(ids), dtype=torch.long),
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
-                eos_token_id=self.eos_id,
-                pad_token_id=self.eos_id,
+                eos_token_id=sorted(self.end_ids) or None,
+                pad_token_id=min(self.end_ids, default=None),
             )
         return [int(token) for token in generated[0, len(ids) :]]
 
