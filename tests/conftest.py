@@ -10,9 +10,6 @@ from appliance.offline import enforce_offline_environment
 
 enforce_offline_environment()
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-
 
 @pytest.fixture(scope="session")
 def tiny_hf_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
