@@ -43,6 +43,8 @@ def load_medqa(path: Path, limit: int | None) -> list[MultipleChoiceItem]:
 
 
 def build_prompt(item: MultipleChoiceItem) -> str:
+    """A raw completion prompt, not the chat template: options are ranked by likelihood, as for
+    PubMedQA (see ``pubmedqa.build_prompt`` for why and the measurement behind it)."""
     lines = "".join(f"{letter}. {text}\n" for letter, text in item.options.items())
     return f"Question: {item.question}\n{lines}Answer with the letter of the correct option.\nAnswer:"
 
