@@ -137,6 +137,40 @@ def start_server(home: Path, model: Path, port: int, threads: int, parallel: int
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def raw_batch_ceiling(model: Path, threads: int, sequences: int = 8, steps: int = 48) -> tuple[float, float]:
+    """Tokens/s of bare ``llama_decode`` for 1 and for ``sequences`` sequences decoded together.
+
+    No sampling, text or HTTP: the most any server could gain from batching on this machine,
+    so the API's 8-client ratio can be read against what the hardware allows.
+    """
+    import llama_cpp
+
+    llama_cpp.llama_backend_init()
+    handle = llama_cpp.llama_model_load_from_file(str(model).encode(), llama_cpp.llama_model_default_params())
+    rates = []
+    try:
+        for count in (1, sequences):
+            params = llama_cpp.llama_context_default_params()
+            params.n_ctx, params.n_batch, params.n_ubatch = 256 * count, 64, 64
+            params.n_seq_max, params.n_threads, params.n_threads_batch = count, threads, threads
+            context = llama_cpp.llama_init_from_model(handle, params)
+            batch = llama_cpp.llama_batch_init(64, 0, 1)
+            started = time.perf_counter()
+            for step in range(steps):
+                for slot in range(count):
+                    batch.token[slot], batch.pos[slot], batch.n_seq_id[slot] = 100 + slot, step, 1
+                    batch.seq_id[slot][0], batch.logits[slot] = slot, True
+                batch.n_tokens = count
+                if llama_cpp.llama_decode(context, batch) != 0:
+                    raise RuntimeError("llama_decode failed")
+            rates.append(count * steps / (time.perf_counter() - started))
+            llama_cpp.llama_batch_free(batch)
+            llama_cpp.llama_free(context)
+    finally:
+        llama_cpp.llama_model_free(handle)
+    return rates[0], rates[1]
+
+
 def main() -> int:
     from appliance.models import embedded_model_path
     from serve.auth.keys import ApiKeyStore
@@ -208,7 +242,10 @@ def main() -> int:
             server.terminate()
             server.wait(timeout=60)
 
-    print(f"\nload average after: {os.getloadavg()[0]:.1f}")
+    single, batched = raw_batch_ceiling(model, args.threads)
+    print(f"\nbare llama_decode, 1 vs 8 sequences: {single:.1f} vs {batched:.1f} tokens/s "
+          f"= {batched / single:.2f}x (this machine's ceiling for the 8-client ratio)")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     print(f"streaming API / direct llama_cpp:  {stream_ratio:.2f}x  (median of paired runs; bar >= 0.95x)")
     if 1 in aggregate and 8 in aggregate:
         print(f"aggregate 8 clients / 1 client:    {aggregate[8] / aggregate[1]:.2f}x  (bar >= 2x)")
