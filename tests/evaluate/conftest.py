@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -23,27 +22,9 @@ def tiny_ggufs(tiny_hf_model: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="session")
 def leaky_model(tiny_hf_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model trained until it recites the canary: what a privacy failure looks like."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from appliance.export.gguf_convert import convert_hf_to_gguf
+    from tests.support.tiny_model import fit_to_text
 
     root = tmp_path_factory.mktemp("leaky")
-    directory = root / "hf"
-    shutil.copytree(tiny_hf_model, directory)
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(str(directory), local_files_only=True, dtype=torch.float32)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    ids = torch.tensor([tokenizer(CANARY)["input_ids"]])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: more threads only fight over the shared cores
-    try:
-        for _ in range(60):
-            model(input_ids=ids, labels=ids).loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-    finally:
-        torch.set_num_threads(threads)
-    model.save_pretrained(directory)
+    directory = fit_to_text(tiny_hf_model, root / "hf", CANARY)
     return convert_hf_to_gguf(directory, root / "leaky-f32.gguf").path

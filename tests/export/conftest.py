@@ -33,31 +33,11 @@ def exported(tiny_hf_model: Path, lora_adapter: Path, tmp_path_factory: pytest.T
 @pytest.fixture(scope="session")
 def fitted_model(tiny_hf_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The tiny model fitted to one held-out text (and that text): near-certain, so coarse quants hurt it."""
-    import shutil
-
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from appliance.export.parity import BUILTIN_HELDOUT
+    from tests.support.tiny_model import fit_to_text
 
     root = tmp_path_factory.mktemp("fitted")
-    directory = root / "model"
-    shutil.copytree(tiny_hf_model, directory)
     text = BUILTIN_HELDOUT[3]
     (root / "heldout.txt").write_text(text)
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(str(directory), local_files_only=True, dtype=torch.float32)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    ids = torch.tensor([tokenizer(text)["input_ids"]])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: more threads only fight over the shared cores
-    try:
-        for _ in range(60):
-            model(input_ids=ids, labels=ids).loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-    finally:
-        torch.set_num_threads(threads)
-    model.save_pretrained(directory)
+    directory = fit_to_text(tiny_hf_model, root / "model", text)
     return directory, root / "heldout.txt"

@@ -81,3 +81,33 @@ def build_tiny_llama(directory: Path, seed: int = 0) -> Path:
     model = LlamaForCausalLM(config)
     model.save_pretrained(directory)
     return directory
+
+
+def fit_to_text(source: Path, target: Path, text: str, steps: int = 60) -> Path:
+    """A copy of the model at ``source`` overfitted to ``text``: it then predicts that text near-certainly.
+
+    Tests use it for what a privacy failure looks like (a memorized canary) and for a model so
+    sure of its held-out text that coarse quantization visibly hurts it.
+    """
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    shutil.copytree(source, target)
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(str(target), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(target), local_files_only=True, dtype=torch.float32)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    ids = torch.tensor([tokenizer(text)["input_ids"]])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: more threads only fight over the shared cores
+    try:
+        for _ in range(steps):
+            model(input_ids=ids, labels=ids).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    finally:
+        torch.set_num_threads(threads)
+    model.save_pretrained(target)
+    return target
