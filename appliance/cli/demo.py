@@ -35,14 +35,13 @@ def demo(
 
     from serve.auth.keys import ApiKeyStore
     from serve.auth.protocol import Role
-    from serve.server import curl_example, run_server
+    from serve.server import run_server
 
     changes: dict[str, object] = {"model": outcome.served_model}
     if port is not None:
         changes["port"] = port
     served = settings.model_copy(update={"serve": settings.serve.model_copy(update=changes)})
     key, info = ApiKeyStore(served.api_keys_file).create(Role.clinician, "demo")
-    console.print(f"a clinician key ({info.key_id}) was created for this demo; try the API with:")
+    console.print(f"a clinician key ({info.key_id}) was created for this demo; try the API with the curl line below:")
     typer.echo(f"export APPLIANCE_API_KEY={key}")
-    typer.echo(curl_example(served))
     run_server(served, lambda line: console.print(line, markup=False))
