@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from appliance.config import ApplianceSettings
 from appliance.errors import WorkdirError
+from appliance.evaluate.stage import BASE_MODEL_NAME, default_models
 from appliance.models import resolve_base_model
 from appliance.offline import installed_guard
 from appliance.pipeline.stage import StageContext, StageResult, run_stage
@@ -244,15 +245,16 @@ def run_demo(settings: ApplianceSettings, workdir: Path, announce: Announce) -> 
     heldout = dataset.path("validation.jsonl")
     heldout_texts = heldout if heldout.is_file() else None
     trained = run.train(dataset.directory, base_model)
-    exported = run.export(base_model, trained.path("adapter"), heldout_texts)
+    run.export(base_model, trained.path("adapter"), heldout_texts)
 
-    quants = {
-        f"fine-tuned {kind}": exported.path(f"model-{kind}.gguf") for kind in run.settings.export.quantizations
-    }
-    models = {"base": base_model, **{name: path for name, path in quants.items() if path.is_file()}}
+    # The export's parity.json names the quants its gate accepted; the F32 reference is left out
+    # of the demo's evaluation because the parity gate has already compared it with transformers.
+    models = default_models(workdir, base_model)
+    models.pop("fine-tuned")
     run.evaluate(models, heldout_texts, sample_canaries(records))
 
-    served = next((path for path in reversed(list(quants.values())) if path.is_file()), base_model)
+    quants = [path for name, path in models.items() if name != BASE_MODEL_NAME]
+    served = quants[-1] if quants else base_model
     guard = installed_guard()
     outcome = DemoOutcome(workdir, run.steps, served, guard.attempts if guard else 0)
     atomic_write_text(workdir / SUMMARY_FILE, json.dumps(outcome.as_dict(), indent=2))
