@@ -110,6 +110,11 @@ def test_demo_flow_offline_strict_killable_and_resumable(tiny_hf_model: Path, tm
         capture_output=True, text=True, env=env, timeout=120,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    # Lineage: the model card cites the head of that very ledger.
+    from deid.ledger.verify import ledger_head
+
+    card = (workdir / "evaluate" / "model-card.md").read_text()
+    assert f"de-identification ledger head: `{ledger_head(home / 'ledger' / 'deid.jsonl')}`" in card
     assert any(needle in (samples_dir() / "notes" / "nursing-note.txt").read_text() for needle in CANARIES)
     assert _files_containing(workdir, CANARIES) == []
     assert _files_containing(home, CANARIES) == []

@@ -8,7 +8,6 @@ head of the de-identification ledger.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from importlib import resources
@@ -33,6 +32,7 @@ from appliance.dataset.split import split_by_group
 from appliance.errors import InputError
 from appliance.pipeline.stage import StageContext, StageResult, run_stage
 from deid.fileio import atomic_write_text, sha256_file
+from deid.ledger.verify import ledger_head
 
 STAGE_NAME = "dataset"
 TRAIN_FILE = "train.jsonl"
@@ -117,7 +117,8 @@ def _build(ctx: StageContext, settings: ApplianceSettings, deid_dir: Path | None
         "recipe_settings": config.model_dump(mode="json"),
         "counts": counts,
         "phi_gate": gate_details,
-        "deid_ledger_head": ledger_head(settings.deid_ledger),
+        "deid_ledger": str(settings.deid_ledger),
+        "deid_ledger_head": recorded_ledger_head(settings.deid_ledger),
         "examples": {
             "train": [e.sha256() for e in train],
             "validation": [e.sha256() for e in validation],
@@ -166,26 +167,6 @@ def _sources(corpus: Corpus, deid_dir: Path | None, qa_files: list[Path]) -> lis
     return listed
 
 
-def ledger_head(ledger: Path) -> dict[str, Any] | None:
-    """The last record of the de-identification ledger: the model's link into the audit chain."""
-    if not ledger.is_file():
-        return None
-    last = ""
-    records = 0
-    with open(ledger, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                last, records = line.strip(), records + 1
-    if not last:
-        return None
-    head: dict[str, Any] = {"ledger": str(ledger), "records": records,
-                            "last_line_sha256": hashlib.sha256(last.encode()).hexdigest()}
-    try:
-        record = json.loads(last)
-    except ValueError:
-        return head
-    if isinstance(record, dict):
-        for key in ("hash", "record_hash", "entry_hash", "seq", "index"):
-            if key in record and isinstance(record[key], (str, int)):
-                head[key] = record[key]
-    return head
+def recorded_ledger_head(ledger: Path) -> str | None:
+    """The de-identification ledger's head hash, the model's link into the audit chain (None: no ledger)."""
+    return ledger_head(ledger) if ledger.is_file() else None

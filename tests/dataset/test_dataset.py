@@ -30,6 +30,9 @@ from appliance.dataset.split import split_by_group
 from appliance.dataset.stage import build_dataset_stage
 from appliance.errors import GateError, InputError
 from deid.fileio import sha256_file
+from deid.keystore import Keystore
+from deid.ledger.verify import ledger_head, verify_ledger
+from deid.ledger.writer import LedgerWriter
 
 REPO = Path(__file__).resolve().parents[2]
 MEDQUAD_SAMPLE = REPO / "appliance" / "data" / "medquad-sample.jsonl"
@@ -172,9 +175,10 @@ def test_split_keeps_each_patient_on_one_side() -> None:
 def test_build_stage_writes_split_and_auditable_manifest(tmp_path: Path) -> None:
     deid_dir = _fhir_corpus(tmp_path / "deid", patients=8)
     ledger_home = tmp_path / "home"
-    (ledger_home / "ledger").mkdir(parents=True)
-    (ledger_home / "ledger" / "deid.jsonl").write_text('{"seq": 0, "hash": "aa"}\n{"seq": 1, "hash": "bb"}\n')
     settings = load_settings(home=ledger_home, dataset={"phi_gate": False, "validation_fraction": 0.3})
+    signing_key = Keystore.open(settings.keystore_dir).signing_key()
+    with LedgerWriter.open(settings.deid_ledger, signing_key, actor="test", checkpoint_every=1000) as ledger:
+        ledger.append("deid.run", {"documents": 2})
     result = build_dataset_stage(settings, deid_dir=deid_dir, qa_files=[MEDQUAD_SAMPLE], workdir=tmp_path / "work")
     train = [json.loads(line) for line in result.path("train.jsonl").read_text().splitlines()]
     validation = [json.loads(line) for line in result.path("validation.jsonl").read_text().splitlines()]
@@ -188,7 +192,11 @@ def test_build_stage_writes_split_and_auditable_manifest(tmp_path: Path) -> None
     by_path = {s["path"]: s["sha256"] for s in manifest["sources"]}
     assert by_path["DocumentReference.000.ndjson"] == sha256_file(deid_dir / "DocumentReference.000.ndjson")
     assert by_path["medquad-sample.jsonl"] == sha256_file(MEDQUAD_SAMPLE)
-    assert manifest["deid_ledger_head"]["hash"] == "bb" and manifest["deid_ledger_head"]["records"] == 2
+    assert manifest["deid_ledger_head"] == ledger_head(settings.deid_ledger)
+    trusted = Keystore.open(settings.keystore_dir).public_keys()
+    verified = verify_ledger(settings.deid_ledger, trusted, expected_head=manifest["deid_ledger_head"])
+    assert verified.ok and verified.head_hash == manifest["deid_ledger_head"]
+    assert result.manifest.details["deid_ledger_head"] == manifest["deid_ledger_head"]
     assert manifest["recipe_settings"]["validation_fraction"] == 0.3
     # unchanged inputs and settings: the stage is skipped
     again = build_dataset_stage(settings, deid_dir=deid_dir, qa_files=[MEDQUAD_SAMPLE], workdir=tmp_path / "work")
