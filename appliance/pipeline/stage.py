@@ -166,6 +166,8 @@ def run_stage(
     try:
         existing = load_manifest(final_dir)
         if not force and existing and existing.fingerprint == fingerprint and _still_valid(final_dir, existing):
+            # A run killed between the rename and the lineage update left the stage unlisted there.
+            _record_in_workdir_manifest(workdir, existing)
             return StageResult(final_dir, existing, skipped=True)
 
         staging_root = workdir / ".staging"
@@ -224,10 +226,13 @@ def _record_in_workdir_manifest(workdir: Path, manifest: StageManifest) -> None:
         stages: dict[str, Any] = {}
         with contextlib.suppress(FileNotFoundError, ValueError):
             stages = json.loads(path.read_text()).get("stages", {})
-        stages[manifest.stage] = {
+        entry = {
             "fingerprint": manifest.fingerprint,
             "finished_at": manifest.finished_at,
             "inputs": manifest.inputs,
             "artifacts": {item.path: item.sha256 for item in manifest.artifacts},
         }
+        if stages.get(manifest.stage) == entry:
+            return
+        stages[manifest.stage] = entry
         atomic_write_text(path, json.dumps({"appliance_version": __version__, "stages": stages}, indent=2))

@@ -79,3 +79,15 @@ def test_missing_input_and_unwritable_workdir(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(WorkdirError, match="not writable"):
         run_stage(blocker / "w", "s", settings={}, inputs={}, build=_writer([]))
+
+
+def test_a_skipped_stage_is_listed_in_the_lineage_even_after_a_kill(tmp_path: Path) -> None:
+    """A kill between the rename and the lineage update must not hide the stage forever."""
+    source = tmp_path / "input.txt"
+    source.write_text("input")
+    work = tmp_path / "work"
+    run_stage(work, "s", settings={}, inputs={"src": source}, build=_writer([]))
+    (work / "manifest.json").unlink()
+    again = run_stage(work, "s", settings={}, inputs={"src": source}, build=_writer([]))
+    assert again.skipped
+    assert json.loads((work / "manifest.json").read_text())["stages"]["s"]["fingerprint"] == again.manifest.fingerprint
