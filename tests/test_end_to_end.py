@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 
 from appliance.demo import samples_dir
+from tests.support.canaries import surrogates_could_produce
 
 pytestmark = pytest.mark.slow
 
 STAGES = ("deid", "dataset", "train", "export", "evaluate")
 # PHI planted in the shipped sample notes: none of it may reach anything the flow writes.
-CANARIES = ("WHITAKER", "123-45-6789", "555-0187", "LINDQVIST", "GREENVIEW")
+CANARIES = ("KOWALCZYK", "123-45-6789", "555-0187", "LINDQVIST", "BRIARCLIFF")
 
 
 def _environment(home: Path, model: Path) -> dict[str, str]:
@@ -75,6 +76,11 @@ def _files_containing(root: Path, needles: tuple[str, ...]) -> list[str]:
                 if needle.encode() in data or needle.lower().encode() in data:
                     hits.append(f"{path.relative_to(root)}: {needle}")
     return hits
+
+
+def test_canaries_are_not_surrogate_material() -> None:
+    assert [c for c in CANARIES if surrogates_could_produce(c)] == []
+    assert surrogates_could_produce("WHITAKER") and surrogates_could_produce("Greenview")
 
 
 def test_demo_flow_offline_strict_killable_and_resumable(tiny_hf_model: Path, tmp_path: Path) -> None:
