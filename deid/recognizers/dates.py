@@ -22,19 +22,22 @@ DAY = r"(?:0?[1-9]|[12]\d|3[01])"
 MON = r"(?:0?[1-9]|1[0-2])"
 ORDINAL = r"(?:st|nd|rd|th)?"
 YEAR = r"(?:19|20)\d{2}"
+# A year inside a full date may be a research-shifted one (MIMIC moves dates to 2100-2200):
+# the day and month are still real elements, so the date is still PHI.
+FULL_DATE_YEAR = r"(?:19|20|21)\d{2}"
 
 # A machine timestamp is one date element: "2000-04-16 11:34:35", "2021-03-12T08:15:00Z". A clock
 # time after a hand-written date ("3/12 0800") is not PHI and stays out.
-ISO_TIMESTAMP = re.compile(rf"(?<![\d\-]){YEAR}-{MON}-{DAY}[ T]\d{{2}}:\d{{2}}:\d{{2}}(?:\.\d+)?(?:Z|[+\-]\d{{2}}:?\d{{2}})?(?!\d)")
+ISO_TIMESTAMP = re.compile(rf"(?<![\d\-]){FULL_DATE_YEAR}-{MON}-{DAY}[ T]\d{{2}}:\d{{2}}:\d{{2}}(?:\.\d+)?(?:Z|[+\-]\d{{2}}:?\d{{2}})?(?!\d)")
 
 PATTERNS: tuple[tuple[re.Pattern[str], float], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), score)
     for pattern, score in (
         # 03/12/2021, 3-12-21, 3.12.2021, 12/03/21 (day first)
-        (rf"(?<![\d/.\-]){MON}([/\-.]){DAY}\1(?:{YEAR}|\d{{2}})(?![\d/])", 0.95),
-        (rf"(?<![\d/.\-]){DAY}([/\-.]){MON}\1(?:{YEAR}|\d{{2}})(?![\d/])", 0.9),
+        (rf"(?<![\d/.\-]){MON}([/\-.]){DAY}\1(?:{FULL_DATE_YEAR}|\d{{2}})(?![\d/])", 0.95),
+        (rf"(?<![\d/.\-]){DAY}([/\-.]){MON}\1(?:{FULL_DATE_YEAR}|\d{{2}})(?![\d/])", 0.9),
         # 2021-03-12, 2021/3/12
-        (rf"(?<!\d){YEAR}[/\-.]{MON}[/\-.]{DAY}(?!\d)", 0.95),
+        (rf"(?<!\d){FULL_DATE_YEAR}[/\-.]{MON}[/\-.]{DAY}(?!\d)", 0.95),
         # 3/2021, 03/21 (month/year)
         (rf"(?<![\d/]){MON}/{YEAR}(?![\d/])", 0.85),
         # March 12, Mar 12th 2021, Mar. 12, '21

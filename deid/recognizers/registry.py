@@ -13,6 +13,7 @@ from collections.abc import Callable
 from deid.detection.presidio_api import EntityRecognizer, RecognizerRegistry
 
 from deid.recognizers.address import AddressRecognizer
+from deid.recognizers.address_cue import AddressCueRecognizer
 from deid.recognizers.age import AgeOver89Recognizer
 from deid.recognizers.dates import DateRecognizer
 from deid.recognizers.dictionary_name import DictionaryNameRecognizer
@@ -45,6 +46,7 @@ FACTORIES: tuple[RecognizerFactory, ...] = (
     lambda lexicon: GenericIdRecognizer(),
     lambda lexicon: AgeOver89Recognizer(),
     AddressRecognizer,
+    lambda lexicon: AddressCueRecognizer(),
     lambda lexicon: VehicleRecognizer(),
     HospitalRecognizer,
     LocationRecognizer,

@@ -100,9 +100,11 @@ class TitledNameRecognizer(ClinicalRecognizer):
         if style is not NoteStyle.MIXED and cue.lower() in REPORTING_CUES and self.lexicon.is_unknown(lower):
             return True  # "extubated per rantulo", "D/W IVARS": no English word, so a name
         if style is NoteStyle.MIXED:
-            return (is_capitalized(word) or word.text.isupper()) and (
-                lexicon_name_only(self.lexicon, lower) or self.lexicon.is_unknown(lower)
-            )
+            # In mixed-case text an unknown ALL-CAPS word after a weak cue is an acronym ("ok to
+            # WBAT", "d/c to LTAC"); a capitalised one, or a listed name in capitals, is a name.
+            if word.text.isupper():
+                return lexicon_name_only(self.lexicon, lower)
+            return is_capitalized(word) and (lexicon_name_only(self.lexicon, lower) or self.lexicon.is_unknown(lower))
         return lexicon_name_only(self.lexicon, lower)
 
     def _two_word_name(self, text: str, word: Word, style: NoteStyle) -> bool:

@@ -7,6 +7,7 @@ import pytest
 from deid.recognizers.address import AddressRecognizer
 from deid.recognizers.age import AgeOver89Recognizer
 from deid.recognizers.base import ClinicalRecognizer, NoteStyle, note_style
+from deid.recognizers.address_cue import AddressCueRecognizer
 from deid.recognizers.dates import DateRecognizer
 from deid.recognizers.dictionary_name import DictionaryNameRecognizer
 from deid.recognizers.email import EmailRecognizer
@@ -68,6 +69,8 @@ def test_note_style() -> None:
         ("CABG ('98), last seen Jan 2009", ["'98", "Jan 2009"]),
         ("d/c planned Monday", ["Monday"]),
         ("CABG in 2010, seen again on the 5th", ["2010", "5th"]),
+        # research-shifted years: the month and day are still real
+        ("Admission Date: 2101-04-12, cath 12/24/2105", ["2101-04-12", "12/24/2105"]),
     ],
 )
 def test_dates_caught(text: str, expected: list[str]) -> None:
@@ -116,12 +119,16 @@ def test_generic_ids_and_vehicles() -> None:
     assert spans(VehicleRecognizer(), "VIN 1HGCM82633A004352 noted") == ["1HGCM82633A004352"]
 
 
-@pytest.mark.parametrize("text", ["91 yo male", "pt is a 94 y/o F", "age 97", "92M with CHF", "a 101 year old woman"])
+@pytest.mark.parametrize(
+    "text", ["91 yo male", "pt is a 94 y/o F", "age 97", "92M with CHF", "a 101 year old woman", "Pt is 91, DNR/DNI", "she turned 90 last week"]
+)
 def test_ages_over_89(text: str) -> None:
     assert len(spans(AgeOver89Recognizer(), text)) == 1
 
 
-@pytest.mark.parametrize("text", ["89 yo male", "SpO2 95%", "HR 92", "92 mg", "95 F temp"])
+@pytest.mark.parametrize(
+    "text", ["89 yo male", "SpO2 95%", "HR 92", "92 mg", "95 F temp", "pt is 95% on RA", "pt was 92 on 2L", "pt is 98.6 F"]
+)
 def test_ages_left_alone(text: str) -> None:
     found = spans(AgeOver89Recognizer(), text)
     assert found == [] or text == "95 F temp"  # "95 F" is genuinely ambiguous; only the first four must stay clean
@@ -175,3 +182,28 @@ def test_addresses(lexicon: Lexicon) -> None:
     assert spans(recognizer, "lives at 42 Elm Street, Springfield, MA 01103 alone") == ["42 Elm Street", "Springfield, MA 01103"]
     assert spans(recognizer, "P.O. Box 1234") == ["P.O. Box 1234"]
     assert spans(recognizer, "extubated to 4L NC per Dr. Sexton") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Tomomi lives at 86036 Rua do Arenque 1634, Goiania. She is 40.", "86036 Rua do Arenque 1634, Goiania"),
+        ("Home address: 4 N. Main St., Apt. 2, Quincy\nPCP: Dr. Ota", "4 N. Main St., Apt. 2, Quincy"),
+        ("Pt lives at 12 Oak St. with his wife.", "12 Oak St"),
+        ("ADDRESS: 77 BRUCKER BUNDESSTRASSE; PHONE ON FILE", "77 BRUCKER BUNDESSTRASSE"),
+    ],
+)
+def test_address_after_its_cue(text: str, expected: str) -> None:
+    assert spans(AddressCueRecognizer(), text) == [expected]
+
+
+@pytest.mark.parametrize(
+    "text", ["pt lives at home with wife, independent with ADLs.", "PT LIVES AT HOME WITH WIFE.", "address: unknown", "lives at"]
+)
+def test_address_cue_without_an_address(text: str) -> None:
+    assert spans(AddressCueRecognizer(), text) == []
+
+
+def test_address_cue_stops_at_the_sentence_end_after_a_zip_code() -> None:
+    text = "lives at 824 brooks st, douglasshire, fl 48437. previously independent"
+    assert spans(AddressCueRecognizer(), text) == ["824 brooks st, douglasshire, fl 48437"]
