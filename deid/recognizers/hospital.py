@@ -22,10 +22,14 @@ FACILITY = re.compile(
     re.IGNORECASE,
 )
 NAME_PART = re.compile(r"([A-Za-z][A-Za-z'\-&]*\.?)[ \t]+$")
+# The name may follow the facility word: "Hospital of the Cape and Islands", "Medical Center of Central Georgia".
+OF_NAME = re.compile(r"[ \t]+of[ \t]+(?:the[ \t]+)?", re.IGNORECASE)
+NEXT_WORD = re.compile(r"([ \t]+)?([A-Za-z][A-Za-z'\-]*)")
 CONNECTORS = frozenset({"of", "the", "and", "st", "st.", "saint", "&", "mt", "mt.", "mount", "for"})
 STOP_BEFORE = frozenset(
     "to from at in the a an this that our outside osh local nearby his her their transferred admitted sent via "
-    "returned discharged home with for by on and or was is per".split()
+    "returned discharged home with for by on and or was is per pt pt's patient patient's my your same other another "
+    "any which what nearest".split()
 )
 WARD = re.compile(
     r"(?<![\w/])(?:\d{1,2}[A-Za-z]?[ \t]?(?:west|east|north|south)(?![A-Za-z])|"
@@ -74,8 +78,9 @@ class HospitalRecognizer(ClinicalRecognizer):
         results = []
         for match in FACILITY.finditer(text):
             start = self._name_start(text, match.start(), style)
-            if start < match.start():
-                results.append(self.result(start, match.end(), Entity.HOSPITAL.value, 0.8))
+            end = self._name_end(text, match.end(), style)
+            if start < match.start() or end > match.end():
+                results.append(self.result(start, end, Entity.HOSPITAL.value, 0.8))
         for match in SAINT.finditer(text):
             results.append(self.result(match.start(), match.end(), Entity.HOSPITAL.value, 0.6))
         for match in WARD.finditer(text):
@@ -95,6 +100,29 @@ class HospitalRecognizer(ClinicalRecognizer):
         if self.lexicon.is_common(lower) and not self.lexicon.is_name(lower):
             return False
         return not (style is NoteStyle.MIXED and not word[0].isupper())
+
+    def _name_end(self, text: str, position: int, style: NoteStyle) -> int:
+        """Walk forward over "of (the) <name>", up to five words; ``position`` if no name follows."""
+        of = OF_NAME.match(text, position)
+        if of is None:
+            return position
+        end, cursor = position, of.end()
+        for index in range(5):
+            word = NEXT_WORD.match(text, cursor)
+            if word is None or (index == 0 and word.group(1)):
+                break
+            lower = word.group(2).lower()
+            if lower in {"and", "of", "the"} and index > 0:
+                cursor = word.end()
+                continue
+            if lower in STOP_BEFORE or lower in self.lexicon.clinical_terms or _department(lower):
+                break
+            if style is NoteStyle.MIXED and not word.group(2)[0].isupper():
+                break
+            if style is not NoteStyle.MIXED and self.lexicon.is_common(lower) and lower not in self.lexicon.places:
+                break
+            end = cursor = word.end()
+        return end
 
     def _name_start(self, text: str, position: int, style: NoteStyle) -> int:
         """Walk back over the words naming the facility, up to five."""

@@ -24,6 +24,11 @@ LABELLED_SHORT = re.compile(
     r"call back|contact|fax|ph)\.?[ \t]*(?:#|no\.?|number|num|@|at)?[ \t]*[:#]?[ \t]*(?P<number>\d{4,6}|\d-\d{4})(?![\d/%]|\.\d)",
     re.IGNORECASE,
 )
+# "page NP at #5432", "paged covering MD #4471": a numbered pager a few words after the verb. Only
+# with "#", since "paged Dr. Ng at 1400" gives a clock time.
+PAGER_AFTER_WORDS = re.compile(
+    r"\b(?:page|paged|paging|pager|beeper|pgr)\b[^.\n;#]{1,30}?#[ \t]*(?P<number>\d{4,6})(?![\d/%]|\.\d)", re.IGNORECASE
+)
 # International and free-form numbers: "+44 20 7946 0958", or any 7-15 digit run in groups after a label.
 PLUS_NUMBER = re.compile(r"(?<![\w+])\+\d[\d \-.()]{6,18}\d(?![\d\-])")
 LABELLED_ANY = re.compile(
@@ -48,6 +53,8 @@ class PhoneRecognizer(ClinicalRecognizer):
             start, end = match.span("number")
             if 7 <= sum(char.isdigit() for char in match.group("number")) <= 15:
                 results.append(self.result(start, end, self._kind(text, start), 0.8))
+        for match in PAGER_AFTER_WORDS.finditer(text):
+            results.append(self.result(*match.span("number"), Entity.PHONE.value, 0.75))
         for match in LABELLED_SHORT.finditer(text):
             start, end = match.span("number")
             results.append(self.result(start, end, self._kind(text, start), 0.75))

@@ -227,3 +227,20 @@ def test_machine_timestamps_are_one_date_but_clock_times_stay_out(detector: PhiD
 )
 def test_ward_rule_leaves_drugs_with_doses_alone(lexicon: Lexicon, text: str) -> None:
     assert found(HospitalRecognizer(lexicon), text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Transferred to Rehab Hospital of the Cape and Islands.", "Rehab Hospital of the Cape and Islands"),
+        ("Children's Hospital of Philadelphia f/u in 2 wks", "Children's Hospital of Philadelphia"),
+        ("seen at Medical Center of Central Georgia ED", "Medical Center of Central Georgia"),
+    ],
+)
+def test_facility_named_after_its_type(lexicon: Lexicon, text: str, expected: str) -> None:
+    assert expected in [text[r.start : r.end] for r in HospitalRecognizer(lexicon).analyze(text, [])]
+
+
+@pytest.mark.parametrize("text", ["pt's hospital of choice is far", "went to the hospital of his choice", "in the clinic of Dr. Smith"])
+def test_facility_word_of_an_ordinary_phrase(lexicon: Lexicon, text: str) -> None:
+    assert HospitalRecognizer(lexicon).analyze(text, []) == []

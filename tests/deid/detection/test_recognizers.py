@@ -94,6 +94,8 @@ def test_phone_fax_pager() -> None:
     assert all(results.get(number) == kind for number, kind in expected.items()), results
     assert spans(recognizer, "BP 132/76 HR 88 plt 150000 ph 7.38") == []
     assert spans(recognizer, "Phone: 0490 75 40 81; office +44 20 7946 0958") == ["0490 75 40 81", "+44 20 7946 0958"]
+    assert spans(recognizer, "Please page NP at #5432 with questions.") == ["5432"]
+    assert spans(recognizer, "paged Dr. Ng at 1400, bed #12 ready") == []
 
 
 def test_email_url_ip() -> None:
