@@ -55,6 +55,10 @@ CREDENTIAL = re.compile(
     r"(?![A-Za-z])",
     re.IGNORECASE,
 )
+# A relative named before the relation: "Mark, pt's nephew", "spoke with Ann (her daughter)".
+RELATION_AFTER = re.compile(
+    rf"[ \t]*[,(]?[ \t]*(?:the[ \t]+)?(?:pt'?s|patient'?s|his|her)[ \t]+(?:{PERSON_TITLES})(?![A-Za-z])", re.IGNORECASE
+)
 ROLE_WORDS = frozenset({"cm", "resident", "attending", "fellow", "intern"})
 PRECEDING_TOKEN = re.compile(r"([A-Za-z][A-Za-z'\-]*\.?)[ \t,]{0,3}$")
 
@@ -89,6 +93,7 @@ class TitledNameRecognizer(ClinicalRecognizer):
             entity = Entity.CLINICIAN if clinician else Entity.PATIENT
             results.append(self.result(start, end, entity.value, 0.85 if title else 0.6))
         results.extend(self._before_credentials(text, style))
+        results.extend(self._before_relation(text, style))
         return results
 
     def _accepts(self, word: Word, style: NoteStyle, title: bool, cue: str = "") -> bool:
@@ -143,6 +148,31 @@ class TitledNameRecognizer(ClinicalRecognizer):
             if start is not None and end - start > 2:
                 results.append(self.result(start, end, Entity.CLINICIAN.value, 0.8))
         return results
+
+
+    def _before_relation(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
+        results = []
+        for relation in RELATION_AFTER.finditer(text):
+            start = end = None
+            position = relation.start()
+            for _ in range(2):
+                match = _last_token_before(text, position)
+                if match is None or not self._named_by_relation(Word(match.start(), match.end(), match.group()), style):
+                    break
+                start, end = match.start(), end or match.end()
+                position = match.start()
+            if start is not None and end is not None:
+                results.append(self.result(start, end, Entity.PATIENT.value, 0.7))
+        return results
+
+
+    def _named_by_relation(self, word: Word, style: NoteStyle) -> bool:
+        """The apposition is as firm a cue as a title, so a name that is also a word ("Mark") counts."""
+        if word.is_initial or not looks_like_name(word, self.lexicon, style):
+            return False
+        if style is NoteStyle.MIXED:
+            return is_capitalized(word)
+        return self.lexicon.is_name(word.lower)
 
 
 def lexicon_name_only(lexicon: Lexicon, lower: str) -> bool:

@@ -148,6 +148,8 @@ def test_ages_left_alone(text: str) -> None:
         ("Samuel Okafor, MD", "Samuel Okafor", "CLINICIAN"),
         ("RN K. LINDQVIST, PAGER 4471", "K. LINDQVIST", "CLINICIAN"),
         ("Name: Margaret O'Connell", "Margaret O'Connell", "PATIENT"),
+        ("Brief conversation with Mark, pt's nephew.", "Mark", "PATIENT"),
+        ("SPOKE WITH JOE SANTANGELO, PT'S BROTHER", "JOE SANTANGELO", "PATIENT"),
     ],
 )
 def test_titled_names(lexicon: Lexicon, text: str, name: str, entity: str) -> None:
@@ -155,7 +157,11 @@ def test_titled_names(lexicon: Lexicon, text: str, name: str, entity: str) -> No
     assert any(text[r.start : r.end] == name and r.entity_type == entity for r in results), results
 
 
-@pytest.mark.parametrize("text", ["wife at bedside", "son in to visit", "dr aware", "pt tolerating diet", "Seen by cardiology"])
+@pytest.mark.parametrize(
+    "text",
+    ["wife at bedside", "son in to visit", "dr aware", "pt tolerating diet", "Seen by cardiology",
+     "Discussed with family, pt's daughter upset.", "Lasix given, pt's son at bedside.", "Spoke with Nursing, pt's son aware"],
+)
 def test_titled_names_left_alone(lexicon: Lexicon, text: str) -> None:
     assert spans(TitledNameRecognizer(lexicon), text) == []
 
