@@ -59,6 +59,12 @@ CREDENTIAL = re.compile(
 RELATION_AFTER = re.compile(
     rf"[ \t]*[,(]?[ \t]*(?:the[ \t]+)?(?:pt'?s|patient'?s|his|her)[ \t]+(?:{PERSON_TITLES})(?![A-Za-z])", re.IGNORECASE
 )
+# Staff and family named before what they did: "Oyelaran aware", "Kowalski notified", "Ann at bedside".
+STATUS_AFTER = re.compile(
+    r"[ \t]+(?:is[ \t]+|was[ \t]+|made[ \t]+)?(?:aware|notified|paged|updated|informed|in to see|here to see|"
+    r"at bedside|at the bedside|returned call|called back)(?![A-Za-z])",
+    re.IGNORECASE,
+)
 ROLE_WORDS = frozenset({"cm", "resident", "attending", "fellow", "intern"})
 PRECEDING_TOKEN = re.compile(r"([A-Za-z][A-Za-z'\-]*\.?)[ \t,]{0,3}$")
 
@@ -94,6 +100,7 @@ class TitledNameRecognizer(ClinicalRecognizer):
             results.append(self.result(start, end, entity.value, 0.85 if title else 0.6))
         results.extend(self._before_credentials(text, style))
         results.extend(self._before_relation(text, style))
+        results.extend(self._before_status(text, style))
         return results
 
     def _accepts(self, word: Word, style: NoteStyle, title: bool, cue: str = "") -> bool:
@@ -165,6 +172,30 @@ class TitledNameRecognizer(ClinicalRecognizer):
                 results.append(self.result(start, end, Entity.PATIENT.value, 0.7))
         return results
 
+
+    def _before_status(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
+        results = []
+        for status in STATUS_AFTER.finditer(text):
+            match = _last_token_before(text, status.start())
+            if match is None or match.end() != status.start():
+                continue
+            word = Word(match.start(), match.end(), match.group())
+            if word.is_initial or not self._accepts(word, style, title=False):
+                continue
+            start, _ = self._name_with_preceding_part(text, word, style)
+            results.append(self.result(start, word.end, Entity.PATIENT.value, 0.6))
+        return results
+
+    def _name_with_preceding_part(self, text: str, word: Word, style: NoteStyle) -> tuple[int, int]:
+        """Include a first name or initial right before the surname ("Jim Doherty aware")."""
+        match = _last_token_before(text, word.start)
+        if match is None or text[match.end() : word.start] not in (" ", ". "):
+            return word.start, word.end
+        before = Word(match.start(), match.end(), match.group())
+        if before.is_initial or (looks_like_name(before, self.lexicon, style) and self.lexicon.is_name(before.lower)):
+            if style is not NoteStyle.MIXED or before.text[0].isupper():
+                return before.start, word.end
+        return word.start, word.end
 
     def _named_by_relation(self, word: Word, style: NoteStyle) -> bool:
         """The apposition is as firm a cue as a title, so a name that is also a word ("Mark") counts."""

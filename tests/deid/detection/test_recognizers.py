@@ -150,6 +150,8 @@ def test_ages_left_alone(text: str) -> None:
         ("Name: Margaret O'Connell", "Margaret O'Connell", "PATIENT"),
         ("Brief conversation with Mark, pt's nephew.", "Mark", "PATIENT"),
         ("SPOKE WITH JOE SANTANGELO, PT'S BROTHER", "JOE SANTANGELO", "PATIENT"),
+        ("Labs reviewed; Oyelaran aware and agrees with plan.", "Oyelaran", "PATIENT"),
+        ("Jim Doherty notified of d/c plan.", "Jim Doherty", "PATIENT"),
     ],
 )
 def test_titled_names(lexicon: Lexicon, text: str, name: str, entity: str) -> None:
@@ -160,7 +162,8 @@ def test_titled_names(lexicon: Lexicon, text: str, name: str, entity: str) -> No
 @pytest.mark.parametrize(
     "text",
     ["wife at bedside", "son in to visit", "dr aware", "pt tolerating diet", "Seen by cardiology",
-     "Discussed with family, pt's daughter upset.", "Lasix given, pt's son at bedside.", "Spoke with Nursing, pt's son aware"],
+     "Discussed with family, pt's daughter upset.", "Lasix given, pt's son at bedside.", "Spoke with Nursing, pt's son aware",
+     "Resident aware.", "HO aware, will monitor.", "Pharmacy notified.", "Renal aware", "micu team aware"],
 )
 def test_titled_names_left_alone(lexicon: Lexicon, text: str) -> None:
     assert spans(TitledNameRecognizer(lexicon), text) == []
