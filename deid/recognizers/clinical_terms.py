@@ -53,5 +53,6 @@ CLINICAL_TERMS: frozenset[str] = frozenset(_TERMS)
 # Drug and chemistry word endings: "switched from cefepime", "on amlodipine 10" name no town or ward.
 DRUG_ENDINGS = (
     "pime", "mycin", "cillin", "olol", "pril", "sartan", "statin", "azole", "ide", "ine", "one", "vir", "mab", "nib",
-    "pam", "lam", "done", "oxacin", "cycline", "penem", "cef", "xaban", "parin", "ase", "ate", "ium", "ol", "an",
+    "pam", "lam", "done", "oxacin", "cycline", "penem", "cef", "xaban", "parin", "ase", "ate", "ium", "ol", "triptan",
+    "gatran", "setron", "afil",
 )

@@ -65,6 +65,13 @@ STATUS_AFTER = re.compile(
     r"at bedside|at the bedside|returned call|called back)(?![A-Za-z])",
     re.IGNORECASE,
 )
+# Someone who speaks or asks is a person: "martornu would like call back", "Vintu states she ...".
+PERSON_VERB_AFTER = re.compile(
+    r"[ \t]+(?:would like|wants|wanted|states|stated|says|said|asks|asked|requests|requested|reports|reported|"
+    r"agrees|agreed|expressed|phoned|visited|will call|called to|called and)(?![A-Za-z])",
+    re.IGNORECASE,
+)
+VOWEL = re.compile(r"[aeiouy]", re.IGNORECASE)
 ROLE_WORDS = frozenset({"cm", "resident", "attending", "fellow", "intern"})
 PRECEDING_TOKEN = re.compile(r"([A-Za-z][A-Za-z'\-]*\.?)[ \t,]{0,3}$")
 
@@ -101,6 +108,7 @@ class TitledNameRecognizer(ClinicalRecognizer):
         results.extend(self._before_credentials(text, style))
         results.extend(self._before_relation(text, style))
         results.extend(self._before_status(text, style))
+        results.extend(self._before_person_verb(text, style))
         return results
 
     def _accepts(self, word: Word, style: NoteStyle, title: bool, cue: str = "") -> bool:
@@ -181,6 +189,26 @@ class TitledNameRecognizer(ClinicalRecognizer):
                 continue
             word = Word(match.start(), match.end(), match.group())
             if word.is_initial or not self._accepts(word, style, title=False):
+                continue
+            start, _ = self._name_with_preceding_part(text, word, style)
+            results.append(self.result(start, word.end, Entity.PATIENT.value, 0.6))
+        return results
+
+    def _before_person_verb(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
+        """A word that is no English or clinical word, as the subject of a person's verb, is a name."""
+        results = []
+        for verb in PERSON_VERB_AFTER.finditer(text):
+            match = _last_token_before(text, verb.start())
+            if match is None or match.end() != verb.start():
+                continue
+            word = Word(match.start(), match.end(), match.group())
+            lower = word.lower
+            strange = len(lower) >= 4 and VOWEL.search(lower) is not None and self.lexicon.is_unknown(lower)
+            if word.is_initial or not looks_like_name(word, self.lexicon, style):
+                continue
+            if style is NoteStyle.MIXED and not is_capitalized(word):
+                continue
+            if not (strange or lexicon_name_only(self.lexicon, lower)):
                 continue
             start, _ = self._name_with_preceding_part(text, word, style)
             results.append(self.result(start, word.end, Entity.PATIENT.value, 0.6))
