@@ -71,6 +71,21 @@ DATE_CONTEXT = re.compile(
 )
 TIME_BEFORE = re.compile(r"(?:@|~|\bat|\buntil|\btill|\baround)[ \t]*$", re.IGNORECASE)
 TIME_AFTER = re.compile(r"[ \t]*(?:hrs?\b|h\b|hours\b|pm\b|am\b|o'clock|-[ \t]*\d{4}\b)", re.IGNORECASE)
+# 3-12 is a range ("HR 80-90", "in 2-3 days") unless a date word leads in and no unit follows:
+# "came from rehab on 4-3", "last BM 11-29", "intubated 3-14 at OSH".
+MONTH_DAY_DASH = re.compile(rf"(?<![\d/.:\-]){MON}-{DAY}(?![\d\-/%]|\.\d)")
+DASH_DATE_CONTEXT = re.compile(
+    r"\b(?:on|since|until|till|dated?|admitted|adm|discharged|d/c'?d|dob|started|stopped|placed|removed|changed|"
+    r"inserted|extubated|intubated|transferred|last bm|last seen|seen|due|scheduled for|planned for|f/u|"
+    r"surgery|cath|done)[ :]*$",
+    re.IGNORECASE,
+)
+RANGE_UNIT_AFTER = re.compile(
+    r"[ \t]*(?:hrs?|hours?|days?|d\b|wks?|weeks?|months?|mos?|yrs?|years?|min|mins|l\b|lpm|liters?|%|x\b|times|"
+    r"s\b|mg|mcg|meq|units?|cc|ml|/|mm|cm|kg|lbs?|beats|bpm|breaths|am\b|pm\b|o'clock|pts?\b|points?|"
+    r"[a-z]+s\b)",  # a count of things: "on 2-3 occasions"
+    re.IGNORECASE,
+)
 # "on the 5th", "the 21st of"
 ORDINAL_DAY = re.compile(
     r"\b(?:on|since|until|by|before|after)[ \t]+the[ \t]+(?P<day>(?:[12]?\d|3[01])(?:st|nd|rd|th))\b|"
@@ -92,6 +107,10 @@ class DateRecognizer(ClinicalRecognizer):
         for match in MONTH_DAY.finditer(text):
             if self._month_day_is_date(text, match):
                 results.append(self.result(match.start(), match.end(), Entity.DATE.value, 0.7))
+        for match in MONTH_DAY_DASH.finditer(text):
+            lead_in = text[max(0, match.start() - 18) : match.start()]
+            if DASH_DATE_CONTEXT.search(lead_in) and not RANGE_UNIT_AFTER.match(text, match.end()):
+                results.append(self.result(match.start(), match.end(), Entity.DATE.value, 0.65))
         for match in YEAR_ONLY.finditer(text):
             if not self._military_time(text, match):
                 results.append(self.result(match.start(), match.end(), Entity.DATE.value, 0.5))

@@ -71,6 +71,7 @@ def test_note_style() -> None:
         ("CABG in 2010, seen again on the 5th", ["2010", "5th"]),
         # research-shifted years: the month and day are still real
         ("Admission Date: 2101-04-12, cath 12/24/2105", ["2101-04-12", "12/24/2105"]),
+        ("came from rehab on 4-3, last BM 11-29, intubated 3-14 at OSH", ["4-3", "11-29", "3-14"]),
     ],
 )
 def test_dates_caught(text: str, expected: list[str]) -> None:
@@ -80,7 +81,8 @@ def test_dates_caught(text: str, expected: list[str]) -> None:
 
 @pytest.mark.parametrize(
     "text", ["today", "pain 8/10", "1/2 NS", "strength 5/5", "x3 days", "q2h", "2000 ml", "turned at 2000", "@1930 pt slept",
-             "shift 0700-1900", "2030 hrs", "3rd degree burn"]
+             "shift 0700-1900", "2030 hrs", "3rd degree burn", "on 1-2 L NC", "on 2-4 mcg/kg/min", "in 2-3 days",
+             "on 5-10 units insulin", "ambulated on 2-3 occasions", "BP 120-140", "Q 4-6 hrs"]
 )
 def test_dates_left_alone(text: str) -> None:
     assert spans(DateRecognizer(), text) == []
