@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -22,6 +23,9 @@ class DeidConfig(BaseModel):
     # Detection: spaCy's news-trained NER adds little on clinical text and costs most of the time.
     use_spacy_ner: bool = False
     detect_batch_size: int = Field(32, ge=1)
+    site_terms_file: Path | None = Field(
+        None, description="TOML file of this hospital's own facility, ward, acronym and staff names, by entity type"
+    )
     field_policies: dict[str, str] = Field(
         default_factory=dict,
         description="CSV column / JSONL field -> drop | pseudonymize[:ENTITY] | shift | keep | scan",

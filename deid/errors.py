@@ -57,3 +57,9 @@ class RunStateError(DeidError):
     """An output folder's progress journal belongs to a run with other settings or inputs."""
 
     exit_code = 3
+
+
+class SiteTermsError(DeidError):
+    """The site's own term list cannot be used; the message names the file and section only."""
+
+    exit_code = 2

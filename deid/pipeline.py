@@ -40,6 +40,7 @@ from deid.ledger.entry import split_line
 from deid.ledger.writer import LedgerWriter
 from deid.readers.base import NoPatients, PatientLookup, ReaderContext, RecordFormat, Unit, UnitResult, entity_counts
 from deid.readers.fhir import FhirJsonFormat, FhirNdjsonFormat
+from deid.site_terms import load_site_terms
 from deid.readers.patients import PatientIndex, build_patient_index, patients_in_json, patients_in_ndjson
 from deid.readers.registry import format_for
 from deid.surrogate_registry import RegistryWriter
@@ -160,7 +161,11 @@ def _transform_batch(reader: RecordFormat, units: list[Unit]) -> list[UnitResult
 
 
 def settings_sha256(config: DeidConfig) -> str:
-    return hashlib.sha256(config.model_dump_json().encode("utf-8")).hexdigest()
+    """The settings and the content of the site's term list: an edited list is a different rule set."""
+    digest = hashlib.sha256(config.model_dump_json().encode("utf-8"))
+    if config.site_terms_file is not None and config.site_terms_file.is_file():
+        digest.update(b"\0site-terms\0" + hashlib.sha256(config.site_terms_file.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def _engine_versions() -> tuple[str, str]:
@@ -439,6 +444,8 @@ def deidentify(
     ``detector`` lets a caller that already holds a detector built from ``config`` (the demo,
     tests) skip building another; worker processes always build their own.
     """
+    if config.site_terms_file is not None:
+        load_site_terms(config.site_terms_file)  # refuse a bad list here, not in every worker
     files, skipped = collect_inputs([Path(p) for p in inputs], out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     journal = Journal(out_dir / STATE_DIR / JOURNAL_FILE)

@@ -21,6 +21,7 @@ from deid.detection.spans import DetectedSpan
 from deid.recognizers.known_phi import KnownPhiRecognizer
 from deid.recognizers.lexicon import Lexicon, load_lexicon
 from deid.recognizers.registry import build_registry
+from deid.site_terms import load_site_terms
 
 LANGUAGE = "en"
 MAX_TEXT_CHARS = 20_000_000
@@ -35,7 +36,11 @@ class PhiDetector:
         nlp_engine.get_nlp(LANGUAGE).max_length = MAX_TEXT_CHARS
         self._nlp_engine = nlp_engine
         self._analyzer = AnalyzerEngine(
-            registry=build_registry(self.lexicon, use_spacy_ner=self.config.use_spacy_ner),
+            registry=build_registry(
+                self.lexicon,
+                use_spacy_ner=self.config.use_spacy_ner,
+                site_terms=load_site_terms(self.config.site_terms_file) if self.config.site_terms_file else None,
+            ),
             nlp_engine=nlp_engine,
             supported_languages=[LANGUAGE],
             log_decision_process=False,

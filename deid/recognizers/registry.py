@@ -27,6 +27,8 @@ from deid.recognizers.location import LocationRecognizer
 from deid.recognizers.organization import OrganizationRecognizer
 from deid.recognizers.phone import PhoneRecognizer
 from deid.recognizers.place_name import PlaceNameRecognizer
+from deid.recognizers.site_terms import SiteTermsRecognizer
+from deid.site_terms import SiteTerms
 from deid.recognizers.spacy_ner import SpacyNerRecognizer
 from deid.recognizers.ssn import SsnRecognizer
 from deid.recognizers.titled_name import TitledNameRecognizer
@@ -57,9 +59,11 @@ FACTORIES: tuple[RecognizerFactory, ...] = (
 )
 
 
-def build_registry(lexicon: Lexicon, use_spacy_ner: bool = False) -> RecognizerRegistry:
-    """A registry holding one instance of each clinical recognizer."""
+def build_registry(lexicon: Lexicon, use_spacy_ner: bool = False, site_terms: SiteTerms | None = None) -> RecognizerRegistry:
+    """A registry holding one instance of each clinical recognizer, plus the site's own terms if given."""
     recognizers = [factory(lexicon) for factory in FACTORIES]
+    if site_terms:
+        recognizers.append(SiteTermsRecognizer(site_terms))
     if use_spacy_ner:
         recognizers.append(SpacyNerRecognizer(lexicon))
     return RecognizerRegistry(recognizers=recognizers, supported_languages=["en"])
