@@ -55,6 +55,9 @@ UNIT_WORDS = frozenset(
 
 # "St. Elizabeth's", "saint mary's": in a note, a saint's name in the possessive is a hospital.
 SAINT = re.compile(r"\b(?:st|saint)\.?[ \t]+[A-Za-z]+'s\b(?![ \t]+wort)", re.IGNORECASE)
+# Written without the apostrophe ("st elizabeths"), the saint must be a listed given name, since
+# "ST changes" and "st elevations" are ECG findings.
+SAINT_NO_APOSTROPHE = re.compile(r"\b(?:st|saint)\.?[ \t]+(?P<saint>[A-Za-z]{3,})s\b", re.IGNORECASE)
 DEPARTMENT_WORDS = frozenset(
     "infusion dialysis wound pain urgent outpatient inpatient primary family medicine surgical surgery dental eye "
     "mental walk-in same-day transplant sleep fertility vascular breast spine stroke diabetes anticoagulation coumadin "
@@ -83,6 +86,10 @@ class HospitalRecognizer(ClinicalRecognizer):
                 results.append(self.result(start, end, Entity.HOSPITAL.value, 0.8))
         for match in SAINT.finditer(text):
             results.append(self.result(match.start(), match.end(), Entity.HOSPITAL.value, 0.6))
+        for match in SAINT_NO_APOSTROPHE.finditer(text):
+            stem = match.group("saint").lower()
+            if self.lexicon.is_name(stem) and not self.lexicon.is_ambiguous(stem):
+                results.append(self.result(match.start(), match.end(), Entity.HOSPITAL.value, 0.6))
         for match in WARD.finditer(text):
             results.append(self.result(match.start(), match.end(), Entity.HOSPITAL.value, 0.65))
         for match in NAMED_WARD.finditer(text):

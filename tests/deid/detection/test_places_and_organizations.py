@@ -244,3 +244,11 @@ def test_facility_named_after_its_type(lexicon: Lexicon, text: str, expected: st
 @pytest.mark.parametrize("text", ["pt's hospital of choice is far", "went to the hospital of his choice", "in the clinic of Dr. Smith"])
 def test_facility_word_of_an_ordinary_phrase(lexicon: Lexicon, text: str) -> None:
     assert HospitalRecognizer(lexicon).analyze(text, []) == []
+
+
+def test_saint_without_apostrophe_is_a_hospital_only_for_a_given_name(lexicon: Lexicon) -> None:
+    recognizer = HospitalRecognizer(lexicon)
+    found = [text[r.start : r.end] for text in ["pt was at st elizabeths until 2/2"] for r in recognizer.analyze(text, [])]
+    assert found == ["st elizabeths"]
+    for text in ["new st changes on ekg", "st depressions noted", "st segments flat"]:
+        assert recognizer.analyze(text, []) == []
