@@ -124,7 +124,11 @@ class TitledNameRecognizer(ClinicalRecognizer):
             # WBAT", "d/c to LTAC"); a capitalised one, or a listed name in capitals, is a name.
             if word.text.isupper():
                 return lexicon_name_only(self.lexicon, lower)
-            return is_capitalized(word) and (lexicon_name_only(self.lexicon, lower) or self.lexicon.is_unknown(lower))
+            # Capitalised after a cue, a given name counts even if it is also a word ("spoke with
+            # Grace", "d/w Mark"), unless it is clinical shorthand; surnames that are words
+            # ("Good", "Home") do not.
+            given = lower in self.lexicon.first_names and lower not in self.lexicon.clinical_terms
+            return is_capitalized(word) and (given or lexicon_name_only(self.lexicon, lower) or self.lexicon.is_unknown(lower))
         return lexicon_name_only(self.lexicon, lower)
 
     def _two_word_name(self, text: str, word: Word, style: NoteStyle) -> bool:
