@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import heapq
 import threading
 import time
 from collections import deque
@@ -139,7 +140,8 @@ class BatchEngine:
         self._batch = llama_cpp.llama_batch_init(self._batch_capacity, 0, 1)
         self._piece_buffer = ctypes.create_string_buffer(256)
         self._waiting: deque[Generation] = deque()
-        self._free_slots = list(range(parallel - 1, -1, -1))
+        # A heap: new sequences take the lowest free slot, keeping running slots contiguous.
+        self._free_slots = list(range(parallel))
         self._running: dict[int, _Sequence] = {}
         self._condition = threading.Condition()
         self._stopping = False
@@ -201,7 +203,7 @@ class BatchEngine:
             if generation.cancelled:
                 generation.publish(GenerationEvent("", "cancelled", len(generation.prompt)))
                 continue
-            slot = self._free_slots.pop()
+            slot = heapq.heappop(self._free_slots)
             self._running[slot] = _Sequence(
                 slot=slot,
                 generation=generation,
@@ -215,19 +217,23 @@ class BatchEngine:
             self._finish(sequence, "cancelled")
         if not self._running:
             return
+        # With one KV stream per slot, llama.cpp puts sequences into one micro-batch only while
+        # their slot ids ascend by one in batch order; any other order costs a forward pass each.
+        ordered = sorted(self._running.values(), key=lambda s: s.slot)
+        room = self._batch_capacity - sum(1 for s in ordered if not s.pending)
         batch = self._batch
         count = 0
         outputs: list[tuple[_Sequence, int]] = []
-        decoding = [s for s in self._running.values() if not s.pending]
-        for sequence in decoding:
-            self._put(count, sequence.last_token, sequence, logits=True)
-            outputs.append((sequence, count))
-            count += 1
-        for sequence in (s for s in self._running.values() if s.pending):
-            room = self._batch_capacity - count
+        for sequence in ordered:
+            if not sequence.pending:
+                self._put(count, sequence.last_token, sequence, logits=True)
+                outputs.append((sequence, count))
+                count += 1
+                continue
             if room <= 0:
-                break
+                continue
             chunk, sequence.pending = sequence.pending[:room], sequence.pending[room:]
+            room -= len(chunk)
             for offset, token in enumerate(chunk):
                 last = offset == len(chunk) - 1 and not sequence.pending
                 self._put(count, token, sequence, logits=last)
@@ -236,8 +242,6 @@ class BatchEngine:
                 count += 1
         batch.n_tokens = count
         if llama_cpp.llama_decode(self._ctx, batch) != 0:
-            for sequence, _ in outputs:
-                self._finish(sequence, "error")
             for sequence in list(self._running.values()):
                 self._finish(sequence, "error")
             return
@@ -284,7 +288,7 @@ class BatchEngine:
         llama_cpp.llama_memory_seq_rm(self._memory, sequence.slot, -1, -1)
         free_sampler(sequence.sampler)
         del self._running[sequence.slot]
-        self._free_slots.append(sequence.slot)
+        heapq.heappush(self._free_slots, sequence.slot)
 
     def _abort_all(self, reason: str) -> None:
         for sequence in list(self._running.values()):
