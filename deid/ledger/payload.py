@@ -29,7 +29,7 @@ IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 ENTITY_TYPE = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
 VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 TOKEN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
-ENDPOINT = re.compile(r"/[A-Za-z0-9/_.-]{0,63}")
+ENDPOINT = re.compile(r"/[A-Za-z0-9/_.{}-]{0,63}")  # a route, path parameters as {name}
 # A file name only (no directory), at most 128 characters, no spaces.
 FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
 ACTION = re.compile(r"[a-z][a-z0-9_.-]{0,63}")

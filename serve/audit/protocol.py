@@ -10,15 +10,17 @@ class RequestRecord(BaseModel):
 
     request_id: str
     endpoint: str
-    key_id: str
-    role: str
-    model_sha256: str
+    key_id: str = Field(description="the calling key's id; 'none' when no valid key was presented")
+    role: str = Field(description="the key's role; 'none' when no valid key was presented")
+    model_sha256: str | None = Field(None, description="absent for a request refused before any model was involved")
     prompt_tokens: int = 0
     completion_tokens: int = 0
     phi_types: list[str] = Field(default_factory=list)
     latency_ms: int = 0
     status: int = 200
-    reason: str | None = Field(None, description="How generation ended: stop, length, cancelled, ...")
+    reason: str | None = Field(
+        None, description="How generation ended (stop, length, cancelled, ...) or why it was refused (unauthenticated, forbidden, rate_limited)"
+    )
     adapter_sha256: str | None = None
 
 

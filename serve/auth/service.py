@@ -5,14 +5,30 @@ from __future__ import annotations
 import math
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request
 
+from serve.audit.protocol import RequestRecord
 from serve.auth.keys import ApiKeyStore
 from serve.auth.protocol import KeyInfo, Role
 from serve.errors import AuthenticationError, PermissionDeniedError, RateLimitError
+
+
+NO_KEY = "none"  # key id and role of a refused request that presented no valid key
+REFUSAL_REASONS: dict[type[Exception], str] = {
+    AuthenticationError: "unauthenticated",
+    PermissionDeniedError: "forbidden",
+    RateLimitError: "rate_limited",
+}
+
+
+def _route_template(request: Request) -> str:
+    """"/v1/admin/keys/{key_id}", never the raw path: a caller controls that, and it may hold anything."""
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "unknown"))
 
 
 @dataclass(frozen=True)
@@ -68,14 +84,31 @@ def require(*roles: Role, metered: bool = False) -> Callable[[Request], Principa
     """A FastAPI dependency admitting only keys of ``roles``; metered ones count against the rate limit."""
 
     def dependency(request: Request) -> Principal:
-        auth: Authenticator = request.app.state.services.auth
-        principal = auth.authenticate(request.headers.get("authorization"))
-        request.state.principal = principal
-        if principal.role not in roles:
-            allowed = ", ".join(role.value for role in roles)
-            raise PermissionDeniedError(f"this endpoint needs a key with role {allowed}; yours is {principal.role.value}")
-        if metered:
-            auth.limiter.charge(principal.key_id)
+        services = request.app.state.services
+        auth: Authenticator = services.auth
+        principal: Principal | None = None
+        try:
+            principal = auth.authenticate(request.headers.get("authorization"))
+            request.state.principal = principal
+            if principal.role not in roles:
+                allowed = ", ".join(role.value for role in roles)
+                raise PermissionDeniedError(f"this endpoint needs a key with role {allowed}; yours is {principal.role.value}")
+            if metered:
+                auth.limiter.charge(principal.key_id)
+        except (AuthenticationError, PermissionDeniedError, RateLimitError) as refused:
+            # Auditors must see refused calls too (a stolen or guessed key shows up as 401s); the
+            # presented key itself is never written, only the id of a key that did verify.
+            services.ledger.record(
+                RequestRecord(
+                    request_id=f"refused-{uuid.uuid4().hex}",
+                    endpoint=_route_template(request),
+                    key_id=principal.key_id if principal else NO_KEY,
+                    role=principal.role.value if principal else NO_KEY,
+                    status=refused.status_code,
+                    reason=REFUSAL_REASONS[type(refused)],
+                )
+            )
+            raise
         return principal
 
     return dependency
