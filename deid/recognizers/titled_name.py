@@ -10,6 +10,7 @@ Titles and relations accept any name-like word after them; weak cues that are or
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from deid.detection.presidio_api import RecognizerResult
 
@@ -107,8 +108,8 @@ class TitledNameRecognizer(ClinicalRecognizer):
             results.append(self.result(start, end, entity.value, 0.85 if title else 0.6))
         results.extend(self._before_credentials(text, style))
         results.extend(self._before_relation(text, style))
-        results.extend(self._before_status(text, style))
-        results.extend(self._before_person_verb(text, style))
+        results.extend(self._before_cue(text, style, STATUS_AFTER, lambda word: self._accepts(word, style, title=False)))
+        results.extend(self._before_cue(text, style, PERSON_VERB_AFTER, lambda word: self._speaker(word, style)))
         return results
 
     def _accepts(self, word: Word, style: NoteStyle, title: bool, cue: str = "") -> bool:
@@ -184,39 +185,27 @@ class TitledNameRecognizer(ClinicalRecognizer):
                 results.append(self.result(start, end, Entity.PATIENT.value, 0.7))
         return results
 
-
-    def _before_status(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
+    def _before_cue(self, text: str, style: NoteStyle, cue: re.Pattern[str], accept: Callable[[Word], bool]) -> list[RecognizerResult]:
+        """Names right before ``cue`` (a status or a verb), with a first name or initial before them."""
         results = []
-        for status in STATUS_AFTER.finditer(text):
-            match = _last_token_before(text, status.start())
-            if match is None or match.end() != status.start():
+        for found in cue.finditer(text):
+            match = _last_token_before(text, found.start())
+            if match is None or match.end() != found.start():
                 continue
             word = Word(match.start(), match.end(), match.group())
-            if word.is_initial or not self._accepts(word, style, title=False):
+            if word.is_initial or not accept(word):
                 continue
             start, _ = self._name_with_preceding_part(text, word, style)
             results.append(self.result(start, word.end, Entity.PATIENT.value, 0.6))
         return results
 
-    def _before_person_verb(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
+    def _speaker(self, word: Word, style: NoteStyle) -> bool:
         """A word that is no English or clinical word, as the subject of a person's verb, is a name."""
-        results = []
-        for verb in PERSON_VERB_AFTER.finditer(text):
-            match = _last_token_before(text, verb.start())
-            if match is None or match.end() != verb.start():
-                continue
-            word = Word(match.start(), match.end(), match.group())
-            lower = word.lower
-            strange = len(lower) >= 4 and VOWEL.search(lower) is not None and self.lexicon.is_unknown(lower)
-            if word.is_initial or not looks_like_name(word, self.lexicon, style):
-                continue
-            if style is NoteStyle.MIXED and not is_capitalized(word):
-                continue
-            if not (strange or lexicon_name_only(self.lexicon, lower)):
-                continue
-            start, _ = self._name_with_preceding_part(text, word, style)
-            results.append(self.result(start, word.end, Entity.PATIENT.value, 0.6))
-        return results
+        lower = word.lower
+        if not looks_like_name(word, self.lexicon, style) or (style is NoteStyle.MIXED and not is_capitalized(word)):
+            return False
+        strange = len(lower) >= 4 and VOWEL.search(lower) is not None and self.lexicon.is_unknown(lower)
+        return strange or lexicon_name_only(self.lexicon, lower)
 
     def _name_with_preceding_part(self, text: str, word: Word, style: NoteStyle) -> tuple[int, int]:
         """Include a first name or initial right before the surname ("Jim Doherty aware")."""
