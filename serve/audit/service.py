@@ -33,6 +33,12 @@ class RequestLedger:
         }
 
     def open(self) -> None:
+        with self._lock:
+            self._open_locked()
+
+    def _open_locked(self) -> None:
+        if self._writer is not None:
+            return
         from deid.keystore import Keystore
         from deid.ledger.writer import LedgerWriter
 
@@ -52,6 +58,9 @@ class RequestLedger:
         """Blocking file append; call it from a worker thread."""
         payload = entry.model_dump(exclude_none=True)
         with self._lock:
+            # A request refused while start-up is still loading the model comes before the
+            # start-up hook opens the ledger; it is recorded all the same.
+            self._open_locked()
             self._writer.append(LEDGER_ACTION, payload)
             self.entries_written += 1
             totals = self._totals
