@@ -106,6 +106,11 @@ class ApplianceSettings(BaseSettings):
         return self.ledger_dir / "deid.jsonl"
 
     @property
+    def vault_file(self) -> Path:
+        """The optional re-identification vault: beside the keystore, not in the ledger directory."""
+        return self.home / "vault" / "reid.sqlite"
+
+    @property
     def api_keys_file(self) -> Path:
         return self.home / "api-keys.json"
 

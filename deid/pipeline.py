@@ -40,10 +40,11 @@ from deid.ledger.entry import split_line
 from deid.ledger.writer import LedgerWriter
 from deid.readers.base import NoPatients, PatientLookup, ReaderContext, RecordFormat, Unit, UnitResult, entity_counts
 from deid.readers.fhir import FhirJsonFormat, FhirNdjsonFormat
-from deid.site_terms import load_site_terms
 from deid.readers.patients import PatientIndex, build_patient_index, patients_in_json, patients_in_ndjson
 from deid.readers.registry import format_for
+from deid.site_terms import load_site_terms
 from deid.surrogate_registry import RegistryWriter
+from deid.vault import Vault
 
 STATE_DIR = ".deid-state"
 # Hidden name and a ".partial" suffix: corpus readers that walk the output folder skip both.
@@ -51,6 +52,8 @@ JOURNAL_FILE = ".journal.jsonl"
 SURROGATE_SECRET = "surrogate"
 DOCUMENT_SECRET = "document-id"
 BATCH_UNITS = 16
+# The vault row's type: a fake is sealed wherever it was made, and only the scrubber knows the type.
+VAULT_ENTITY = "PHI"
 CHECKPOINT_UNITS = 256
 CHECKPOINT_SECONDS = 5.0
 MAX_REPORTED = 1000
@@ -119,6 +122,7 @@ class WorkerSpec:
     surrogate_secret: bytes
     document_secret: bytes
     patient_index: Path | None
+    keep_originals: bool = False  # for the re-identification vault
 
 
 def build_context(spec: WorkerSpec, detector: Detector | None = None) -> ReaderContext:
@@ -126,7 +130,9 @@ def build_context(spec: WorkerSpec, detector: Detector | None = None) -> ReaderC
         from deid.detection.engine import PhiDetector
 
         detector = PhiDetector(spec.config)
-    surrogates = SurrogateFactory(spec.surrogate_secret, date_shift_max_days=spec.config.date_shift_max_days)
+    surrogates = SurrogateFactory(
+        spec.surrogate_secret, date_shift_max_days=spec.config.date_shift_max_days, keep_originals=spec.keep_originals
+    )
     anonymizer = Anonymizer(spec.config, surrogates)
     patients: PatientLookup = PatientIndex(spec.patient_index) if spec.patient_index else NoPatients()
     return ReaderContext(spec.config, Scrubber(detector, anonymizer), patients, spec.document_secret)
@@ -149,9 +155,11 @@ def transform_unit(reader: RecordFormat, unit: Unit, context: ReaderContext) -> 
         result = reader.transform(unit, context)
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, LookupError, RecursionError) as error:
         surrogates.drain_registered()
+        surrogates.drain_originals()
         # the exception's type only: its message may quote the record
         return UnitResult(b"", malformed=[(unit.position, "unprocessable", f"cannot be processed ({type(error).__name__})")])
     result.surrogates = surrogates.drain_registered()
+    result.originals = surrogates.drain_originals()
     return result
 
 
@@ -265,6 +273,7 @@ class _Run:
         context: ReaderContext | None,
         executor: ProcessPoolExecutor | None,
         window: int,
+        vault: Vault | None = None,
     ) -> None:
         self.out_dir = out_dir
         self.config = config
@@ -276,6 +285,7 @@ class _Run:
         self.context = context
         self.executor = executor
         self.window = window
+        self.vault = vault
         self.settings_sha256 = settings_sha256(config)
         self.detector_version, self.rules_version = _engine_versions()
 
@@ -383,6 +393,10 @@ class _Run:
         for result, offset, line in self._results(reader, units):
             output.write(result.output)
             self.registry.add(result.surrogates)
+            if self.vault is not None and result.originals:
+                # Sealed before the checkpoint that calls this unit done; a rerun re-seals the same rows.
+                for document in result.documents:
+                    self.vault.put_many(document.identity, ((fake, real, VAULT_ENTITY) for fake, real in result.originals))
             for document in result.documents:
                 if document.identity not in already:
                     self.ledger.append("deid.document", self._ledger_payload(item, reader, document))
@@ -438,11 +452,13 @@ def deidentify(
     actor: str = "deid-run",
     progress: Callable[[ProgressUpdate], None] | None = None,
     detector: Detector | None = None,
+    vault: Vault | None = None,
 ) -> RunSummary:
     """De-identify ``inputs`` into ``out_dir``; resumes a killed run found there.
 
     ``detector`` lets a caller that already holds a detector built from ``config`` (the demo,
-    tests) skip building another; worker processes always build their own.
+    tests) skip building another; worker processes always build their own. With ``vault`` (the
+    optional re-identification vault) every fake of every document is sealed there with its original.
     """
     if config.site_terms_file is not None:
         load_site_terms(config.site_terms_file)  # refuse a bad list here, not in every worker
@@ -455,7 +471,9 @@ def deidentify(
     with tempfile.TemporaryDirectory(prefix="deid-patients-") as scratch:
         # The index holds patients' real names: it lives outside the output and dies with the run.
         index = _index_patients(files, Path(scratch) / "patients.sqlite")
-        spec = WorkerSpec(config, keystore.secret(SURROGATE_SECRET), keystore.secret(DOCUMENT_SECRET), index)
+        spec = WorkerSpec(
+            config, keystore.secret(SURROGATE_SECRET), keystore.secret(DOCUMENT_SECRET), index, keep_originals=vault is not None
+        )
         executor = (
             ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(spec,))
             if workers > 1
@@ -466,7 +484,9 @@ def deidentify(
             with LedgerWriter.open(
                 ledger_path, keystore.signing_key(), actor=actor, checkpoint_every=ledger_config.checkpoint_every, fsync=False
             ) as ledger:
-                run = _Run(out_dir, config, ledger, ledger_path, journal, registry, summary, context, executor, window=2 * workers)
+                run = _Run(
+                    out_dir, config, ledger, ledger_path, journal, registry, summary, context, executor, window=2 * workers, vault=vault
+                )
                 for done, item in enumerate(files):
                     run.process(item)
                     if progress is not None:

@@ -44,11 +44,6 @@ def open_keystore(settings: ApplianceSettings, *, must_exist: bool) -> Keystore:
     return Keystore.open(settings.keystore_dir, secret.get_secret_value() if secret is not None else None)
 
 
-def vault_path(settings: ApplianceSettings) -> Path:
-    """Where the optional re-identification vault lives: beside the keystore, not in the ledger directory."""
-    return settings.home / "vault" / "reid.sqlite"
-
-
 def _trusted_keys(settings: ApplianceSettings, files: list[Path] | None) -> list[bytes]:
     from appliance.errors import InputError
     from deid.errors import KeystoreError
@@ -223,7 +218,7 @@ def reveal(
             actor=actor,
             checkpoint_every=settings.ledger.checkpoint_every,
         ) as ledger,
-        Vault.open(vault_path(settings), store.secret(settings.ledger.vault_secret)) as vault,
+        Vault.open(settings.vault_file, store.secret(settings.ledger.vault_secret)) as vault,
     ):
         typer.echo(vault.reveal(document_id, surrogate, ledger=ledger, reason=reason))
 

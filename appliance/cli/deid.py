@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -54,16 +55,23 @@ def run(
     def report(update: ProgressUpdate) -> None:
         console.print(f"[{update.files_done}/{update.files_total}] {update.file} ({update.documents} documents so far)", markup=False)
 
-    summary = deidentify(
-        inputs,
-        out,
-        config=settings.deid,
-        keystore=keystore,
-        ledger_path=ledger or settings.deid_ledger,
-        ledger_config=settings.ledger,
-        workers=workers or settings.deid.workers,
-        progress=report,
-    )
+    with contextlib.ExitStack() as stack:
+        vault = None
+        if settings.ledger.vault_enabled:
+            from deid.vault import Vault
+
+            vault = stack.enter_context(Vault.open(settings.vault_file, keystore.secret(settings.ledger.vault_secret)))
+        summary = deidentify(
+            inputs,
+            out,
+            config=settings.deid,
+            keystore=keystore,
+            ledger_path=ledger or settings.deid_ledger,
+            ledger_config=settings.ledger,
+            workers=workers or settings.deid.workers,
+            progress=report,
+            vault=vault,
+        )
     for problem in summary.skipped + summary.problems:
         console.print(f"{problem.position}: skipped: {problem.detail}", markup=False)
     console.print(

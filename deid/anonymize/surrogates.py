@@ -63,23 +63,35 @@ class SurrogateFactory:
     until the caller drains the registrations after each unit of work.
     """
 
-    def __init__(self, secret: bytes, *, date_shift_max_days: int) -> None:
+    def __init__(self, secret: bytes, *, date_shift_max_days: int, keep_originals: bool = False) -> None:
         self._secret = secret
         self._max_shift = date_shift_max_days
         self._faker = Faker("en_US")
         self._registered: set[str] = set()
+        # Only for the re-identification vault (off by default): (fake, original) pairs, real PHI,
+        # held in memory until the run seals them into the vault.
+        self._keep_originals = keep_originals
+        self._originals: dict[str, str] = {}
 
     def register(self, original: str, fake: str) -> str:
         """Note that ``fake`` replaced ``original`` in the output; returns ``fake``."""
         value = surrogate_digest(original, fake)
         if value is not None:
             self._registered.add(value)
+            if self._keep_originals:
+                self._originals[fake] = original
         return fake
 
     def drain_registered(self) -> frozenset[str]:
         """Digests of the fakes handed out since the last drain."""
         drained = frozenset(self._registered)
         self._registered.clear()
+        return drained
+
+    def drain_originals(self) -> list[tuple[str, str]]:
+        """(fake, original) pairs since the last drain; always empty unless ``keep_originals``."""
+        drained = list(self._originals.items())
+        self._originals.clear()
         return drained
 
     def _seed(self, *parts: str) -> int:

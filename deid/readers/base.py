@@ -49,6 +49,8 @@ class UnitResult:
     documents: list[DocumentRecord] = field(default_factory=list)
     malformed: list[tuple[str, str, str]] = field(default_factory=list)  # position, reason code, detail
     surrogates: frozenset[str] = frozenset()  # digests of the fakes in ``output`` (deid.surrogate_registry)
+    # (fake, original) pairs for the re-identification vault: real PHI, filled only when it is on.
+    originals: list[tuple[str, str]] = field(default_factory=list)
 
 
 class PatientLookup(ABC):

@@ -78,3 +78,38 @@ def test_cli_reveal_is_off_by_default_and_works_when_enabled(appliance_home: Pat
     assert on.returncode == 0, on.stderr
     assert on.stdout.strip() == ORIGINAL
     assert verify_ledger(ledger, store.public_keys()).ok
+
+
+def test_deid_run_fills_the_vault_only_when_enabled(appliance_home: Path, tmp_path: Path) -> None:
+    """A run with the vault on seals every fake with its original; the auditor can then reveal one."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "visit.txt").write_text(f"Pt {ORIGINAL} seen 03/14/2021 at clinic.\n")
+    cwd = Path(__file__).resolve().parents[2]
+    environment = {**os.environ, "APPLIANCE_HOME": str(appliance_home)}
+
+    def appliance(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "appliance", *args], capture_output=True, text=True, env=environment, cwd=cwd, timeout=300
+        )
+
+    off = appliance("deid", "run", str(notes), "--out", str(tmp_path / "off"))
+    assert off.returncode == 0, off.stderr
+    assert not (appliance_home / "vault").exists()
+
+    environment["APPLIANCE_LEDGER__VAULT_ENABLED"] = "true"
+    on = appliance("deid", "run", str(notes), "--out", str(tmp_path / "on"), "--workers", "2")
+    assert on.returncode == 0, on.stderr
+    fake_name = (tmp_path / "on" / "visit.txt").read_text().split(" seen ")[0].removeprefix("Pt ")
+    assert fake_name != ORIGINAL
+    vault_file = appliance_home / "vault" / "reid.sqlite"
+    assert ORIGINAL.encode() not in vault_file.read_bytes() and fake_name.encode() not in vault_file.read_bytes()
+
+    ledger = appliance_home / "ledger" / "deid.jsonl"
+    entries = [json.loads(line) for line in ledger.read_text().splitlines()]
+    document = [e["payload"]["document_id"] for e in entries if e["action"] == "deid.document"][-1]
+    revealed = appliance("audit", "reveal", document, fake_name, "--reason", "irb-42")
+    assert revealed.returncode == 0, revealed.stderr
+    assert revealed.stdout.strip() == ORIGINAL
+    store = Keystore.open(appliance_home / "keystore")
+    assert verify_ledger(ledger, store.public_keys()).ok
