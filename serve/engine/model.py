@@ -88,6 +88,16 @@ class LoadedModel:
         """The model's own chat template, never llama-cpp-python's built-in substitutes."""
         return self.formatter(messages=messages).prompt
 
+    def chat_preamble(self) -> str:
+        """What the template writes before the first user message's text when no system message is given.
+
+        Every such conversation starts with these tokens, so the engine computes them once. It is
+        template text only: no request's content ever lands in a cache another request reads.
+        """
+        marker = "\u2063preamble-marker\u2063"
+        rendered = self.render_chat([{"role": "user", "content": marker}])
+        return rendered.split(marker, 1)[0] if marker in rendered else ""
+
     def tokenize(self, text: str) -> list[int]:
         data = text.encode("utf-8")
         capacity = len(data) + 8

@@ -8,6 +8,13 @@ into a single ``llama_decode`` call. Where weights must be streamed from memory 
 which is where the aggregate throughput comes from; on a CPU already saturated by arithmetic the
 gain shrinks towards 1x. Requests beyond the free
 slots wait in a bounded queue; when that is full the caller is told to retry (HTTP 429).
+
+Each slot has its own KV stream (``kv_unified=False``): attention then only spans a sequence's
+own cells, but llama.cpp batches sequences into one micro-batch only while their slot ids ascend
+by one in batch order. So the batch is built in slot order, new requests take the lowest free
+slot, and when a sequence ends below others the highest one is moved down into the gap.
+One extra stream holds the chat template's preamble (the tokens every conversation without
+its own system message starts with); a new sequence copies it instead of recomputing it.
 """
 
 from __future__ import annotations
@@ -27,6 +34,10 @@ from serve.engine.model import LoadedModel
 from serve.engine.sampling import SamplingParams, build_sampler, free_sampler
 from serve.engine.text import TextAssembler
 from serve.errors import ApiError
+
+
+# Below this a stream copy saves too little prompt work to be worth its memory traffic.
+MIN_SHARED_TOKENS = 4
 
 
 class EngineBusyError(ApiError):
@@ -114,17 +125,20 @@ class BatchEngine:
         batch_tokens: int,
         threads: int,
         queue_size: int,
+        shared_preamble: bool = True,
     ) -> None:
         self.model = model
         self.parallel = parallel
         self.context_length = context_length
         self.queue_size = queue_size
         self._batch_capacity = max(batch_tokens, parallel + 16)
+        self._preamble_slot = parallel
+        streams = parallel + 1 if shared_preamble else parallel
         params = llama_cpp.llama_context_default_params()
-        params.n_ctx = context_length * parallel
+        params.n_ctx = context_length * streams
         params.n_batch = self._batch_capacity
         params.n_ubatch = self._batch_capacity
-        params.n_seq_max = parallel
+        params.n_seq_max = streams
         params.n_threads = threads
         params.n_threads_batch = threads
         params.kv_unified = False
@@ -139,6 +153,7 @@ class BatchEngine:
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._batch = llama_cpp.llama_batch_init(self._batch_capacity, 0, 1)
         self._piece_buffer = ctypes.create_string_buffer(256)
+        self._preamble = self._compute_preamble() if shared_preamble else []
         self._waiting: deque[Generation] = deque()
         # A heap: new sequences take the lowest free slot, keeping running slots contiguous.
         self._free_slots = list(range(parallel))
@@ -148,6 +163,24 @@ class BatchEngine:
         self._aborting = False
         self._thread = threading.Thread(target=self._run, name="llama-batch-engine", daemon=True)
         self._thread.start()
+
+    def _compute_preamble(self) -> list[int]:
+        """Decode the template's preamble into its own stream once; [] when there is none worth sharing."""
+        tokens = self.model.tokenize(self.model.chat_preamble())[: self.context_length - 1]
+        if len(tokens) < MIN_SHARED_TOKENS:
+            return []
+        batch = self._batch
+        for index, token in enumerate(tokens[: self._batch_capacity]):
+            batch.token[index] = token
+            batch.pos[index] = index
+            batch.n_seq_id[index] = 1
+            batch.seq_id[index][0] = self._preamble_slot
+            batch.logits[index] = False
+        batch.n_tokens = min(len(tokens), self._batch_capacity)
+        if llama_cpp.llama_decode(self._ctx, batch) != 0:
+            llama_cpp.llama_memory_seq_rm(self._memory, self._preamble_slot, -1, -1)
+            return []
+        return tokens[: batch.n_tokens]
 
     @property
     def queue_depth(self) -> int:
@@ -204,19 +237,48 @@ class BatchEngine:
                 generation.publish(GenerationEvent("", "cancelled", len(generation.prompt)))
                 continue
             slot = heapq.heappop(self._free_slots)
+            shared = self._shared_length(generation.prompt)
+            if shared:
+                # Copies the whole preamble stream (applied at the next decode), then drops what differs.
+                llama_cpp.llama_memory_seq_cp(self._memory, self._preamble_slot, slot, -1, -1)
+                llama_cpp.llama_memory_seq_rm(self._memory, slot, shared, -1)
             self._running[slot] = _Sequence(
                 slot=slot,
                 generation=generation,
                 sampler=build_sampler(generation.params),
                 assembler=TextAssembler(generation.params.stop),
-                pending=list(generation.prompt),
+                pending=list(generation.prompt[shared:]),
+                position=shared,
             )
+
+    def _shared_length(self, prompt: list[int]) -> int:
+        """Leading tokens the prompt has in common with the preamble, leaving at least one to decode."""
+        limit = min(len(self._preamble), len(prompt) - 1)
+        shared = 0
+        while shared < limit and prompt[shared] == self._preamble[shared]:
+            shared += 1
+        return shared if shared >= MIN_SHARED_TOKENS else 0
+
+    def _compact(self) -> None:
+        """Move the highest running sequence into the lowest free slot below it until none is left."""
+        while self._free_slots and self._running:
+            top = max(self._running)
+            low = self._free_slots[0]
+            if low > top:
+                return
+            heapq.heapreplace(self._free_slots, top)
+            sequence = self._running.pop(top)
+            llama_cpp.llama_memory_seq_cp(self._memory, top, low, -1, -1)
+            llama_cpp.llama_memory_seq_rm(self._memory, top, -1, -1)
+            sequence.slot = low
+            self._running[low] = sequence
 
     def _step(self) -> None:
         for sequence in [s for s in self._running.values() if s.generation.cancelled]:
             self._finish(sequence, "cancelled")
         if not self._running:
             return
+        self._compact()
         # With one KV stream per slot, llama.cpp puts sequences into one micro-batch only while
         # their slot ids ascend by one in batch order; any other order costs a forward pass each.
         ordered = sorted(self._running.values(), key=lambda s: s.slot)
