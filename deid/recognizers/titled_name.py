@@ -42,6 +42,7 @@ PERSON_TITLES = (
 )
 PERSON_CUES = r"pt|patient|family|mrs\.?|and|or"
 HEADER_CUES = frozenset({"pt", "patient"})
+HONORIFICS = frozenset({"mr", "mrs", "ms", "miss", "mister", "dr", "drs", "doctor", "prof", "professor"})
 TRIGGER = re.compile(
     rf"(?<![A-Za-z])(?:(?P<clin_title>{CLINICIAN_TITLES})|(?P<pers_title>{PERSON_TITLES})|"
     rf"(?P<clin_cue>{CLINICIAN_CUES})|(?P<pers_cue>{PERSON_CUES}))(?![A-Za-z])",
@@ -98,7 +99,10 @@ class TitledNameRecognizer(ClinicalRecognizer):
             header = trigger.group("pers_cue") is not None and ":" in gap.group() and trigger.group().lower() in HEADER_CUES
             title = bool(trigger.group("clin_title") or trigger.group("pers_title") or header)
             cue = trigger.group("clin_cue") or ""
-            if not (self._accepts(word, style, title, cue) or self._two_word_name(text, word, style)):
+            honorific = trigger.group().lower() in HONORIFICS and style is NoteStyle.MIXED
+            if not (
+                self._after_honorific(word, honorific) or self._accepts(word, style, title, cue) or self._two_word_name(text, word, style)
+            ):
                 continue
             start, end = extend_name(text, word, self.lexicon, style)
             if word.is_initial and end == word.end:
@@ -111,6 +115,18 @@ class TitledNameRecognizer(ClinicalRecognizer):
         results.extend(self._before_cue(text, style, STATUS_AFTER, lambda word: self._accepts(word, style, title=False)))
         results.extend(self._before_cue(text, style, PERSON_VERB_AFTER, lambda word: self._speaker(word, style)))
         return results
+
+    def _after_honorific(self, word: Word, honorific: bool) -> bool:
+        """"Ms. Delacroix", "Dr. Vass": after an honorific in mixed case, any capitalised word that
+        is no clinical shorthand is a surname, even one a dictionary lists as a word."""
+        lower = word.lower
+        return (
+            honorific
+            and not word.is_initial
+            and is_capitalized(word)
+            and lower not in self.lexicon.clinical_terms
+            and lower not in self.lexicon.stop_words
+        )
 
     def _accepts(self, word: Word, style: NoteStyle, title: bool, cue: str = "") -> bool:
         if not looks_like_name(word, self.lexicon, style):

@@ -156,6 +156,7 @@ def test_ages_left_alone(text: str) -> None:
         ("Jim Doherty notified of d/c plan.", "Jim Doherty", "PATIENT"),
         ("dob 05/18/41. martornu would like call back", "martornu", "PATIENT"),
         ("Spoke with Grace about the plan.", "Grace", "CLINICIAN"),
+        ("Addendum: Ms. Delacroix-Wu was seen today.", "Delacroix-Wu", "PATIENT"),
         ("DOB 07/08/62. ORBRANDUR WOULD LIKE CALL BACK", "ORBRANDUR", "PATIENT"),
     ],
 )
