@@ -117,16 +117,9 @@ class TitledNameRecognizer(ClinicalRecognizer):
         return results
 
     def _after_honorific(self, word: Word, honorific: bool) -> bool:
-        """"Ms. Delacroix", "Dr. Vass": after an honorific in mixed case, any capitalised word that
-        is no clinical shorthand is a surname, even one a dictionary lists as a word."""
-        lower = word.lower
-        return (
-            honorific
-            and not word.is_initial
-            and is_capitalized(word)
-            and lower not in self.lexicon.clinical_terms
-            and lower not in self.lexicon.stop_words
-        )
+        """"Ms. Delacroix", "Dr. Ng", "Dr. Foley": after an honorific in mixed case, a capitalised
+        word is a surname, even one a dictionary lists as a word or clinical shorthand."""
+        return honorific and not word.is_initial and is_capitalized(word) and word.lower not in self.lexicon.stop_words
 
     def _accepts(self, word: Word, style: NoteStyle, title: bool, cue: str = "") -> bool:
         if not looks_like_name(word, self.lexicon, style):

@@ -157,6 +157,8 @@ def test_ages_left_alone(text: str) -> None:
         ("dob 05/18/41. martornu would like call back", "martornu", "PATIENT"),
         ("Spoke with Grace about the plan.", "Grace", "CLINICIAN"),
         ("Addendum: Ms. Delacroix-Wu was seen today.", "Delacroix-Wu", "PATIENT"),
+        ("Per Dr. Vass and Dr. Ng, continue.", "Ng", "CLINICIAN"),
+        ("Dr. Foley aware of u/o", "Foley", "CLINICIAN"),
         ("DOB 07/08/62. ORBRANDUR WOULD LIKE CALL BACK", "ORBRANDUR", "PATIENT"),
     ],
 )
