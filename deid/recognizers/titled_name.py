@@ -178,7 +178,6 @@ class TitledNameRecognizer(ClinicalRecognizer):
                 results.append(self.result(start, end, Entity.CLINICIAN.value, 0.8))
         return results
 
-
     def _before_relation(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
         results = []
         for relation in RELATION_AFTER.finditer(text):
@@ -204,7 +203,7 @@ class TitledNameRecognizer(ClinicalRecognizer):
             word = Word(match.start(), match.end(), match.group())
             if word.is_initial or not accept(word):
                 continue
-            start, _ = self._name_with_preceding_part(text, word, style)
+            start = self._name_start(text, word, style)
             results.append(self.result(start, word.end, Entity.PATIENT.value, 0.6))
         return results
 
@@ -216,16 +215,17 @@ class TitledNameRecognizer(ClinicalRecognizer):
         strange = len(lower) >= 4 and VOWEL.search(lower) is not None and self.lexicon.is_unknown(lower)
         return strange or lexicon_name_only(self.lexicon, lower)
 
-    def _name_with_preceding_part(self, text: str, word: Word, style: NoteStyle) -> tuple[int, int]:
-        """Include a first name or initial right before the surname ("Jim Doherty aware")."""
+    def _name_start(self, text: str, word: Word, style: NoteStyle) -> int:
+        """Where the name ending in ``word`` starts: a first name or initial right before it joins
+        ("Jim Doherty aware")."""
         match = _last_token_before(text, word.start)
         if match is None or text[match.end() : word.start] not in (" ", ". "):
-            return word.start, word.end
+            return word.start
         before = Word(match.start(), match.end(), match.group())
-        if before.is_initial or (looks_like_name(before, self.lexicon, style) and self.lexicon.is_name(before.lower)):
-            if style is not NoteStyle.MIXED or before.text[0].isupper():
-                return before.start, word.end
-        return word.start, word.end
+        listed = before.is_initial or (looks_like_name(before, self.lexicon, style) and self.lexicon.is_name(before.lower))
+        if listed and (style is not NoteStyle.MIXED or before.text[0].isupper()):
+            return before.start
+        return word.start
 
     def _named_by_relation(self, word: Word, style: NoteStyle) -> bool:
         """The apposition is as firm a cue as a title, so a name that is also a word ("Mark") counts."""
