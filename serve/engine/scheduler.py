@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import llama_cpp
 
 from serve.engine.model import LoadedModel
-from serve.engine.sampling import SamplingParams, build_sampler, free_sampler
+from serve.engine.sampling import SamplingParams, build_sampler, free_sampler, pick_token
 from serve.engine.text import TextAssembler
 from serve.errors import ApiError
 
@@ -103,7 +103,7 @@ class Generation:
 class _Sequence:
     slot: int
     generation: Generation
-    sampler: llama_cpp.llama_sampler_p
+    sampler: llama_cpp.llama_sampler_p | None
     assembler: TextAssembler
     pending: list[int]
     position: int = 0
@@ -151,6 +151,7 @@ class BatchEngine:
             scales = (ctypes.c_float * 1)(1.0)
             llama_cpp.llama_set_adapters_lora(self._ctx, adapters, 1, scales)
         self._memory = llama_cpp.llama_get_memory(self._ctx)
+        self._n_vocab = llama_cpp.llama_vocab_n_tokens(model.vocab)
         self._batch = llama_cpp.llama_batch_init(self._batch_capacity, 0, 1)
         self._piece_buffer = ctypes.create_string_buffer(256)
         self._preamble = self._compute_preamble() if shared_preamble else []
@@ -308,7 +309,7 @@ class BatchEngine:
                 self._finish(sequence, "error")
             return
         for sequence, index in outputs:
-            self._advance(sequence, llama_cpp.llama_sampler_sample(sequence.sampler, self._ctx, index))
+            self._advance(sequence, pick_token(sequence.sampler, self._ctx, index, self._n_vocab))
 
     def _put(self, index: int, token: int, sequence: _Sequence, *, logits: bool) -> None:
         batch = self._batch
