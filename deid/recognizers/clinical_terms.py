@@ -46,6 +46,8 @@ max geri ted teds kling sween endo hoyer drager cane fleet senna purewick flexis
 etoh ivdu ivda hem onc hub hx sx dx tx fx rx px cx sz szs
 son sons wife husband daughter friend niece nephew sister brother mother father mom dad aunt uncle
 dtr neighbor neighbour grandson granddaughter stepson stepdaughter boyfriend girlfriend fiance fiancee hcp
+mallampati trendelenburg kussmaul homans korotkoff valsalva tinel lachman seldinger broviac sengstaken pleurx
+tenckhoff kerlix allevyn xeroform medipore telfa glu trop phos ckmb percocet kayexalate
 """ .split()
 
 CLINICAL_TERMS: frozenset[str] = frozenset(_TERMS)

@@ -5,6 +5,8 @@
 - common words: lower-case words of medical prose (``data/common_words.txt``, built from
   MedQuAD and PubMedQA by ``bench/data/build_common_words.py``) plus spaCy's stop words;
 - clinical terms: ``clinical_terms.CLINICAL_TERMS``;
+- drug names: brand and generic, one word each (``data/drug_names.txt``, built by
+  ``bench/data/build_drug_names.py``), so "Protonix" is not taken for an unlisted surname;
 - places: US towns, world cities, US counties and countries from GeoNames (``data/places.txt``,
   built by ``bench/data/build_places.py``), folded to lower-case ASCII; ``common_places`` are
   those that are also ordinary words ("bath", "mobile") and need context.
@@ -40,6 +42,7 @@ class Lexicon:
     stop_words: frozenset[str]
     places: frozenset[str] = frozenset()
     common_places: frozenset[str] = frozenset()
+    drug_names: frozenset[str] = frozenset()
 
     def is_name(self, lower: str) -> bool:
         if lower in self.stop_words:
@@ -60,7 +63,7 @@ class Lexicon:
         """Not a word of English or medicine at all: next to a name, most likely another name."""
         if len(lower) < 2 or not lower.replace("'", "").replace("-", "").isalpha():
             return False
-        if lower in self.clinical_terms or lower in self.common_words:
+        if lower in self.clinical_terms or lower in self.common_words or lower in self.drug_names:
             return False
         return not any(stem in self.common_words or stem in self.clinical_terms for stem in _stems(lower))
 
@@ -126,6 +129,7 @@ def load_lexicon() -> Lexicon:
         stop_words=frozenset(STOP_WORDS),
         places=frozenset(place.lstrip("~") for place in places),
         common_places=frozenset(place[1:] for place in places if place.startswith("~")),
+        drug_names=frozenset(_data_lines("drug_names.txt")),
     )
 
 

@@ -27,6 +27,7 @@ from deid.recognizers.location import LocationRecognizer
 from deid.recognizers.organization import OrganizationRecognizer
 from deid.recognizers.phone import PhoneRecognizer
 from deid.recognizers.place_name import PlaceNameRecognizer
+from deid.recognizers.proper_noun import UnknownProperNounRecognizer
 from deid.recognizers.site_terms import SiteTermsRecognizer
 from deid.site_terms import SiteTerms
 from deid.recognizers.spacy_ner import SpacyNerRecognizer
@@ -56,6 +57,7 @@ FACTORIES: tuple[RecognizerFactory, ...] = (
     OrganizationRecognizer,
     TitledNameRecognizer,
     DictionaryNameRecognizer,
+    UnknownProperNounRecognizer,
 )
 
 

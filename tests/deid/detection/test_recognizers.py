@@ -19,6 +19,7 @@ from deid.recognizers.lexicon import Lexicon
 from deid.recognizers.location import LocationRecognizer
 from deid.recognizers.phone import PhoneRecognizer
 from deid.recognizers.ssn import SsnRecognizer
+from deid.recognizers.proper_noun import UnknownProperNounRecognizer
 from deid.recognizers.titled_name import TitledNameRecognizer
 from deid.recognizers.url import UrlRecognizer
 from deid.recognizers.vehicle import VehicleRecognizer
@@ -227,3 +228,28 @@ def test_address_cue_without_an_address(text: str) -> None:
 def test_address_cue_stops_at_the_sentence_end_after_a_zip_code() -> None:
     text = "lives at 824 brooks st, douglasshire, fl 48437. previously independent"
     assert spans(AddressCueRecognizer(), text) == ["824 brooks st, douglasshire, fl 48437"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Plan reviewed with family and Kaczmarek-Olt at the bedside this evening.", ["Kaczmarek-Olt"]),
+        ("Pt's daughter called from work and said Oyelaran will visit tomorrow.", ["Oyelaran"]),
+    ],
+)
+def test_unknown_proper_nouns_mid_sentence(lexicon: Lexicon, text: str, expected: list[str]) -> None:
+    assert spans(UnknownProperNounRecognizer(lexicon), text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Pt received Protonix, Xarelto held, Duoneb nebs given. Started Zyvox for VRE tonight.",
+        "Oyelaran called this morning and was updated by the covering team.",  # a sentence start says nothing
+        "PT RECEIVED PROTONIX. SEEN BY OYELARAN TODAY. NO EVENTS OVERNIGHT.",  # capitals mean nothing here
+        "Airway Mallampati II, neck supple. History of Kawasaki disease as a child.",
+        "Heme: Hct stable. Neuro: intact. Cards following, Renal consulted.",
+    ],
+)
+def test_unknown_proper_nouns_left_alone(lexicon: Lexicon, text: str) -> None:
+    assert spans(UnknownProperNounRecognizer(lexicon), text) == []
