@@ -7,8 +7,7 @@ import re
 from deid.detection.presidio_api import RecognizerResult
 
 from deid.detection.entities import Entity
-from deid.recognizers.base import ClinicalRecognizer, NoteStyle
-from deid.recognizers.lexicon import Lexicon
+from deid.recognizers.base import LexiconRecognizer, NoteStyle
 
 SUFFIX = (
     r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|way|terrace|ter|circle|cir|"
@@ -43,12 +42,8 @@ ZIP_LABELLED = re.compile(r"\b(?:zip|zipcode|zip code|postal code)[ \t:#]*(?P<zi
 STATE_ZIP = re.compile(rf"\b(?:{STATES}|{STATE_NAMES})\.?,?[ \t]+(?P<zip>\d{{5}}(?:-\d{{4}})?)\b", re.IGNORECASE)
 
 
-class AddressRecognizer(ClinicalRecognizer):
+class AddressRecognizer(LexiconRecognizer):
     ENTITIES = (Entity.LOCATION.value,)
-
-    def __init__(self, lexicon: Lexicon) -> None:
-        self.lexicon = lexicon
-        super().__init__()
 
     def find(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
         location = Entity.LOCATION.value

@@ -12,6 +12,7 @@ from enum import Enum
 
 from deid.detection.presidio_api import AnalysisExplanation, EntityRecognizer, RecognizerResult
 from deid.detection.presidio_api import NlpArtifacts
+from deid.recognizers.lexicon import Lexicon
 
 UPPER_LETTER = re.compile(r"[A-Z]")
 LOWER_LETTER = re.compile(r"[a-z]")
@@ -75,3 +76,11 @@ class ClinicalRecognizer(EntityRecognizer):
                 RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
             },
         )
+
+
+class LexiconRecognizer(ClinicalRecognizer):
+    """A recognizer that judges words against the shared word lists, built once per detector."""
+
+    def __init__(self, lexicon: Lexicon) -> None:
+        self.lexicon = lexicon
+        super().__init__()

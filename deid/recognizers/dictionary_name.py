@@ -15,8 +15,7 @@ from enum import IntEnum
 from deid.detection.presidio_api import RecognizerResult
 
 from deid.detection.entities import Entity
-from deid.recognizers.base import ClinicalRecognizer, NoteStyle
-from deid.recognizers.lexicon import Lexicon
+from deid.recognizers.base import LexiconRecognizer, NoteStyle
 from deid.recognizers.name_words import Word, words
 
 CALENDAR_WORDS = frozenset(
@@ -39,12 +38,8 @@ class Evidence(IntEnum):
     STRONG = 3
 
 
-class DictionaryNameRecognizer(ClinicalRecognizer):
+class DictionaryNameRecognizer(LexiconRecognizer):
     ENTITIES = (Entity.PATIENT.value,)
-
-    def __init__(self, lexicon: Lexicon) -> None:
-        self.lexicon = lexicon
-        super().__init__()
 
     def find(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
         tokens = list(words(text))

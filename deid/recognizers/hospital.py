@@ -8,9 +8,8 @@ import re
 from deid.detection.presidio_api import RecognizerResult
 
 from deid.detection.entities import Entity
-from deid.recognizers.base import ClinicalRecognizer, NoteStyle
+from deid.recognizers.base import LexiconRecognizer, NoteStyle
 from deid.recognizers.clinical_terms import DRUG_ENDINGS
-from deid.recognizers.lexicon import Lexicon
 
 FACILITY = re.compile(
     r"(?<![A-Za-z])(?:hospital|hosp|medical center|med ctr|medical centre|health center|health centre|healthcare|"
@@ -70,12 +69,8 @@ def _department(lower: str) -> bool:
     return lower in DEPARTMENT_WORDS or lower.endswith(("ology", "ogy", "iatry", "iatrics", "ics"))
 
 
-class HospitalRecognizer(ClinicalRecognizer):
+class HospitalRecognizer(LexiconRecognizer):
     ENTITIES = (Entity.HOSPITAL.value,)
-
-    def __init__(self, lexicon: Lexicon) -> None:
-        self.lexicon = lexicon
-        super().__init__()
 
     def find(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
         results = []

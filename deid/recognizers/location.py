@@ -8,8 +8,7 @@ import re
 from deid.detection.presidio_api import RecognizerResult
 
 from deid.detection.entities import Entity
-from deid.recognizers.base import ClinicalRecognizer, NoteStyle
-from deid.recognizers.lexicon import Lexicon
+from deid.recognizers.base import LexiconRecognizer, NoteStyle
 from deid.recognizers.name_words import TOKEN, Word
 
 CUE = re.compile(
@@ -27,12 +26,8 @@ NOT_PLACES = frozenset(
 )
 
 
-class LocationRecognizer(ClinicalRecognizer):
+class LocationRecognizer(LexiconRecognizer):
     ENTITIES = (Entity.LOCATION.value,)
-
-    def __init__(self, lexicon: Lexicon) -> None:
-        self.lexicon = lexicon
-        super().__init__()
 
     def find(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
         results = []

@@ -15,7 +15,7 @@ import re
 from deid.detection.presidio_api import RecognizerResult
 
 from deid.detection.entities import Entity
-from deid.recognizers.base import ClinicalRecognizer, NoteStyle
+from deid.recognizers.base import LexiconRecognizer, NoteStyle
 from deid.recognizers.lexicon import Lexicon
 from deid.recognizers.name_words import TOKEN, Word
 
@@ -44,12 +44,8 @@ GENERIC_WORKPLACES = frozenset(
 )
 
 
-class OrganizationRecognizer(ClinicalRecognizer):
+class OrganizationRecognizer(LexiconRecognizer):
     ENTITIES = (Entity.HOSPITAL.value,)
-
-    def __init__(self, lexicon: Lexicon) -> None:
-        self.lexicon = lexicon
-        super().__init__()
 
     def find(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
         results = []

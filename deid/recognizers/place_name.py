@@ -22,9 +22,8 @@ import unicodedata
 from deid.detection.presidio_api import RecognizerResult
 
 from deid.detection.entities import Entity
-from deid.recognizers.base import ClinicalRecognizer, NoteStyle
+from deid.recognizers.base import LexiconRecognizer, NoteStyle
 from deid.recognizers.clinical_terms import DRUG_ENDINGS
-from deid.recognizers.lexicon import Lexicon
 from deid.recognizers.name_words import Word, words
 
 MAX_WORDS = 4
@@ -62,12 +61,8 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower().rstrip(".")
 
 
-class PlaceNameRecognizer(ClinicalRecognizer):
+class PlaceNameRecognizer(LexiconRecognizer):
     ENTITIES = (Entity.LOCATION.value,)
-
-    def __init__(self, lexicon: Lexicon) -> None:
-        self.lexicon = lexicon
-        super().__init__()
 
     def find(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
         if not self.lexicon.places:

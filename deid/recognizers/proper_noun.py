@@ -15,10 +15,9 @@ import re
 from deid.detection.presidio_api import RecognizerResult
 
 from deid.detection.entities import Entity
-from deid.recognizers.base import ClinicalRecognizer, NoteStyle
+from deid.recognizers.base import LexiconRecognizer, NoteStyle
 from deid.recognizers.clinical_terms import DRUG_ENDINGS
 from deid.recognizers.dictionary_name import EPONYM_USE
-from deid.recognizers.lexicon import Lexicon
 from deid.recognizers.name_words import words
 
 # Capital then lower case, parts joined by an apostrophe or hyphen: "Oyelaran", "O'Dwyer", "Kaczmarek-Olt".
@@ -30,12 +29,8 @@ LOOK_BACK = 12
 GRADE_AFTER = re.compile(r"[ \t]+(?:I{1,3}|IV|V)[ab]?\b")
 
 
-class UnknownProperNounRecognizer(ClinicalRecognizer):
+class UnknownProperNounRecognizer(LexiconRecognizer):
     ENTITIES = (Entity.PATIENT.value,)
-
-    def __init__(self, lexicon: Lexicon) -> None:
-        self.lexicon = lexicon
-        super().__init__()
 
     def find(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
         if style is not NoteStyle.MIXED:

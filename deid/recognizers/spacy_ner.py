@@ -11,18 +11,13 @@ from deid.detection.presidio_api import RecognizerResult
 from deid.detection.presidio_api import NlpArtifacts
 
 from deid.detection.entities import Entity
-from deid.recognizers.base import ClinicalRecognizer, NoteStyle, note_style
-from deid.recognizers.lexicon import Lexicon
+from deid.recognizers.base import LexiconRecognizer, NoteStyle, note_style
 
 LABELS = {"PERSON": Entity.PATIENT, "GPE": Entity.LOCATION, "LOC": Entity.LOCATION, "FAC": Entity.LOCATION}
 
 
-class SpacyNerRecognizer(ClinicalRecognizer):
+class SpacyNerRecognizer(LexiconRecognizer):
     ENTITIES = (Entity.PATIENT.value, Entity.LOCATION.value)
-
-    def __init__(self, lexicon: Lexicon) -> None:
-        self.lexicon = lexicon
-        super().__init__()
 
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None

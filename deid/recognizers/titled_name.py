@@ -15,7 +15,7 @@ from collections.abc import Callable
 from deid.detection.presidio_api import RecognizerResult
 
 from deid.detection.entities import Entity
-from deid.recognizers.base import ClinicalRecognizer, NoteStyle
+from deid.recognizers.base import LexiconRecognizer, NoteStyle
 from deid.recognizers.lexicon import Lexicon
 from deid.recognizers.name_words import TOKEN, Word, extend_name, is_capitalized, looks_like_name, next_word
 
@@ -78,12 +78,8 @@ ROLE_WORDS = frozenset({"cm", "resident", "attending", "fellow", "intern"})
 PRECEDING_TOKEN = re.compile(r"([A-Za-z][A-Za-z'\-]*\.?)[ \t,]{0,3}$")
 
 
-class TitledNameRecognizer(ClinicalRecognizer):
+class TitledNameRecognizer(LexiconRecognizer):
     ENTITIES = (Entity.CLINICIAN.value, Entity.PATIENT.value)
-
-    def __init__(self, lexicon: Lexicon) -> None:
-        self.lexicon = lexicon
-        super().__init__()
 
     def find(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
         results = []
