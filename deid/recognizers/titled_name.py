@@ -70,7 +70,7 @@ STATUS_AFTER = re.compile(
 # Someone who speaks or asks is a person: "martornu would like call back", "Vintu states she ...".
 PERSON_VERB_AFTER = re.compile(
     r"[ \t]+(?:would like|wants|wanted|states|stated|says|said|asks|asked|requests|requested|reports|reported|"
-    r"agrees|agreed|expressed|phoned|visited|will call|called to|called and)(?![A-Za-z])",
+    r"agrees|agreed|expressed|phoned|visited|will call|called|calls)(?![A-Za-z])",
     re.IGNORECASE,
 )
 VOWEL = re.compile(r"[aeiouy]", re.IGNORECASE)
@@ -204,12 +204,14 @@ class TitledNameRecognizer(LexiconRecognizer):
         return results
 
     def _speaker(self, word: Word, style: NoteStyle) -> bool:
-        """A word that is no English or clinical word, as the subject of a person's verb, is a name."""
+        """The subject of a person's verb is a name if it is no English or clinical word, or, in
+        mixed case, a capitalised given name even if it is also a word ("Mark called")."""
         lower = word.lower
         if not looks_like_name(word, self.lexicon, style) or (style is NoteStyle.MIXED and not is_capitalized(word)):
             return False
         strange = len(lower) >= 4 and VOWEL.search(lower) is not None and self.lexicon.is_unknown(lower)
-        return strange or lexicon_name_only(self.lexicon, lower)
+        given = style is NoteStyle.MIXED and lower in self.lexicon.first_names
+        return strange or given or lexicon_name_only(self.lexicon, lower)
 
     def _name_start(self, text: str, word: Word, style: NoteStyle) -> int:
         """Where the name ending in ``word`` starts: a first name or initial right before it joins

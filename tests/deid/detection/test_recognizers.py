@@ -159,6 +159,7 @@ def test_ages_left_alone(text: str) -> None:
         ("Spoke with Grace about the plan.", "Grace", "CLINICIAN"),
         ("Addendum: Ms. Delacroix-Wu was seen today.", "Delacroix-Wu", "PATIENT"),
         ("Per Dr. Vass and Dr. Ng, continue.", "Ng", "CLINICIAN"),
+        ("Mark called and was updated.", "Mark", "PATIENT"),
         ("Dr. Foley aware of u/o", "Foley", "CLINICIAN"),
         ("DOB 07/08/62. ORBRANDUR WOULD LIKE CALL BACK", "ORBRANDUR", "PATIENT"),
     ],
@@ -173,7 +174,7 @@ def test_titled_names(lexicon: Lexicon, text: str, name: str, entity: str) -> No
     ["wife at bedside", "son in to visit", "dr aware", "pt tolerating diet", "Seen by cardiology",
      "Discussed with family, pt's daughter upset.", "Lasix given, pt's son at bedside.", "Spoke with Nursing, pt's son aware",
      "Resident aware.", "HO aware, will monitor.", "Pharmacy notified.", "Renal aware", "micu team aware",
-     "Pt states pain 4/10.", "pts would like to rest", "Pt given Lasix with Good effect", "Family requested meeting.", "Nsg called re labs", "He states he is fine"],
+     "Pt states pain 4/10.", "pts would like to rest", "Pt given Lasix with Good effect", "Pharmacy called re: dose.", "Lab called with critical K.", "Family requested meeting.", "Nsg called re labs", "He states he is fine"],
 )
 def test_titled_names_left_alone(lexicon: Lexicon, text: str) -> None:
     assert spans(TitledNameRecognizer(lexicon), text) == []
