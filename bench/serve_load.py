@@ -7,6 +7,11 @@ latency and aggregate completion tokens per second; then the two speed bars:
 - aggregate tokens/s with 8 concurrent clients vs 1 client (bar: >= 2x; llama-cpp-python's
   server runs one request at a time, so it stays near 1x).
 
+and, to read the 8-client ratio against, what bare ``llama_decode`` gains from running 8 sequences
+at a time on this machine: for decode steps alone, and for whole requests (prompt prefill plus
+decode, with and without the chat preamble the API computes once). The API reuses that
+preamble's KV cache; the direct ``Llama`` baseline is reset and recomputes its whole prompt.
+
 The server runs as ``appliance serve`` in a child process so the client's Python does not share
 its interpreter. Usage: ``python -m bench.serve_load [--requests 16] [--max-tokens 48]``.
 """
@@ -137,38 +142,87 @@ def start_server(home: Path, model: Path, port: int, threads: int, parallel: int
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def raw_batch_ceiling(model: Path, threads: int, sequences: int = 8, steps: int = 48) -> tuple[float, float]:
-    """Tokens/s of bare ``llama_decode`` for 1 and for ``sequences`` sequences decoded together.
+class BareDecoder:
+    """Bare ``llama_decode`` on the served file: no sampling, text, HTTP or scheduler.
 
-    No sampling, text or HTTP: the most any server could gain from batching on this machine,
-    so the API's 8-client ratio can be read against what the hardware allows.
+    What any server could reach on this machine, so the API's 8-client ratio can be read against
+    what the hardware allows. Decode steps alone batch well; prompt prefill is already a big
+    batch for one request, so on a CPU short of arithmetic it gains little from company, and the
+    ceiling for whole requests (prefill + decode) is lower than the decode-only one.
     """
-    import llama_cpp
 
-    llama_cpp.llama_backend_init()
-    handle = llama_cpp.llama_model_load_from_file(str(model).encode(), llama_cpp.llama_model_default_params())
-    rates = []
-    try:
-        for count in (1, sequences):
-            params = llama_cpp.llama_context_default_params()
-            params.n_ctx, params.n_batch, params.n_ubatch = 256 * count, 64, 64
-            params.n_seq_max, params.n_threads, params.n_threads_batch = count, threads, threads
-            context = llama_cpp.llama_init_from_model(handle, params)
-            batch = llama_cpp.llama_batch_init(64, 0, 1)
-            started = time.perf_counter()
-            for step in range(steps):
-                for slot in range(count):
-                    batch.token[slot], batch.pos[slot], batch.n_seq_id[slot] = 100 + slot, step, 1
-                    batch.seq_id[slot][0], batch.logits[slot] = slot, True
-                batch.n_tokens = count
-                if llama_cpp.llama_decode(context, batch) != 0:
-                    raise RuntimeError("llama_decode failed")
-            rates.append(count * steps / (time.perf_counter() - started))
+    def __init__(self, model: Path, threads: int) -> None:
+        from serve.engine.model import LoadedModel
+
+        self.model = LoadedModel.load(model)
+        self.threads = threads
+        self.prompts = [self.model.tokenize(self.model.render_chat([{"role": "user", "content": p}]))
+                        for p in PROMPTS]
+        preamble = self.model.tokenize(self.model.chat_preamble())
+        self.shared = next((i for i, (a, b) in enumerate(zip(preamble, self.prompts[0])) if a != b),
+                           min(len(preamble), len(self.prompts[0])))
+
+    def close(self) -> None:
+        self.model.close()
+
+    def rate(self, sequences: int, steps: int, prefill_from: int | None) -> float:
+        """Completion tokens/s of ``len(PROMPTS)`` requests run ``sequences`` at a time.
+
+        ``prefill_from`` None: decode steps only; else each prompt's tokens from that index on are
+        prefilled first (0: the whole prompt; the shared preamble length: what the API computes).
+        """
+        import llama_cpp
+
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx, params.n_batch, params.n_ubatch = 256 * sequences, 512, 512
+        params.n_seq_max, params.n_threads, params.n_threads_batch = sequences, self.threads, self.threads
+        context = llama_cpp.llama_init_from_model(self.model.handle, params)
+        memory = llama_cpp.llama_get_memory(context)
+        batch = llama_cpp.llama_batch_init(512, 0, 1)
+
+        def decode(entries: list[tuple[int, int, int, bool]]) -> None:
+            for index, (token, position, slot, logits) in enumerate(entries):
+                batch.token[index], batch.pos[index], batch.n_seq_id[index] = token, position, 1
+                batch.seq_id[index][0], batch.logits[index] = slot, logits
+            batch.n_tokens = len(entries)
+            if llama_cpp.llama_decode(context, batch) != 0:
+                raise RuntimeError("llama_decode failed")
+
+        started = time.perf_counter()
+        try:
+            for first in range(0, len(self.prompts), sequences):
+                group = self.prompts[first:first + sequences]
+                llama_cpp.llama_memory_clear(memory, True)
+                start = [0 if prefill_from is None else len(prompt) for prompt in group]
+                if prefill_from is not None:
+                    decode([(token, position, slot, position == len(prompt) - 1)
+                            for slot, prompt in enumerate(group)
+                            for position, token in enumerate(prompt) if position >= prefill_from])
+                for step in range(steps):
+                    decode([(100 + slot, start[slot] + step, slot, True) for slot in range(len(group))])
+        finally:
             llama_cpp.llama_batch_free(batch)
             llama_cpp.llama_free(context)
+        return len(self.prompts) * steps / (time.perf_counter() - started)
+
+
+def bare_ceilings(model: Path, threads: int, steps: int, rounds: int = 2) -> dict[str, tuple[float, float]]:
+    """Median 1-at-a-time and 8-at-a-time rates per workload, the two measured alternately."""
+    decoder = BareDecoder(model, threads)
+    workloads = {
+        "decode steps only": None,
+        "whole requests (prefill + decode)": 0,
+        f"whole requests, {decoder.shared}-token chat preamble computed once (as the API does)": decoder.shared,
+    }
+    try:
+        rates: dict[str, tuple[float, float]] = {}
+        for name, prefill_from in workloads.items():
+            runs = [(decoder.rate(1, steps, prefill_from), decoder.rate(8, steps, prefill_from))
+                    for _ in range(rounds)]
+            rates[name] = (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs))
+        return rates
     finally:
-        llama_cpp.llama_model_free(handle)
-    return rates[0], rates[1]
+        decoder.close()
 
 
 def main() -> int:
@@ -242,13 +296,18 @@ def main() -> int:
             server.terminate()
             server.wait(timeout=60)
 
-    single, batched = raw_batch_ceiling(model, args.threads)
-    print(f"\nbare llama_decode, 1 vs 8 sequences: {single:.1f} vs {batched:.1f} tokens/s "
-          f"= {batched / single:.2f}x (this machine's ceiling for the 8-client ratio)")
+    print(f"\nbare llama_decode, 1 vs 8 sequences at a time, {len(PROMPTS)} prompts x {args.max_tokens} tokens "
+          "(this machine's ceiling for the 8-client ratio):")
+    ceilings = bare_ceilings(model, args.threads, args.max_tokens)
+    for name, (single, batched) in ceilings.items():
+        print(f"  {name}: {single:.1f} vs {batched:.1f} tokens/s = {batched / single:.2f}x")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     print(f"streaming API / direct llama_cpp:  {stream_ratio:.2f}x  (median of paired runs; bar >= 0.95x)")
     if 1 in aggregate and 8 in aggregate:
-        print(f"aggregate 8 clients / 1 client:    {aggregate[8] / aggregate[1]:.2f}x  (bar >= 2x)")
+        ratio = aggregate[8] / aggregate[1]
+        single, batched = list(ceilings.values())[-1]
+        print(f"aggregate 8 clients / 1 client:    {ratio:.2f}x  (bar >= 2x; "
+              f"{ratio / (batched / single):.0%} of the bare whole-request ceiling with the same preamble reuse)")
     return 0
 
 
