@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from multiprocessing import get_context
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,6 +31,7 @@ from deid.anonymize.operators import Anonymizer
 from deid.anonymize.scrubber import Detector, Scrubber
 from deid.anonymize.surrogates import SurrogateFactory
 from deid.config import DeidConfig
+from deid.detection.parallel import worker_context
 from deid.errors import RunInputError, UnsupportedFormatError
 from deid.journal import FileProgress, Journal
 from deid.keystore import Keystore
@@ -475,7 +475,7 @@ def deidentify(
             config, keystore.secret(SURROGATE_SECRET), keystore.secret(DOCUMENT_SECRET), index, keep_originals=vault is not None
         )
         executor = (
-            ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(spec,))
+            ProcessPoolExecutor(workers, mp_context=worker_context(), initializer=_init_worker, initargs=(spec,))
             if workers > 1
             else None
         )

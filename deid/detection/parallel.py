@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
+from multiprocessing.context import BaseContext
 from multiprocessing.pool import Pool
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -25,10 +26,22 @@ if TYPE_CHECKING:
     from deid.detection.engine import PhiDetector
 
 Chunk = list[tuple[str, Sequence[KnownPhi]]]
-ENGINE_MODULE = "deid.detection.engine"
+# Imported once by the fork server, before it forks any worker: the heavy part of a worker's start.
+PRELOAD_MODULES = ["deid.detection.engine", "deid.pipeline"]
 
 # Per-process state of a pool worker, set once by the initializer; never used in the parent.
 _worker_detector: list[PhiDetector] = []
+
+
+def worker_context() -> BaseContext:
+    """The start method for detection workers: a fork server that has imported Presidio, spaCy and
+    the pipeline once, where the platform has one; plain ``spawn`` elsewhere. Every pool of the
+    process shares the one fork server, so all of them ask for the same preload."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD_MODULES)
+    return context
 
 
 def _initialize(config: DeidConfig) -> None:
@@ -57,12 +70,7 @@ class DetectorPool:
         self._pool: Pool | None = None
 
     def __enter__(self) -> DetectorPool:
-        if "forkserver" in multiprocessing.get_all_start_methods():
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([ENGINE_MODULE])
-        else:
-            context = multiprocessing.get_context("spawn")
-        self._pool = context.Pool(self.workers, initializer=_initialize, initargs=(self.config,))
+        self._pool = worker_context().Pool(self.workers, initializer=_initialize, initargs=(self.config,))
         return self
 
     def __exit__(
