@@ -32,7 +32,9 @@ PAGER_AFTER_WORDS = re.compile(
 # International and free-form numbers: "+44 20 7946 0958", or any 7-15 digit run in groups after a label.
 PLUS_NUMBER = re.compile(r"(?<![\w+])\+\d[\d \-.()]{6,18}\d(?![\d\-])")
 LABELLED_ANY = re.compile(
-    r"(?:phone|tel|telephone|cell|mobile|fax|call me at|call|contact|pager|messages to)\.?[ \t]*(?:#|no\.?|number)?[ \t]*[:#]?[ \t]*"
+    r"(?:phone|tel|telephone|cell|mobile|fax|call|contact|pager|messages to|"
+    r"(?:call|reach|text|page|contact)(?:ed)?[ \t]+(?:me|him|her|them|us|pt|patient|family)[ \t]+(?:at|on)|"
+    r"(?:reached|reachable|answering|available)[ \t]+(?:at|on))\.?[ \t]*(?:#|no\.?|number)?[ \t]*[:#]?[ \t]*"
     r"(?P<number>\(?\+?\d[\d \-.()]{5,18}\d)(?![\d/%])",
     re.IGNORECASE,
 )

@@ -98,6 +98,9 @@ def test_phone_fax_pager() -> None:
     assert spans(recognizer, "BP 132/76 HR 88 plt 150000 ph 7.38") == []
     assert spans(recognizer, "Phone: 0490 75 40 81; office +44 20 7946 0958") == ["0490 75 40 81", "+44 20 7946 0958"]
     assert spans(recognizer, "Please page NP at #5432 with questions.") == ["5432"]
+    assert spans(recognizer, "wife can be reached at 617 555 0199 after 5; call me on 01.84.17.61.18") == [
+        "617 555 0199", "01.84.17.61.18"]
+    assert spans(recognizer, "pt available at 1400 for PT, reached at 12:30") == []
     assert spans(recognizer, "paged Dr. Ng at 1400, bed #12 ready") == []
 
 
