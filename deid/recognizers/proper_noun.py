@@ -20,8 +20,9 @@ from deid.recognizers.clinical_terms import DRUG_ENDINGS
 from deid.recognizers.dictionary_name import EPONYM_USE
 from deid.recognizers.name_words import words
 
-# Capital then lower case, parts joined by an apostrophe or hyphen: "Oyelaran", "O'Dwyer", "Kaczmarek-Olt".
-PROPER_SHAPE = re.compile(r"[A-Z][a-z]{2,}(?:['\-][A-Z]?[a-z]+)*|[A-Z]'[A-Z][a-z]{2,}")
+# Capital then lower case, in any script, parts joined by an apostrophe or hyphen: "Oyelaran",
+# "O'Dwyer", "Kaczmarek-Olt", "Oddgeirsdóttir".
+PROPER_SHAPE = re.compile(r"[^\W\d_a-z](?:[^\W\d_A-Z]){2,}(?:['\-][^\W\d_]?[^\W\d_A-Z]+)*|[^\W\d_a-z]'[^\W\d_a-z][^\W\d_A-Z]{2,}")
 # What may stand before a mid-sentence word: anything but the end of a sentence, a header or a list mark.
 SENTENCE_START = re.compile(r"(?:^|[.!?:;•*>\n]|\d[.)]|--?)[ \t\"'(\[]*$")
 LOOK_BACK = 12

@@ -73,9 +73,16 @@ PERSON_VERB_AFTER = re.compile(
     r"agrees|agreed|expressed|phoned|visited|will call|called|calls)(?![A-Za-z])",
     re.IGNORECASE,
 )
-VOWEL = re.compile(r"[aeiouy]", re.IGNORECASE)
+# Plainer verbs say less ("Mark was noted"), so before these only a word no list knows, or a listed
+# name that is no word, counts: "Tomomi is from Ohio", "Shovda spent a year abroad".
+SUBJECT_VERB_AFTER = re.compile(
+    r"[ \t]+(?:is|was|has|had|will|spent|went|came|lives|lived|works|worked|remains|returned|arrived|left|told|"
+    r"shouted|denies|denied|declined|refused|prefers|understands|knows)(?![A-Za-z])",
+    re.IGNORECASE,
+)
+VOWEL = re.compile(r"[aeiouyà-ÿ]", re.IGNORECASE)
 ROLE_WORDS = frozenset({"cm", "resident", "attending", "fellow", "intern"})
-PRECEDING_TOKEN = re.compile(r"([A-Za-z][A-Za-z'\-]*\.?)[ \t,]{0,3}$")
+PRECEDING_TOKEN = re.compile(r"([^\W\d_](?:[^\W\d_]|['\-])*\.?)[ \t,]{0,3}$")  # any script: "Oddgeirsdóttir"
 
 
 class TitledNameRecognizer(LexiconRecognizer):
@@ -110,6 +117,7 @@ class TitledNameRecognizer(LexiconRecognizer):
         results.extend(self._before_relation(text, style))
         results.extend(self._before_cue(text, style, STATUS_AFTER, lambda word: self._accepts(word, style, title=False)))
         results.extend(self._before_cue(text, style, PERSON_VERB_AFTER, lambda word: self._speaker(word, style)))
+        results.extend(self._before_cue(text, style, SUBJECT_VERB_AFTER, lambda word: self._speaker(word, style, given=False)))
         return results
 
     def _after_honorific(self, word: Word, honorific: bool) -> bool:
@@ -203,27 +211,32 @@ class TitledNameRecognizer(LexiconRecognizer):
             results.append(self.result(start, word.end, Entity.PATIENT.value, 0.6))
         return results
 
-    def _speaker(self, word: Word, style: NoteStyle) -> bool:
+    def _speaker(self, word: Word, style: NoteStyle, given: bool = True) -> bool:
         """The subject of a person's verb is a name if it is no English or clinical word, or, in
         mixed case, a capitalised given name even if it is also a word ("Mark called")."""
         lower = word.lower
         if not looks_like_name(word, self.lexicon, style) or (style is NoteStyle.MIXED and not is_capitalized(word)):
             return False
         strange = len(lower) >= 4 and VOWEL.search(lower) is not None and self.lexicon.is_unknown(lower)
-        given = style is NoteStyle.MIXED and lower in self.lexicon.first_names
-        return strange or given or lexicon_name_only(self.lexicon, lower)
+        listed_given = given and style is NoteStyle.MIXED and lower in self.lexicon.first_names
+        return strange or listed_given or lexicon_name_only(self.lexicon, lower)
 
     def _name_start(self, text: str, word: Word, style: NoteStyle) -> int:
-        """Where the name ending in ``word`` starts: a first name or initial right before it joins
-        ("Jim Doherty aware")."""
-        match = _last_token_before(text, word.start)
-        if match is None or text[match.end() : word.start] not in (" ", ". "):
-            return word.start
-        before = Word(match.start(), match.end(), match.group())
-        listed = before.is_initial or (looks_like_name(before, self.lexicon, style) and self.lexicon.is_name(before.lower))
-        if listed and (style is not NoteStyle.MIXED or before.text[0].isupper()):
-            return before.start
-        return word.start
+        """Where the name ending in ``word`` starts: up to two first names or initials right before
+        it join ("Jim Doherty aware", "Mohmad R. Vizirov will")."""
+        start = word.start
+        for _ in range(2):
+            match = _last_token_before(text, start)
+            if match is None or text[match.end() : start] not in (" ", ". "):
+                break
+            before = Word(match.start(), match.end(), match.group())
+            name_like = looks_like_name(before, self.lexicon, style) and (
+                self.lexicon.is_name(before.lower) or (style is NoteStyle.MIXED and self.lexicon.is_unknown(before.lower))
+            )
+            if not (before.is_initial or name_like) or (style is NoteStyle.MIXED and not before.text[0].isupper()):
+                break
+            start = before.start
+        return start
 
     def _named_by_relation(self, word: Word, style: NoteStyle) -> bool:
         """The apposition is as firm a cue as a title, so a name that is also a word ("Mark") counts."""

@@ -163,6 +163,8 @@ def test_ages_left_alone(text: str) -> None:
         ("Addendum: Ms. Delacroix-Wu was seen today.", "Delacroix-Wu", "PATIENT"),
         ("Per Dr. Vass and Dr. Ng, continue.", "Ng", "CLINICIAN"),
         ("Mark called and was updated.", "Mark", "PATIENT"),
+        ("Shovda is very reliable and visits daily.", "Shovda", "PATIENT"),
+        ("Stefanía K. Oddgeirsdóttir will be here at noon.", "Stefanía K. Oddgeirsdóttir", "PATIENT"),
         ("Dr. Foley aware of u/o", "Foley", "CLINICIAN"),
         ("DOB 07/08/62. ORBRANDUR WOULD LIKE CALL BACK", "ORBRANDUR", "PATIENT"),
     ],
@@ -177,7 +179,8 @@ def test_titled_names(lexicon: Lexicon, text: str, name: str, entity: str) -> No
     ["wife at bedside", "son in to visit", "dr aware", "pt tolerating diet", "Seen by cardiology",
      "Discussed with family, pt's daughter upset.", "Lasix given, pt's son at bedside.", "Spoke with Nursing, pt's son aware",
      "Resident aware.", "HO aware, will monitor.", "Pharmacy notified.", "Renal aware", "micu team aware",
-     "Pt states pain 4/10.", "pts would like to rest", "Pt given Lasix with Good effect", "Pharmacy called re: dose.", "Lab called with critical K.", "Family requested meeting.", "Nsg called re labs", "He states he is fine"],
+     "Pt states pain 4/10.", "pts would like to rest", "Pt given Lasix with Good effect", "Pharmacy called re: dose.", "Lab called with critical K.", "Mark was noted on the skin.",
+     "Heparin was held.", "Family requested meeting.", "Nsg called re labs", "He states he is fine"],
 )
 def test_titled_names_left_alone(lexicon: Lexicon, text: str) -> None:
     assert spans(TitledNameRecognizer(lexicon), text) == []
@@ -239,6 +242,7 @@ def test_address_cue_stops_at_the_sentence_end_after_a_zip_code() -> None:
     [
         ("Plan reviewed with family and Kaczmarek-Olt at the bedside this evening.", ["Kaczmarek-Olt"]),
         ("Pt's daughter called from work and said Oyelaran will visit tomorrow.", ["Oyelaran"]),
+        ("Plan discussed with Oddgeirsdóttir over the phone.", ["Oddgeirsdóttir"]),
     ],
 )
 def test_unknown_proper_nouns_mid_sentence(lexicon: Lexicon, text: str, expected: list[str]) -> None:
