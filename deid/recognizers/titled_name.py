@@ -81,6 +81,15 @@ SUBJECT_VERB_AFTER = re.compile(
     re.IGNORECASE,
 )
 VOWEL = re.compile(r"[aeiouyà-ÿ]", re.IGNORECASE)
+# Surnames that are also what "per" measures or cites ("2 tabs per day.", "per house officer").
+NOT_REPORTERS = frozenset(
+    "day days week weeks month hour hours shift dose night morning evening minute house nurse lab floor scale work "
+    "case medicine rounds burn unit team care order orders policy chart report plan protocol kilo pound liter".split()
+)
+ROLE_OR_END_AFTER = re.compile(
+    r"[ \t]*(?:[.;]|$|,|\n|[ \t](?:cm|rn|md|np|pa|sw|pt|ot|rrt|do|from|of|in[ \t]+(?:pharmacy|rad|radiology|micu|sicu|ccu))\b)",
+    re.IGNORECASE,
+)
 ROLE_WORDS = frozenset({"cm", "resident", "attending", "fellow", "intern"})
 PRECEDING_TOKEN = re.compile(r"([^\W\d_](?:[^\W\d_]|['\-])*\.?)[ \t,]{0,3}$")  # any script: "Oddgeirsdóttir"
 
@@ -104,7 +113,10 @@ class TitledNameRecognizer(LexiconRecognizer):
             cue = trigger.group("clin_cue") or ""
             honorific = trigger.group().lower() in HONORIFICS and style is NoteStyle.MIXED
             if not (
-                self._after_honorific(word, honorific) or self._accepts(word, style, title, cue) or self._two_word_name(text, word, style)
+                self._after_honorific(word, honorific)
+                or self._accepts(word, style, title, cue)
+                or self._two_word_name(text, word, style)
+                or self._reported_surname(text, word, style, cue)
             ):
                 continue
             start, end = extend_name(text, word, self.lexicon, style)
@@ -119,6 +131,15 @@ class TitledNameRecognizer(LexiconRecognizer):
         results.extend(self._before_cue(text, style, PERSON_VERB_AFTER, lambda word: self._speaker(word, style)))
         results.extend(self._before_cue(text, style, SUBJECT_VERB_AFTER, lambda word: self._speaker(word, style, given=False)))
         return results
+
+    def _reported_surname(self, text: str, word: Word, style: NoteStyle, cue: str) -> bool:
+        """"extubated per fuller.", "d/w dean cm": in a one-case note, a listed surname that is also a
+        word counts after a reporting cue when the sentence or a role ends right after it."""
+        if style is NoteStyle.MIXED or cue.lower() not in REPORTING_CUES or word.lower not in self.lexicon.last_names:
+            return False
+        if word.lower in self.lexicon.clinical_terms or word.lower in self.lexicon.stop_words or word.lower in NOT_REPORTERS:
+            return False
+        return ROLE_OR_END_AFTER.match(text, word.end) is not None
 
     def _after_honorific(self, word: Word, honorific: bool) -> bool:
         """"Ms. Delacroix", "Dr. Ng", "Dr. Foley": after an honorific in mixed case, a capitalised

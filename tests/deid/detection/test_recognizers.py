@@ -164,6 +164,8 @@ def test_ages_left_alone(text: str) -> None:
         ("Per Dr. Vass and Dr. Ng, continue.", "Ng", "CLINICIAN"),
         ("Mark called and was updated.", "Mark", "PATIENT"),
         ("Shovda is very reliable and visits daily.", "Shovda", "PATIENT"),
+        ("resp: pt extubated this am per fuller. sx for thick tan secretions.", "fuller", "CLINICIAN"),
+        ("call back in am. d/w dean cm. pt resting", "dean", "CLINICIAN"),
         ("Stefanía K. Oddgeirsdóttir will be here at noon.", "Stefanía K. Oddgeirsdóttir", "PATIENT"),
         ("Dr. Foley aware of u/o", "Foley", "CLINICIAN"),
         ("DOB 07/08/62. ORBRANDUR WOULD LIKE CALL BACK", "ORBRANDUR", "PATIENT"),
@@ -179,7 +181,8 @@ def test_titled_names(lexicon: Lexicon, text: str, name: str, entity: str) -> No
     ["wife at bedside", "son in to visit", "dr aware", "pt tolerating diet", "Seen by cardiology",
      "Discussed with family, pt's daughter upset.", "Lasix given, pt's son at bedside.", "Spoke with Nursing, pt's son aware",
      "Resident aware.", "HO aware, will monitor.", "Pharmacy notified.", "Renal aware", "micu team aware",
-     "Pt states pain 4/10.", "pts would like to rest", "Pt given Lasix with Good effect", "Pharmacy called re: dose.", "Lab called with critical K.", "Mark was noted on the skin.",
+     "Pt states pain 4/10.", "pts would like to rest", "Pt given Lasix with Good effect", "Pharmacy called re: dose.", "Lab called with critical K.", "Mark was noted on the skin.", "take 2 tabs per day. pt tolerating diet",
+     "ok per nurse. pt resting", "fluid restriction per renal. pt resting",
      "Heparin was held.", "Family requested meeting.", "Nsg called re labs", "He states he is fine"],
 )
 def test_titled_names_left_alone(lexicon: Lexicon, text: str) -> None:
