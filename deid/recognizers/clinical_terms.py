@@ -1,7 +1,7 @@
 """Clinical words that must never be taken for a name or place on their own.
 
 Built by the project from common ICU, ward and clinic shorthand: abbreviations, drugs, devices,
-units and note headers. Many collide with surnames or first names in the census lists
+tube feeds, wound products, charting systems, units and note headers. Many collide with surnames or first names in the census lists
 ("foley", "cv", "lasix", "art", "pat"); a hit on one of these is PHI only with strong context
 (a title such as "Dr" right before it).
 """
@@ -48,6 +48,10 @@ son sons wife husband daughter friend niece nephew sister brother mother father 
 dtr neighbor neighbour grandson granddaughter stepson stepdaughter boyfriend girlfriend fiance fiancee hcp
 mallampati trendelenburg kussmaul homans korotkoff valsalva tinel lachman seldinger broviac sengstaken pleurx
 tenckhoff kerlix allevyn xeroform medipore telfa glu trop phos ckmb percocet kayexalate
+omnicell carevue metavision cerner meditech webomr alaris medfusion jevity osmolite nepro glucerna vivonex peptamen
+isosource pulmocare novasource beneprotein thickit juven prosource arginaid primafit provon dakins santyl mepitel
+adaptic acticoat aquaphor criticaid calmoseptine desitin baza lantiseptic peridex biotene yankauer portex tracoe
+ventimask vapotherm optiflow airvo respironics avea ltv
 """ .split()
 
 CLINICAL_TERMS: frozenset[str] = frozenset(_TERMS)
