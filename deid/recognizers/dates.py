@@ -92,6 +92,8 @@ ORDINAL_DAY = re.compile(
     r"\bthe[ \t]+(?P<day2>(?:[12]?\d|3[01])(?:st|nd|rd|th))[ \t]+of\b",
     re.IGNORECASE,
 )
+SENTENCE_BREAK = re.compile(r"[.;!?](?=\s)|\n")
+SCORE_WORDS = re.compile(r"pain|score|scale|discomfort|ache|relief|rates?\b|rated|severity", re.IGNORECASE)
 FRACTIONS = frozenset({"1/2", "1/3", "2/3", "1/4", "3/4", "1/8", "3/8", "2/4", "5/5"})
 
 
@@ -136,4 +138,13 @@ class DateRecognizer(ClinicalRecognizer):
             return True
         if match.group() in FRACTIONS:
             return False
+        if match.group().endswith("/10") and SCORE_WORDS.search(_same_sentence(text, match.start(), match.end())):
+            return False  # "reports 4/10 incisional pain, relief to 2/10": a pain score, not April 10
         return not (NOT_A_DATE_NEARBY.search(after) or NOT_A_DATE_NEARBY.search(before[-8:]))
+
+
+def _same_sentence(text: str, start: int, end: int, reach: int = 40) -> str:
+    """Up to ``reach`` characters either side of a match, cut at the sentence's own ends."""
+    before = SENTENCE_BREAK.split(text[max(0, start - reach) : start])[-1]
+    after = SENTENCE_BREAK.split(text[end : end + reach])[0]
+    return before + text[start:end] + after

@@ -83,7 +83,8 @@ def test_dates_caught(text: str, expected: list[str]) -> None:
 @pytest.mark.parametrize(
     "text", ["today", "pain 8/10", "1/2 NS", "strength 5/5", "x3 days", "q2h", "2000 ml", "turned at 2000", "@1930 pt slept",
              "shift 0700-1900", "2030 hrs", "3rd degree burn", "on 1-2 L NC", "on 2-4 mcg/kg/min", "in 2-3 days",
-             "on 5-10 units insulin", "ambulated on 2-3 occasions", "BP 120-140", "Q 4-6 hrs"]
+             "on 5-10 units insulin", "ambulated on 2-3 occasions", "BP 120-140", "Q 4-6 hrs",
+             "Pt reports 4/10 incisional pain, relief to 2/10 after Dilaudid"]
 )
 def test_dates_left_alone(text: str) -> None:
     assert spans(DateRecognizer(), text) == []
