@@ -28,7 +28,8 @@ CONNECTORS = frozenset({"of", "the", "and", "st", "st.", "saint", "&", "mt", "mt
 STOP_BEFORE = frozenset(
     "to from at in the a an this that our outside osh local nearby his her their transferred admitted sent via "
     "returned discharged home with for by on and or was is per pt pt's patient patient's my your same other another "
-    "any which what nearest".split()
+    "any which what nearest will would need needs needed require requires requested request refer referred "
+    "consider considering possible plan planned pending awaiting await into onto about if not no".split()
 )
 WARD = re.compile(
     r"(?<![\w/])(?:\d{1,2}[A-Za-z]?[ \t]?(?:west|east|north|south)(?![A-Za-z])|"

@@ -252,3 +252,10 @@ def test_saint_without_apostrophe_is_a_hospital_only_for_a_given_name(lexicon: L
     assert found == ["st elizabeths"]
     for text in ["new st changes on ekg", "st depressions noted", "st segments flat"]:
         assert recognizer.analyze(text, []) == []
+
+
+@pytest.mark.parametrize(
+    "text", ["WILL NEED HOSPICE REFERRAL PER PALLIATIVE CARE.", "awaiting rehab center bed", "considering hospice care"]
+)
+def test_a_verb_before_a_facility_word_is_not_its_name(lexicon: Lexicon, text: str) -> None:
+    assert HospitalRecognizer(lexicon).analyze(text, []) == []
