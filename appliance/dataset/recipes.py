@@ -75,6 +75,15 @@ def chunk_text(text: str, limit: int) -> list[str]:
     return chunks
 
 
+def clip_words(text: str, limit: int) -> str:
+    """At most ``limit`` characters, cut at a blank: a half word teaches the model nothing and, to
+    the PHI gate's re-scan, looks like an unknown proper noun ("No Known Alle")."""
+    if len(text) <= limit:
+        return text
+    cut = max(text.rfind(" ", 0, limit + 1), text.rfind("\n", 0, limit + 1))
+    return text[:cut].rstrip() if cut > 0 else text[:limit]
+
+
 def _pieces(text: str, limit: int) -> list[str]:
     pieces: list[str] = []
     for line in text.splitlines():
@@ -130,14 +139,14 @@ def record_instruction_examples(corpus: Corpus, config: DatasetConfig) -> list[E
             prompt, answer = TREATED_FOR, f"The record lists these conditions:\n{_listing(facts.conditions)}"
         else:
             continue
-        examples.append(_chat("record_instructions", group, prompt[: limit // 2], answer[: limit // 2]))
+        examples.append(_chat("record_instructions", group, clip_words(prompt, limit // 2), clip_words(answer, limit // 2)))
     for doc in corpus.documents:
         parts = split_assessment_plan(doc.text)
         if parts is None:
             continue
         body, plan = parts
-        plan = plan[: limit // 3]
-        body = body[: max(0, limit - len(plan) - len(SUMMARY_INSTRUCTION) - 8)]
+        plan = clip_words(plan, limit // 3)
+        body = clip_words(body, max(0, limit - len(plan) - len(SUMMARY_INSTRUCTION) - 8))
         example = _chat("record_instructions", doc.group, f"{SUMMARY_INSTRUCTION}\n\n{body}", plan)
         example.document = doc.key
         examples.append(example)

@@ -24,7 +24,7 @@ from deid.recognizers.name_words import words
 # "O'Dwyer", "Kaczmarek-Olt", "Oddgeirsdóttir".
 PROPER_SHAPE = re.compile(r"[^\W\d_a-z](?:[^\W\d_A-Z]){2,}(?:['\-][^\W\d_]?[^\W\d_A-Z]+)*|[^\W\d_a-z]'[^\W\d_a-z][^\W\d_A-Z]{2,}")
 # What may stand before a mid-sentence word: anything but the end of a sentence, a header or a list mark.
-SENTENCE_START = re.compile(r"(?:^|[.!?:;•*>\n]|\d[.)]|--?)[ \t\"'(\[]*$")
+SENTENCE_START = re.compile(r"(?:^|[.!?:;•*>#|\n]|\d[.)]|--?)[ \t\"'(\[]*$")
 LOOK_BACK = 12
 # A grade after the word makes it a scale, not a person: "Mallampati II", "Forrest IIb".
 GRADE_AFTER = re.compile(r"[ \t]+(?:I{1,3}|IV|V)[ab]?\b")

@@ -18,6 +18,7 @@ from appliance.dataset.config import DatasetConfig, RecipeMix
 from appliance.dataset.dedupe import duplicate_indices
 from appliance.dataset.qa import read_qa_file
 from appliance.dataset.recipes import (
+    clip_words,
     SUMMARY_INSTRUCTION,
     TREATED_FOR,
     Example,
@@ -260,3 +261,9 @@ def test_cli_dataset_build(tmp_path: Path) -> None:
     )
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
     assert "nope" in missing.stderr
+
+
+def test_clipped_text_never_ends_in_half_a_word() -> None:
+    assert clip_words("No Known Allergies. Medications: none", 14) == "No Known"
+    assert clip_words("No Known Allergies", 18) == "No Known Allergies"
+    assert clip_words("Pneumonoultramicroscopic", 10) == "Pneumonoul"  # no blank to cut at: a hard cut

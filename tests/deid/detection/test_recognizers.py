@@ -261,6 +261,7 @@ def test_unknown_proper_nouns_mid_sentence(lexicon: Lexicon, text: str, expected
         "PT RECEIVED PROTONIX. SEEN BY OYELARAN TODAY. NO EVENTS OVERNIGHT.",  # capitals mean nothing here
         "Airway Mallampati II, neck supple. History of Kawasaki disease as a child.",
         "Heme: Hct stable. Neuro: intact. Cards following, Renal consulted.",
+        "# Medicat\n## Plan",  # a markdown header, and a word cut short at the end of a chunk
     ],
 )
 def test_unknown_proper_nouns_left_alone(lexicon: Lexicon, text: str) -> None:
