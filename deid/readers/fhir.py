@@ -9,7 +9,7 @@ from typing import Any
 
 from deid.readers.base import ReaderContext, RecordFormat, Unit, UnitResult
 from deid.readers.fhir_resource import ResourceScrubber
-from deid.readers.jsonl import decode_object, line_units
+from deid.readers.jsonl import JsonLinesFormat, decode_object
 from deid.readers.text import MAX_NOTE_BYTES
 
 
@@ -19,19 +19,10 @@ def _identity(resource: dict[str, Any], fallback: str) -> str:
     return fallback
 
 
-class FhirNdjsonFormat(RecordFormat):
+class FhirNdjsonFormat(JsonLinesFormat):
     name = "fhir-ndjson"
 
-    def units(self, path: Path, source: str, start: int, start_line: int) -> Iterator[tuple[Unit, int, int]]:
-        return line_units(path, source, start, start_line)
-
-    def transform(self, unit: Unit, context: ReaderContext) -> UnitResult:
-        raw: bytes = unit.data
-        if not raw.strip():
-            return UnitResult(raw)
-        resource = decode_object(raw)
-        if isinstance(resource, tuple):
-            return UnitResult(b"", malformed=[(unit.position, *resource)])
+    def transform_object(self, resource: dict[str, Any], raw: bytes, unit: Unit, context: ReaderContext) -> UnitResult:
         if not isinstance(resource.get("resourceType"), str):
             return UnitResult(b"", malformed=[(unit.position, "no_resource_type", "no resourceType")])
         scrubbed, applied = ResourceScrubber(context).scrub(resource)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from abc import abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from deid.anonymize.operators import AppliedSpan
 from deid.readers.base import ReaderContext, RecordFormat, Unit, UnitResult
@@ -25,24 +27,31 @@ def decode_object(raw: bytes) -> dict | tuple[str, str]:
     return value
 
 
-def line_units(path: Path, source: str, start: int, start_line: int) -> Iterator[tuple[Unit, int, int]]:
-    for number, raw, offset in lines_from(path, start, start_line):
-        yield Unit(source, f"{source}:{number}", raw), offset, number
-
-
-class JsonlFormat(RecordFormat):
-    name = "jsonl"
+class JsonLinesFormat(RecordFormat):
+    """One JSON object per line: a blank line passes through, a line that is no object is
+    reported; subclasses say what to do with each object."""
 
     def units(self, path: Path, source: str, start: int, start_line: int) -> Iterator[tuple[Unit, int, int]]:
-        return line_units(path, source, start, start_line)
+        for number, raw, offset in lines_from(path, start, start_line):
+            yield Unit(source, f"{source}:{number}", raw), offset, number
 
     def transform(self, unit: Unit, context: ReaderContext) -> UnitResult:
         raw: bytes = unit.data
         if not raw.strip():
             return UnitResult(raw)
-        record = decode_object(raw)
-        if isinstance(record, tuple):
-            return UnitResult(b"", malformed=[(unit.position, *record)])
+        decoded = decode_object(raw)
+        if isinstance(decoded, tuple):
+            return UnitResult(b"", malformed=[(unit.position, *decoded)])
+        return self.transform_object(decoded, raw, unit, context)
+
+    @abstractmethod
+    def transform_object(self, record: dict[str, Any], raw: bytes, unit: Unit, context: ReaderContext) -> UnitResult: ...
+
+
+class JsonlFormat(JsonLinesFormat):
+    name = "jsonl"
+
+    def transform_object(self, record: dict[str, Any], raw: bytes, unit: Unit, context: ReaderContext) -> UnitResult:
         patient = record_patient(record, context, f"file:{unit.source}")
         output: dict = {}
         applied: list[AppliedSpan] = []
