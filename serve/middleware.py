@@ -24,6 +24,12 @@ SECURITY_HEADERS = [
 ]
 
 
+def route_template(scope: Scope) -> str | None:
+    """"/v1/admin/keys/{key_id}", never the raw path: a caller controls that, and it may hold
+    anything. None before routing has matched the request."""
+    return getattr(scope.get("route"), "path", None)
+
+
 class BodyLimit:
     """413 for bodies over the limit, declared (Content-Length) or discovered while reading."""
 
@@ -79,8 +85,7 @@ class Observe:
         try:
             await self.app(scope, receive, tagged)
         finally:
-            route = scope.get("route")
-            label = getattr(route, "path", None) or "unmatched"
+            label = route_template(scope) or "unmatched"
             self.metrics.requests.labels(label, str(status)).inc()
             self.metrics.latency.labels(label).observe(time.perf_counter() - started)
             if status in (413, 429):

@@ -15,6 +15,7 @@ from serve.audit.protocol import RequestRecord
 from serve.auth.keys import ApiKeyStore
 from serve.auth.protocol import KeyInfo, Role
 from serve.errors import AuthenticationError, PermissionDeniedError, RateLimitError
+from serve.middleware import route_template
 
 
 NO_KEY = "none"  # key id and role of a refused request that presented no valid key
@@ -23,12 +24,6 @@ REFUSAL_REASONS: dict[type[Exception], str] = {
     PermissionDeniedError: "forbidden",
     RateLimitError: "rate_limited",
 }
-
-
-def _route_template(request: Request) -> str:
-    """"/v1/admin/keys/{key_id}", never the raw path: a caller controls that, and it may hold anything."""
-    route = request.scope.get("route")
-    return str(getattr(route, "path", "unknown"))
 
 
 @dataclass(frozen=True)
@@ -101,7 +96,7 @@ def require(*roles: Role, metered: bool = False) -> Callable[[Request], Principa
             services.ledger.record(
                 RequestRecord(
                     request_id=f"refused-{uuid.uuid4().hex}",
-                    endpoint=_route_template(request),
+                    endpoint=route_template(request.scope) or "/unmatched",
                     key_id=principal.key_id if principal else NO_KEY,
                     role=principal.role.value if principal else NO_KEY,
                     status=refused.status_code,
