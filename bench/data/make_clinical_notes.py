@@ -293,12 +293,16 @@ def verify(note: dict[str, object]) -> None:
         span["text"] = piece
 
 
-def main() -> None:
-    notes = make_notes()
+def write_notes(notes: list[dict[str, object]], target: Path) -> None:
+    """Check every planted span's offsets, then write the set as JSON Lines."""
     for note in notes:
         verify(note)
-    TARGET.write_text("".join(json.dumps(note) + "\n" for note in notes), encoding="utf-8")
-    print(f"{len(notes)} notes, {sum(len(n['spans']) for n in notes)} PHI spans -> {TARGET}")
+    target.write_text("".join(json.dumps(note) + "\n" for note in notes), encoding="utf-8")
+    print(f"{len(notes)} notes, {sum(len(n['spans']) for n in notes)} PHI spans -> {target}")
+
+
+def main() -> None:
+    write_notes(make_notes(), TARGET)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import json
 import random
 from pathlib import Path
 
-from make_clinical_notes import SLOT, Planter, _ascii, _fill, verify
+from make_clinical_notes import SLOT, Planter, _ascii, _fill, write_notes
 
 TARGET = Path(__file__).with_name("clinical_hard.jsonl")
 SEED = 11
@@ -108,11 +108,7 @@ def make_notes(count: int = NOTES, seed: int = SEED) -> list[dict[str, object]]:
 
 
 def main() -> None:
-    notes = make_notes()
-    for note in notes:
-        verify(note)
-    TARGET.write_text("".join(json.dumps(note) + "\n" for note in notes), encoding="utf-8")
-    print(f"{len(notes)} notes, {sum(len(n['spans']) for n in notes)} PHI spans -> {TARGET}")
+    write_notes(make_notes(), TARGET)
 
 
 if __name__ == "__main__":
