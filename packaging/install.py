@@ -23,7 +23,9 @@ import importlib.util
 import json
 import os
 import pwd
+import re
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -37,6 +39,12 @@ DEFAULT_USER = "medical-appliance"
 UNIT_NAME = "medical-appliance.service"
 INCOMPLETE_MARKER = ".incomplete"
 TRUSTED_KEY_FILE = "release-public-key.pem"
+# The trust anchor and the newest release ever installed live under the prefix, which root owns,
+# never in APPLIANCE_HOME: the service user owns the home, and a key it could swap would let it
+# choose what root installs next.
+TRUST_DIR = "trust"
+HIGHEST_FILE = "highest-release.json"
+_VERSION = re.compile(r"(\d+(?:\.\d+)*)(.*)")
 
 
 class InstallError(Exception):
@@ -248,13 +256,106 @@ def _install_unit(release_dir: Path, prefix: Path, home: Path, user: str, enable
     return local_copy
 
 
+def _trust_dir(prefix: Path) -> Path:
+    return prefix / TRUST_DIR
+
+
+def _owned_safely(path: Path) -> bool:
+    """``path`` and every directory above it belong to us or root and nobody else may write them."""
+    me = os.geteuid()
+    for part in [path, *path.parents]:
+        try:
+            info = part.lstat()
+        except FileNotFoundError:
+            return False
+        if stat.S_ISLNK(info.st_mode) or info.st_uid not in (0, me):
+            return False
+        writable_by_others = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        sticky_dir = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
+        if writable_by_others and not (sticky_dir and part != path.parent):
+            return False
+    return True
+
+
+def trusted_key(prefix: Path) -> Path | None:
+    """The release key remembered by the last install, if nobody but root (or us) could have changed it."""
+    key = _trust_dir(prefix) / TRUSTED_KEY_FILE
+    if not key.is_file():
+        return None
+    if not _owned_safely(key):
+        raise InstallError(
+            f"{key} or a directory above it is writable by another user; it is not trusted. "
+            "Fix the ownership or pass --public-key from a trusted channel"
+        )
+    return key
+
+
+def _remember_key(prefix: Path, key_file: Path) -> None:
+    trust = _trust_dir(prefix)
+    trust.mkdir(mode=0o755, exist_ok=True)
+    target = trust / TRUSTED_KEY_FILE
+    if target.is_file() and target.read_bytes() == key_file.read_bytes():
+        return
+    temporary = trust / f".{TRUSTED_KEY_FILE}.{os.getpid()}"
+    temporary.write_bytes(key_file.read_bytes())
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, target)
+
+
+def release_order(manifest: dict[str, Any]) -> tuple[tuple[int, ...], int, str, str]:
+    """Sort key of a release: its version (a pre-release before the final one), then its signed build time."""
+    match = _VERSION.fullmatch(str(manifest.get("version", "")))
+    numbers, suffix = (tuple(int(n) for n in match.group(1).split(".")), match.group(2)) if match else ((), "")
+    while numbers and numbers[-1] == 0:
+        numbers = numbers[:-1]
+    return numbers, 0 if suffix else 1, suffix, str(manifest.get("created", ""))
+
+
+def _highest_installed(prefix: Path) -> dict[str, Any] | None:
+    record = _trust_dir(prefix) / HIGHEST_FILE
+    if not record.is_file():
+        return None
+    try:
+        value = json.loads(record.read_text())
+    except ValueError:
+        raise InstallError(f"{record} is damaged; remove it only if you know which release is newest") from None
+    return value if isinstance(value, dict) else None
+
+
+def _check_not_downgrade(prefix: Path, manifest: dict[str, Any], allow: bool) -> None:
+    highest = _highest_installed(prefix)
+    if highest is None or release_order(manifest) >= release_order(highest):
+        return
+    if not allow:
+        raise InstallError(
+            f"release {manifest.get('release')} (version {manifest.get('version')}, built {manifest.get('created')}) is older "
+            f"than {highest.get('release')} (version {highest.get('version')}, built {highest.get('created')}), already "
+            "installed here; use 'rollback' to return to an installed release, or --allow-downgrade to install an older one"
+        )
+    _say(f"installing an older release than {highest.get('release')} because --allow-downgrade was given")
+
+
+def _record_installed(prefix: Path, manifest: dict[str, Any]) -> None:
+    highest = _highest_installed(prefix)
+    if highest is not None and release_order(manifest) < release_order(highest):
+        return
+    trust = _trust_dir(prefix)
+    trust.mkdir(mode=0o755, exist_ok=True)
+    temporary = trust / f".{HIGHEST_FILE}.{os.getpid()}"
+    fields = {key: manifest.get(key) for key in ("release", "version", "created")}
+    temporary.write_text(json.dumps(fields, sort_keys=True) + "\n")
+    os.replace(temporary, trust / HIGHEST_FILE)
+
+
 def install(args: argparse.Namespace) -> int:
     prefix, home = args.prefix.resolve(), args.home.resolve()
     verifier = _verifier()
-    trusted = home / TRUSTED_KEY_FILE
-    key_file = args.public_key or (trusted if trusted.is_file() else None)
+    key_file = args.public_key or trusted_key(prefix)
     if key_file is None:
-        raise InstallError("--public-key is required for a first install (the release key's PEM, from a trusted channel)")
+        raise InstallError(
+            "--public-key is required for a first install (the release key's PEM, from a trusted channel)"
+            f"; later installs use the copy kept in {_trust_dir(prefix)}"
+        )
     with _locked(prefix):
         staging = prefix / f".staging-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
@@ -265,6 +366,7 @@ def install(args: argparse.Namespace) -> int:
             return 1
         _say(f"bundle verified: {manifest['name']} {manifest['release']} ({manifest['target']}), key {manifest['key_fingerprint_verified'][:16]}")
         try:
+            _check_not_downgrade(prefix, manifest, args.allow_downgrade)
             return _install_verified(args, prefix, home, staging, manifest, key_file)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -297,8 +399,7 @@ def _install_verified(
         if as_root:
             _ensure_user(user, home)
         admin_key = _first_keys(venv, home, config)
-        if not trusted_key_matches(home, key_file):
-            shutil.copyfile(key_file, home / TRUSTED_KEY_FILE)
+        _remember_key(prefix, key_file)
         if as_root:
             _run(["chown", "-R", f"{user}:{user}", str(home)], "handing the home directory to the service user")
     except BaseException:
@@ -307,6 +408,7 @@ def _install_verified(
     (release_dir / INCOMPLETE_MARKER).unlink()
     before = active_release(prefix)
     activate(prefix, release)
+    _record_installed(prefix, manifest)
     _say(f"release {release} is now current" + (f" (previous: {before})" if before else ""))
     try:
         _run([str(prefix / "current" / "venv" / "bin" / "appliance"), "doctor"], "appliance doctor", _appliance_env(home, config))
@@ -323,11 +425,6 @@ def _install_verified(
     return 0
 
 
-def trusted_key_matches(home: Path, key_file: Path) -> bool:
-    trusted = home / TRUSTED_KEY_FILE
-    return trusted.is_file() and trusted.read_bytes() == key_file.read_bytes()
-
-
 def _restart_service() -> None:
     if os.geteuid() == 0 and _systemd_present() and Path("/etc/systemd/system", UNIT_NAME).is_file():
         _run(["systemctl", "restart", UNIT_NAME], "restarting the service")
@@ -338,13 +435,16 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     do_install = commands.add_parser("install", help="verify a bundle, then install or upgrade to it")
     do_install.add_argument("--bundle", type=Path, required=True)
-    do_install.add_argument("--public-key", type=Path, help=f"release public key (PEM); default: <home>/{TRUSTED_KEY_FILE} from the last install")
+    do_install.add_argument("--public-key", type=Path, help=f"release public key (PEM); default: <prefix>/{TRUST_DIR}/{TRUSTED_KEY_FILE}, kept by the last install")
     do_install.add_argument("--prefix", type=Path, default=DEFAULT_PREFIX)
     do_install.add_argument("--home", type=Path, default=DEFAULT_HOME, help="APPLIANCE_HOME: keys, ledgers, API keys, settings")
     do_install.add_argument("--user", default=DEFAULT_USER, help="service user (created when running as root)")
     do_install.add_argument("--no-user", action="store_true", help="do not create or use a service user")
     do_install.add_argument("--no-systemd", action="store_true", help="render the unit but do not install or start it")
     do_install.add_argument("--force", action="store_true", help="reinstall a release that is installed but not current")
+    do_install.add_argument(
+        "--allow-downgrade", action="store_true", help="install a release older than the newest one ever installed here"
+    )
     do_install.add_argument(
         "--reuse-site-packages",
         type=Path,
