@@ -39,7 +39,7 @@ def _add(a: _Point, b: _Point) -> _Point:
 
 
 def _multiply(scalar: int, point: _Point) -> _Point:
-    result: _Point = (0, 1, 1, 0)
+    result: _Point = _IDENTITY
     while scalar:
         if scalar & 1:
             result = _add(result, point)
@@ -50,6 +50,19 @@ def _multiply(scalar: int, point: _Point) -> _Point:
 
 def _same(a: _Point, b: _Point) -> bool:
     return (a[0] * b[2] - b[0] * a[2]) % _P == 0 and (a[1] * b[2] - b[1] * a[2]) % _P == 0
+
+
+_IDENTITY: _Point = (0, 1, 1, 0)
+
+
+def _small_order(point: _Point) -> bool:
+    """Eight times a point of order 1, 2, 4 or 8 is the identity: such a key or R signs nothing.
+
+    With a small-order public key, one signature can "verify" for many messages (or a key can be
+    chosen to match a forged signature); RFC 8032 leaves the check optional, libsodium and
+    ``cryptography``'s backends make it, and so does this verifier.
+    """
+    return _same(_multiply(8, point), _IDENTITY)
 
 
 def _decode_point(encoded: bytes) -> _Point:
@@ -96,6 +109,10 @@ def verify(public_key: bytes, signature: bytes, message: bytes) -> None:
         raise InvalidSignature("a signature must be 64 bytes")
     point_a = _decode_point(public_key)
     point_r = _decode_point(signature[:32])
+    if _small_order(point_a):
+        raise InvalidSignature("the public key is a point of small order")
+    if _small_order(point_r):
+        raise InvalidSignature("the signature's R is a point of small order")
     s = int.from_bytes(signature[32:], "little")
     if s >= _L:
         raise InvalidSignature("non-canonical signature scalar")

@@ -41,7 +41,7 @@ from typing import Any, BinaryIO
 
 # The sha256 of ed25519.py: checking this one file's hash out of band then vouches for both.
 # tests/bundle/test_signing.py fails when ed25519.py changes and this pin does not.
-ED25519_SHA256 = "c2023db6b3e123f06bd3ad5572496451894d6e47666463e07960296cc41ddd97"
+ED25519_SHA256 = "3f5427aa428d69fe438130219313e2036c6b9a4e46700fe29f188b02a51208ff"
 
 
 def _load_pinned_sibling(name: str, sha256: str) -> ModuleType:
@@ -68,6 +68,9 @@ SIGNATURE_NAME = "manifest.sig"
 CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# Wheels and GGUF files are compressed already: a real bundle unpacks to little more than its size.
+MAX_EXPANSION = 8
+MIN_UNPACKED_LIMIT = 64 << 20
 
 
 class BundleRejected(Exception):
@@ -79,15 +82,43 @@ def key_fingerprint(raw_public_key: bytes) -> str:
     return hashlib.sha256(raw_public_key).hexdigest()
 
 
-def _uncompressed(bundle: Path, scratch: Path) -> Path:
-    """The bundle as a seekable plain tar; compressed input is decompressed into ``scratch``."""
+def _unpacked_limit(bundle: Path, max_unpacked_bytes: int | None) -> int:
+    if max_unpacked_bytes is not None:
+        return max_unpacked_bytes
+    return max(MAX_EXPANSION * bundle.stat().st_size, MIN_UNPACKED_LIMIT)
+
+
+def _too_large(limit: int) -> BundleRejected:
+    return BundleRejected(
+        f"the bundle unpacks to more than {limit} bytes, far more than a real bundle; refused before its signature "
+        "could be checked (pass --max-unpacked-bytes to allow a larger one)"
+    )
+
+
+def _copy_capped(source: BinaryIO, sink: BinaryIO, limit: int) -> None:
+    written = 0
+    while chunk := source.read(CHUNK):
+        written += len(chunk)
+        if written > limit:
+            raise _too_large(limit)
+        sink.write(chunk)
+
+
+def _uncompressed(bundle: Path, scratch: Path, max_unpacked_bytes: int | None = None) -> Path:
+    """The bundle as a seekable plain tar; compressed input is decompressed into ``scratch``.
+
+    The manifest and its signature sit inside the tar, so a compressed bundle must be unpacked
+    before anything in it can be trusted; the unpacked size is capped so that a small hostile file
+    cannot fill the disk first.
+    """
     with open(bundle, "rb") as handle:
         magic = handle.read(4)
     if magic.startswith(GZIP_MAGIC):
         target = scratch / "bundle.tar"
+        limit = _unpacked_limit(bundle, max_unpacked_bytes)
         try:
             with gzip.open(bundle, "rb") as source, open(target, "wb") as sink:
-                shutil.copyfileobj(source, sink, CHUNK)
+                _copy_capped(source, sink, limit)
         except (OSError, EOFError, zlib.error) as error:
             raise BundleRejected(f"corrupt gzip stream: {error}") from None
         return target
@@ -95,9 +126,19 @@ def _uncompressed(bundle: Path, scratch: Path) -> Path:
         target = scratch / "bundle.tar"
         if shutil.which("zstd") is None:
             raise BundleRejected("the bundle is zstd-compressed but the zstd command is not installed")
+        limit = _unpacked_limit(bundle, max_unpacked_bytes)
         with open(target, "wb") as sink:
-            done = subprocess.run(["zstd", "-dcq", str(bundle)], stdout=sink, stderr=subprocess.PIPE)
-        if done.returncode != 0:
+            process = subprocess.Popen(["zstd", "-dcq", str(bundle)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            assert process.stdout is not None
+            try:
+                _copy_capped(process.stdout, sink, limit)
+            except BaseException:
+                process.kill()
+                raise
+            finally:
+                process.stdout.close()
+                returncode = process.wait()
+        if returncode != 0:
             raise BundleRejected("corrupt zstd stream")
         return target
     return bundle
@@ -161,17 +202,20 @@ def _check_zero(handle: BinaryIO, start: int, end: int | None = None) -> None:
                 break
 
 
-def verify(bundle: Path, public_key_pem: bytes, extract_to: Path | None = None) -> dict[str, Any]:
+def verify(
+    bundle: Path, public_key_pem: bytes, extract_to: Path | None = None, max_unpacked_bytes: int | None = None
+) -> dict[str, Any]:
     """Check the bundle completely; with ``extract_to``, also unpack it there (only if it checks out).
 
     Returns the parsed manifest. Raises :class:`BundleRejected` on any problem; a partial
-    extraction is removed before raising.
+    extraction is removed before raising. ``max_unpacked_bytes`` caps a compressed bundle's
+    unpacked size (default: ``MAX_EXPANSION`` times its size).
     """
     if not bundle.is_file():
         raise BundleRejected(f"bundle not found: {bundle}")
     with tempfile.TemporaryDirectory(prefix="bundle-verify-") as scratch:
         os.chmod(scratch, 0o700)
-        plain = _uncompressed(bundle, Path(scratch))
+        plain = _uncompressed(bundle, Path(scratch), max_unpacked_bytes)
         manifest = _verify_plain(plain, public_key_pem)
         if extract_to is not None:
             try:
@@ -256,20 +300,27 @@ def _extract(tar_path: Path, manifest: dict[str, Any], target: Path) -> None:
     root = manifest["root"]
     listed: dict[str, dict[str, Any]] = manifest["files"]
     tar, members = _members(tar_path)
+    written: set[str] = set()
     with tar, open(tar_path, "rb") as handle:
         for member in members:
             relative = _safe_relative(member.name, root)
             if relative not in listed:
                 continue
+            if relative in written or not member.isreg():
+                raise BundleRejected(f"archive changed while extracting: {relative}")
             destination = target / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             handle.seek(member.offset_data)
             digest = hashlib.sha256()
             with open(destination, "xb") as sink:
                 _copy_span(handle, member.size, digest, sink=sink)
-            if digest.hexdigest() != listed[relative]["sha256"]:
+            if digest.hexdigest() != listed[relative]["sha256"] or destination.stat().st_size != listed[relative]["size"]:
                 raise BundleRejected(f"file changed while extracting: {relative}")
             os.chmod(destination, 0o755 if listed[relative].get("executable") else 0o644)
+            written.add(relative)
+    missing = sorted(set(listed) - written)
+    if missing:
+        raise BundleRejected(f"file listed in the signed manifest did not arrive: {missing[0]} ({len(missing)} missing)")
     (target / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
@@ -278,9 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--public-key", type=Path, required=True, help="the release public key (PEM), from a trusted channel")
     parser.add_argument("--extract", type=Path, help="unpack into this empty directory after a successful check")
+    parser.add_argument(
+        "--max-unpacked-bytes", type=int, help=f"largest unpacked size of a compressed bundle (default {MAX_EXPANSION}x its size)"
+    )
     args = parser.parse_args(argv)
     try:
-        manifest = verify(args.bundle, args.public_key.read_bytes(), args.extract)
+        manifest = verify(args.bundle, args.public_key.read_bytes(), args.extract, args.max_unpacked_bytes)
     except (BundleRejected, OSError) as error:
         print(f"REFUSED: {error}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ import json
 import random
 import shutil
 import tarfile
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +38,27 @@ def test_pure_python_ed25519_agrees_with_cryptography() -> None:
             ed25519.verify(raw, bytes(flipped), message)
         with pytest.raises(ed25519.InvalidSignature):
             ed25519.verify(ed25519.public_key_from_pem(public_pem(Ed25519PrivateKey.generate())), signature, message)
+
+
+SMALL_ORDER_POINTS = [
+    (1).to_bytes(32, "little"),  # the identity (order 1)
+    (2**255 - 19 - 1).to_bytes(32, "little"),  # (0, -1), order 2
+    (0).to_bytes(32, "little"),  # (sqrt(-1), 0), order 4
+    ((1 << 255) | 0).to_bytes(32, "little"),  # (-sqrt(-1), 0), order 4
+]
+
+
+def test_small_order_keys_and_r_points_are_refused(release_key: Ed25519PrivateKey, release_pem: bytes) -> None:
+    identity = SMALL_ORDER_POINTS[0]
+    # The classic forgery: key = R = identity, s = 0 satisfies s*B == R + h*A for every message.
+    for message in (b"release 9.9.9", b"anything at all"):
+        with pytest.raises(ed25519.InvalidSignature, match="small order"):
+            ed25519.verify(identity, identity + bytes(32), message)
+    for point in SMALL_ORDER_POINTS:
+        with pytest.raises(ed25519.InvalidSignature, match="public key is a point of small order"):
+            ed25519.verify(point, release_key.sign(b"m"), b"m")
+        with pytest.raises(ed25519.InvalidSignature, match="R is a point of small order"):
+            ed25519.verify(ed25519.public_key_from_pem(release_pem), point + release_key.sign(b"m")[32:], b"m")
 
 
 def test_non_canonical_scalar_and_bad_pem_are_refused(release_key: Ed25519PrivateKey, release_pem: bytes) -> None:
@@ -159,6 +181,59 @@ def test_compressed_bundles_verify_and_corruption_is_refused(
         corrupted.write_bytes(copy)
         with pytest.raises(BundleRejected):
             verify(corrupted, release_pem)
+
+
+@pytest.mark.parametrize("suffix", [".tar.gz", ".tar.zst"])
+def test_a_compressed_bundle_that_unpacks_too_large_is_refused_before_it_fills_the_disk(
+    suffix: str, payload: list[Entry], release_key: Ed25519PrivateKey, release_pem: bytes, tmp_path: Path
+) -> None:
+    import gzip
+    import subprocess
+
+    if suffix == ".tar.zst" and shutil.which("zstd") is None:
+        pytest.skip("the zstd command is not installed")
+    out = tmp_path / f"bundle{suffix}"
+    write_signed_archive(out, payload, dict(MANIFEST_FIELDS), release_key, mtime=0)
+    unpacked = len(gzip.decompress(out.read_bytes())) if suffix == ".tar.gz" else len(
+        subprocess.run(["zstd", "-dcq", str(out)], capture_output=True, check=True).stdout
+    )
+    assert verify(out, release_pem, max_unpacked_bytes=unpacked)["version"] == "9.9.9"
+    with pytest.raises(BundleRejected, match="unpacks to more than"):
+        verify(out, release_pem, max_unpacked_bytes=unpacked - 1)
+    # A bomb: 256 MiB of zeros compress to a few hundred KiB, far past the default 8x expansion.
+    bomb = tmp_path / f"bomb{suffix}"
+    zeros = bytes(256 << 20)
+    if suffix == ".tar.gz":
+        bomb.write_bytes(gzip.compress(zeros, compresslevel=9))
+    else:
+        bomb.write_bytes(subprocess.run(["zstd", "-19", "-c", "-q"], input=zeros, capture_output=True, check=True).stdout)
+    scratch_before = set(Path(tempfile.gettempdir()).glob("bundle-verify-*"))
+    with pytest.raises(BundleRejected, match="unpacks to more than"):
+        verify(bomb, release_pem)
+    assert set(Path(tempfile.gettempdir()).glob("bundle-verify-*")) == scratch_before
+
+
+def test_extraction_refuses_an_archive_that_lost_a_listed_file(
+    signed_bundle: Path, release_pem: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The archive is read twice (check, then unpack); a file gone by the second read is refused."""
+    from appliance.bundle import verify_bundle
+
+    real_members = verify_bundle._members
+    calls = {"n": 0}
+
+    def second_read_drops_a_file(tar_path: Path):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        tar, members = real_members(tar_path)
+        if calls["n"] == 2:
+            members = [member for member in members if not member.name.endswith("notes.txt")]
+        return tar, members
+
+    monkeypatch.setattr(verify_bundle, "_members", second_read_drops_a_file)
+    target = tmp_path / "extracted"
+    with pytest.raises(BundleRejected, match="did not arrive: docs/notes.txt"):
+        verify(signed_bundle, release_pem, target)
+    assert not target.exists()
 
 
 def test_manifest_lists_hash_size_and_payload_digest(signed_bundle: Path, release_pem: bytes, payload: list[Entry]) -> None:
