@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from appliance.config import ApplianceSettings
@@ -24,10 +25,11 @@ from appliance.errors import ApplianceError, ConfigError
 from appliance.models import check_gguf_file, embedded_model_path
 from appliance.offline import go_offline
 from serve.audit.router import build_router as audit_router
-from serve.audit.service import RequestLedger
+from serve.audit.service import LedgerTarget, RequestLedger, refusal_recorder
 from serve.auth.keys import ApiKeyStore
 from serve.auth.router import build_router as keys_router
-from serve.auth.service import Authenticator, RateLimiter
+from serve.auth.protocol import Role
+from serve.auth.service import Authenticator, Principal, RateLimiter, require
 from serve.chat.router import build_router as chat_router
 from serve.chat.service import ChatService
 from serve.consult.router import build_router as consult_router
@@ -91,7 +93,18 @@ def create_app(settings: ApplianceSettings, *, replica: str | None = None) -> Fa
     replica = replica or replica_name(settings)
     metrics = ApiMetrics()
     models = ModelService(config, model_path, config.adapter)
-    ledger = RequestLedger(settings, settings.ledger_dir / f"api-{replica}.jsonl", replica)
+    passphrase = settings.keystore.passphrase
+    ledger = RequestLedger(
+        LedgerTarget(
+            path=settings.ledger_dir / f"api-{replica}.jsonl",
+            replica=replica,
+            keystore_dir=settings.keystore_dir,
+            keystore_passphrase=passphrase.get_secret_value() if passphrase else None,
+            signing_key_name=settings.ledger.signing_key_name,
+            checkpoint_every=settings.ledger.checkpoint_every,
+            refusal_window_seconds=config.refusal_window_seconds,
+        )
+    )
     privacy = PromptPrivacy(None, redact_prompts=False)
     inference = InferenceService(config, models, privacy, ledger, metrics)
     grounding = build_grounding(settings)
@@ -145,13 +158,15 @@ def create_app(settings: ApplianceSettings, *, replica: str | None = None) -> Fa
         version="1",
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served below, behind a key: the schema maps the attack surface
         lifespan=lifespan,
     )
     app.state.services = services
-    install_error_handlers(app)
+    install_error_handlers(app, on_refused=refusal_recorder(ledger))
     for build in (health_router, models_router, chat_router, consult_router, audit_router, keys_router):
         app.include_router(build())
     mount_knowledge(app, grounding)
+    _mount_openapi(app)
     mount_web(app)
     if config.cors_origins:
         app.add_middleware(
@@ -163,6 +178,14 @@ def create_app(settings: ApplianceSettings, *, replica: str | None = None) -> Fa
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     app.add_middleware(Observe, metrics=metrics)
     return app
+
+
+def _mount_openapi(app: FastAPI) -> None:
+    any_key = Depends(require(Role.clinician, Role.auditor, Role.admin))
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(_: Principal = any_key) -> JSONResponse:
+        return JSONResponse(app.openapi())
 
 
 def _load_failure_handler(what: str, record_reason: Callable[[str], None]) -> Callable[[asyncio.Task[None]], None]:

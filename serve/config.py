@@ -24,6 +24,9 @@ class ServeConfig(BaseModel):
     default_max_tokens: int = Field(256, ge=1, description="max_tokens when a request gives none")
     rate_limit_per_minute: int = Field(120, ge=0, description="Requests per API key per minute; 0 = unlimited")
     retry_after_s: int = Field(2, ge=1, description="Retry-After sent with 429 when the queue is full")
+    refusal_window_seconds: float = Field(
+        60.0, gt=0, description="Refused requests of one kind after the first in this window are counted, not each written"
+    )
     cors_origins: list[str] = Field(default_factory=list, description="Allowed browser origins; empty = CORS off")
     tls_cert: Path | None = Field(None, description="PEM certificate; with tls_key the API speaks HTTPS only")
     tls_key: Path | None = None

@@ -7,6 +7,7 @@ can be logged or shown without leaking a prompt.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -62,6 +63,11 @@ class RateLimitError(ApiError):
 
 
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+REFUSAL_REASONS: dict[type[ApiError], str] = {
+    AuthenticationError: "unauthenticated",
+    PermissionDeniedError: "forbidden",
+    RateLimitError: "rate_limited",
+}
 
 
 def error_body(message: str, error_type: str, code: str | None, param: str | None = None) -> dict:
@@ -87,20 +93,40 @@ def _validation_message(error: RequestValidationError) -> tuple[str, str | None]
     return "invalid request: " + "; ".join(problems), first_param
 
 
-def install_error_handlers(app: FastAPI) -> None:
+RefusalHook = Callable[[Request, int, str], Awaitable[None]]
+
+
+def refusal_reason(error: ApiError) -> str:
+    """The ledger's reason code for a refused request: a fixed word per error class, never a message."""
+    for kind, reason in REFUSAL_REASONS.items():
+        if isinstance(error, kind):
+            return reason
+    return error.code or "refused"
+
+
+def install_error_handlers(app: FastAPI, on_refused: RefusalHook | None = None) -> None:
+    """OpenAI-shaped bodies for every error; ``on_refused`` hears of every 4xx (for the ledger)."""
+
+    async def refused(request: Request, status: int, reason: str) -> None:
+        if on_refused is not None and 400 <= status < 500:
+            await on_refused(request, status, reason)
+
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, error: ApiError) -> JSONResponse:
+    async def api_error(request: Request, error: ApiError) -> JSONResponse:
+        await refused(request, error.status_code, refusal_reason(error))
         return error_response(error)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         message, param = _validation_message(error)
+        await refused(request, 400, "invalid_request")
         return JSONResponse(error_body(message, "invalid_request_error", "invalid_request", param), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         kind = "invalid_request_error" if error.status_code < 500 else "server_error"
         message = error.detail if isinstance(error.detail, str) else "request failed"
+        await refused(request, error.status_code, HTTP_CODES.get(error.status_code, "refused"))
         return JSONResponse(
             error_body(message, kind, HTTP_CODES.get(error.status_code)),
             status_code=error.status_code,

@@ -121,8 +121,7 @@ class InferenceService:
             return self.models.engine.submit(prepared.prompt, prepared.params)
         except EngineBusyError as busy:
             busy.headers = {"Retry-After": str(self.config.retry_after_s)}
-            asyncio.get_running_loop().run_in_executor(None, self._record, prepared, None, None, 429)
-            raise
+            raise  # the error handler records it as a refusal (bounded under a flood)
 
     async def complete(self, prepared: Prepared, request: Request) -> Outcome:
         """Run to the end; a client that hangs up cancels the generation."""

@@ -22,15 +22,20 @@ def build_router() -> APIRouter:
         return KeyList(data=request.app.state.services.auth.store.list())
 
     @router.post("", response_model=CreatedKey, status_code=201)
-    def create_key(body: CreateKeyRequest, request: Request, _: AdminKey) -> CreatedKey:
-        key, info = request.app.state.services.auth.store.create(body.role, body.label)
+    def create_key(body: CreateKeyRequest, request: Request, admin: AdminKey) -> CreatedKey:
+        services = request.app.state.services
+        key, info = services.auth.store.create(body.role, body.label)
+        services.ledger.record_admin("key.create", admin.key_id, key_id=info.key_id, role=info.role.value)
         return CreatedKey(key=key, info=info)
 
     @router.delete("/{key_id}", response_model=KeyInfo)
-    def revoke_key(key_id: str, request: Request, _: AdminKey) -> KeyInfo:
+    def revoke_key(key_id: str, request: Request, admin: AdminKey) -> KeyInfo:
+        services = request.app.state.services
         try:
-            return request.app.state.services.auth.store.revoke(key_id)
+            info: KeyInfo = services.auth.store.revoke(key_id)
         except InputError as error:
             raise NotFoundError(str(error), param="key_id") from None
+        services.ledger.record_admin("key.revoke", admin.key_id, key_id=info.key_id, role=info.role.value)
+        return info
 
     return router

@@ -5,25 +5,14 @@ from __future__ import annotations
 import math
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request
 
-from serve.audit.protocol import RequestRecord
 from serve.auth.keys import ApiKeyStore
 from serve.auth.protocol import KeyInfo, Role
 from serve.errors import AuthenticationError, PermissionDeniedError, RateLimitError
-from serve.middleware import route_template
-
-
-NO_KEY = "none"  # key id and role of a refused request that presented no valid key
-REFUSAL_REASONS: dict[type[Exception], str] = {
-    AuthenticationError: "unauthenticated",
-    PermissionDeniedError: "forbidden",
-    RateLimitError: "rate_limited",
-}
 
 
 @dataclass(frozen=True)
@@ -76,34 +65,21 @@ class Authenticator:
 
 
 def require(*roles: Role, metered: bool = False) -> Callable[[Request], Principal]:
-    """A FastAPI dependency admitting only keys of ``roles``; metered ones count against the rate limit."""
+    """A FastAPI dependency admitting only keys of ``roles``; metered ones count against the rate limit.
+
+    A refusal raised here reaches the error handlers, which record it in the ledger (the key id
+    of a key that did verify is on ``request.state.principal``; the presented key never is).
+    """
 
     def dependency(request: Request) -> Principal:
-        services = request.app.state.services
-        auth: Authenticator = services.auth
-        principal: Principal | None = None
-        try:
-            principal = auth.authenticate(request.headers.get("authorization"))
-            request.state.principal = principal
-            if principal.role not in roles:
-                allowed = ", ".join(role.value for role in roles)
-                raise PermissionDeniedError(f"this endpoint needs a key with role {allowed}; yours is {principal.role.value}")
-            if metered:
-                auth.limiter.charge(principal.key_id)
-        except (AuthenticationError, PermissionDeniedError, RateLimitError) as refused:
-            # Auditors must see refused calls too (a stolen or guessed key shows up as 401s); the
-            # presented key itself is never written, only the id of a key that did verify.
-            services.ledger.record(
-                RequestRecord(
-                    request_id=f"refused-{uuid.uuid4().hex}",
-                    endpoint=route_template(request.scope) or "/unmatched",
-                    key_id=principal.key_id if principal else NO_KEY,
-                    role=principal.role.value if principal else NO_KEY,
-                    status=refused.status_code,
-                    reason=REFUSAL_REASONS[type(refused)],
-                )
-            )
-            raise
+        auth: Authenticator = request.app.state.services.auth
+        principal = auth.authenticate(request.headers.get("authorization"))
+        request.state.principal = principal
+        if principal.role not in roles:
+            allowed = ", ".join(role.value for role in roles)
+            raise PermissionDeniedError(f"this endpoint needs a key with role {allowed}; yours is {principal.role.value}")
+        if metered:
+            auth.limiter.charge(principal.key_id)
         return principal
 
     return dependency

@@ -24,9 +24,11 @@ def build_router() -> APIRouter:
         return ModelList(data=[ModelCard(id=models.model_id, created=models.created)])
 
     @router.post("/v1/admin/reload", response_model=ReloadResult)
-    async def reload_model(request: Request, _: AdminKey) -> ReloadResult:
-        models = request.app.state.services.models
+    async def reload_model(request: Request, admin: AdminKey) -> ReloadResult:
+        services = request.app.state.services
+        models = services.models
         seconds = await run_in_threadpool(models.load)
+        await run_in_threadpool(services.ledger.record_admin, "model.reload", admin.key_id, model_sha256=models.sha256)
         return ReloadResult(model=models.model_id, sha256=models.sha256, load_seconds=round(seconds, 3))
 
     return router
