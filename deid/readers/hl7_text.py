@@ -1,0 +1,60 @@
+"""Many short pieces of one document's prose scanned as one text, then split back.
+
+HL7 v2 reports arrive one line per OBX segment and C-CDA narrative is text scattered over
+table cells and inline elements, so a name or date broken over two pieces ("Dr. John" /
+"Smith was called") is only recognisable when the pieces are read together. The pieces are
+joined with separators that reflect the layout, detected once (one detector call per message
+or section, not one per piece), and each detected span is replaced where it starts: a span
+that runs over into the next piece puts its replacement in the first and removes the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from deid.anonymize.operators import AppliedSpan
+from deid.detection.known_phi import KnownPhi
+from deid.readers.base import ReaderContext
+
+
+def scrub_pieces(
+    context: ReaderContext,
+    texts: Sequence[str],
+    separators: Sequence[str],
+    patient: str,
+    known: Sequence[KnownPhi],
+    field: str,
+) -> tuple[list[str], list[AppliedSpan]]:
+    """``texts`` de-identified as one document joined by ``separators`` (one fewer than texts);
+    the applied spans are offsets into that joined document."""
+    if len(separators) != max(len(texts) - 1, 0):
+        raise ValueError("one separator between each pair of pieces")
+    starts: list[int] = []
+    cursor = 0
+    for index, text in enumerate(texts):
+        starts.append(cursor)
+        cursor += len(text) + (len(separators[index]) if index < len(separators) else 0)
+    joined = "".join(text + (separators[i] if i < len(separators) else "") for i, text in enumerate(texts))
+    if not joined.strip():
+        return list(texts), []
+    _, applied = context.scrubber.scrub(joined, patient, known_phi=known, field=field)
+    edits: list[list[tuple[int, int, str]]] = [[] for _ in texts]
+    anonymizer = context.anonymizer
+    for span in applied:
+        # The anonymizer is deterministic (keyed surrogates, per-patient shifts), so asking it
+        # again for this span gives the very replacement the scrubber wrote into ``joined``.
+        replacement, _ = anonymizer.replace(joined[span.start : span.end], span.entity_type, patient)
+        placed = False
+        for index, text in enumerate(texts):
+            start, end = starts[index], starts[index] + len(text)
+            low, high = max(span.start, start), min(span.end, end)
+            if low >= high:
+                continue
+            edits[index].append((low - start, high - start, "" if placed else replacement))
+            placed = True
+    out = []
+    for text, changes in zip(texts, edits, strict=True):
+        for low, high, replacement in sorted(changes, reverse=True):
+            text = text[:low] + replacement + text[high:]
+        out.append(text)
+    return out, applied
