@@ -3,7 +3,9 @@
 Writes a ledger shaped like a real de-identification run (document entries with spans and
 counts, a signed checkpoint every 1,000 entries), then times full verification against a
 floor measured in the same run: reading every line, parsing its JSON and hashing its bytes,
-which no verifier can avoid. ``ledger_head`` (what lineage records read) is timed too.
+which no verifier can avoid. Verification is the auditor's on the appliance: signatures, every
+entry's MAC and the head record (see :mod:`deid.ledger.auth`). ``ledger_head`` (what lineage
+records read) is timed too.
 
 Run: ``.venv/bin/python -m bench.ledger_verify [--entries N]``
 """
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 
 from deid.keystore import Keystore, keyed_hash
+from deid.ledger.auth import LedgerAuth
 from deid.ledger.report import build_report
 from deid.ledger.report_html import render_html
 from deid.ledger.verify import ledger_head, verify_ledger
@@ -69,7 +72,8 @@ def main() -> None:
         ledger = root / "deid.jsonl"
         start = time.perf_counter()
         key = store.signing_key()
-        with LedgerWriter.open(ledger, key, actor="bench", checkpoint_every=1000, fsync=False) as writer:
+        auth = LedgerAuth.from_keystore(store)
+        with LedgerWriter.open(ledger, key, auth=auth, actor="bench", checkpoint_every=1000, fsync=False) as writer:
             for index in range(args.entries):
                 writer.append("deid.document", payload(index, secret))
         write_s = time.perf_counter() - start
@@ -77,7 +81,7 @@ def main() -> None:
 
         floor = floor_seconds(ledger)
         start = time.perf_counter()
-        result = verify_ledger(ledger, store.public_keys())
+        result = verify_ledger(ledger, store.public_keys(), auth=auth)
         verify_s = time.perf_counter() - start
         start = time.perf_counter()
         head = ledger_head(ledger)
@@ -86,7 +90,7 @@ def main() -> None:
         page = render_html(build_report(ledger, result, sample_size=10, seed=0))
         report_s = time.perf_counter() - start
 
-    assert result.ok and head == result.head_hash, result.problem
+    assert result.ok and result.entries_authenticated and head == result.head_hash, result.problem
     print(f"ledger: {result.entries} entries ({result.checkpoints} checkpoints), {size_mb:.1f} MB")
     print(f"write (no fsync): {write_s:.2f} s = {args.entries / write_s:,.0f} entries/s")
     print(f"floor (parse + hash every line): {floor:.2f} s")

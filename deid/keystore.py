@@ -8,7 +8,10 @@ does not decrypt.
 
 Signing keys are rotated, never forgotten: the public half of every retired key is kept
 (under its key id) so ledgers and bundles signed before a rotation still verify, while the
-retired private half is destroyed.
+retired private half is destroyed. The public halves are listed in the clear, so each listing
+carries a binding, an HMAC under a key derived from the KEK: whoever can write the file but not
+unlock it cannot add a key of their own (say, as a "retired" one) and have ledgers or bundles
+they re-signed with it verify. :meth:`Keystore.keys` refuses a listing without a valid binding.
 """
 
 from __future__ import annotations
@@ -112,6 +115,7 @@ class Keystore:
     def __init__(self, directory: Path, kek: bytes, lock: FileLock) -> None:
         self.directory = directory
         self._kek = AESGCM(kek)
+        self._binding_key = hmac.new(kek, b"keystore-public-key-binding/v1", hashlib.sha256).digest()
         self._lock = lock
         self._secrets: dict[str, bytes] = {}
         self._signing: dict[str, Ed25519PrivateKey] = {}
@@ -289,16 +293,39 @@ class Keystore:
         raw = key.private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
         )
+        public_pem = _public_pem(key.public_key()).decode("ascii")
         store["signing"].setdefault(name, []).append(
             {
                 "key_id": kid,
-                "public_pem": _public_pem(key.public_key()).decode("ascii"),
+                "public_pem": public_pem,
+                "binding": self._binding(name, kid, public_pem),
                 "private": self._seal(raw, f"signing/{name}/{kid}"),
                 "created": _now(),
                 "retired": None,
             }
         )
         return key
+
+    def _binding(self, name: str, kid: str, public_pem: str) -> str:
+        message = f"{name}\n{kid}\n{public_pem}".encode()
+        return hmac.new(self._binding_key, message, hashlib.sha256).hexdigest()
+
+    def _bound(self, name: str, version: dict[str, Any]) -> KeyInfo:
+        """One listed key, after checking that this keystore listed it and that its id is its own."""
+        try:
+            kid, pem, binding = str(version["key_id"]), str(version["public_pem"]), str(version["binding"])
+            genuine = hmac.compare_digest(binding, self._binding(name, kid, pem))
+            genuine = genuine and [key_id(k) for k in load_public_keys(pem.encode("ascii"))] == [kid]
+        except (KeyError, TypeError, UnicodeEncodeError, KeystoreError):
+            genuine = False
+        if not genuine:
+            listed = version.get("key_id") if isinstance(version, dict) else None
+            shown = listed if isinstance(listed, str) and len(listed) == KEY_ID_HEX and listed.isalnum() else "?"
+            raise KeystoreError(
+                f"the keystore lists a '{name}' key ({shown}) that it did not create: keystore.json was "
+                "edited by someone without the key; nothing signed with that key can be trusted"
+            )
+        return KeyInfo(name, kid, pem.encode("ascii"), version["created"], version["retired"])
 
     def rotate(self, name: str = "ledger") -> str:
         """Replace the current key with a new one; returns the new key id.
@@ -326,10 +353,7 @@ class Keystore:
         self._check_name(name)
         with self._lock:
             versions = self._load()["signing"].get(name, [])
-        return [
-            KeyInfo(name, v["key_id"], v["public_pem"].encode("ascii"), v["created"], v["retired"])
-            for v in versions
-        ]
+        return [self._bound(name, version) for version in versions]
 
     def public_keys(self, name: str = "ledger") -> list[Ed25519PublicKey]:
         """Current and retired public keys: what a verifier of old and new signatures needs."""

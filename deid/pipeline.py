@@ -35,6 +35,7 @@ from deid.detection.parallel import worker_context
 from deid.errors import RunInputError, UnsupportedFormatError
 from deid.journal import FileProgress, Journal
 from deid.keystore import Keystore
+from deid.ledger.auth import LedgerAuth
 from deid.ledger.config import LedgerConfig
 from deid.ledger.entry import split_line
 from deid.ledger.writer import LedgerWriter
@@ -482,7 +483,12 @@ def deidentify(
         context = build_context(spec, detector) if executor is None else None
         try:
             with LedgerWriter.open(
-                ledger_path, keystore.signing_key(), actor=actor, checkpoint_every=ledger_config.checkpoint_every, fsync=False
+                ledger_path,
+                keystore.signing_key(),
+                auth=LedgerAuth.from_keystore(keystore, ledger_config.auth_secret),
+                actor=actor,
+                checkpoint_every=ledger_config.checkpoint_every,
+                fsync=False,
             ) as ledger:
                 run = _Run(
                     out_dir, config, ledger, ledger_path, journal, registry, summary, context, executor, window=2 * workers, vault=vault

@@ -13,6 +13,7 @@ from appliance.cli.context import console, settings_from
 if TYPE_CHECKING:
     from appliance.config import ApplianceSettings
     from deid.keystore import Keystore
+    from deid.ledger.auth import LedgerAuth
 
 audit_app = typer.Typer(
     help="Audit the de-identification ledger: verify it, report on it, export the keys to check it.",
@@ -44,10 +45,19 @@ def open_keystore(settings: ApplianceSettings, *, must_exist: bool) -> Keystore:
     return Keystore.open(settings.keystore_dir, secret.get_secret_value() if secret is not None else None)
 
 
-def _trusted_keys(settings: ApplianceSettings, files: list[Path] | None) -> list[bytes]:
+def _trusted_keys(settings: ApplianceSettings, files: list[Path] | None) -> tuple[list[bytes], LedgerAuth | None]:
+    """Public keys to check signatures, and the keystore's ledger auth whenever this appliance has a keystore.
+
+    The auth (entry MACs, head records) is what catches entries appended and ledgers cut back by
+    someone without the key, so it is used even when the public keys come from files.
+    """
     from appliance.errors import InputError
     from deid.errors import KeystoreError
+    from deid.keystore import Keystore
+    from deid.ledger.auth import LedgerAuth
 
+    store = open_keystore(settings, must_exist=True) if not files or Keystore.exists(settings.keystore_dir) else None
+    auth = LedgerAuth.from_keystore(store, settings.ledger.auth_secret) if store is not None else None
     if files:
         pems = []
         for file in files:
@@ -55,12 +65,12 @@ def _trusted_keys(settings: ApplianceSettings, files: list[Path] | None) -> list
                 pems.append(file.read_bytes())
             except OSError as error:
                 raise InputError(f"cannot read public key file {file}: {error.strerror}") from None
-        return pems
-    store = open_keystore(settings, must_exist=True)
+        return pems, auth
+    assert store is not None
     infos = store.keys(settings.ledger.signing_key_name)
     if not infos:
         raise KeystoreError("the keystore holds no ledger key yet; pass --public-key FILE")
-    return [info.public_pem for info in infos]
+    return [info.public_pem for info in infos], auth
 
 
 def _ledger_path(settings: ApplianceSettings, ledger: Path | None) -> Path:
@@ -90,17 +100,17 @@ def verify(
 
     settings = settings_from(ctx)
     path = _ledger_path(settings, ledger)
-    result = verify_ledger(
-        path, _trusted_keys(settings, public_key), expected_head=expected_head, allow_unsealed=allow_unsealed
-    )
+    keys, auth = _trusted_keys(settings, public_key)
+    result = verify_ledger(path, keys, expected_head=expected_head, allow_unsealed=allow_unsealed, auth=auth)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     if result.problem is not None:
         raise LedgerVerificationError(result.problem.sequence, f"{result.problem.kind.value}: {result.problem.detail}")
     if not as_json:
         unsealed = f", {result.unsealed} unsealed (allowed)" if result.unsealed else ""
+        authenticated = "entries authenticated" if result.entries_authenticated else "entries NOT authenticated (no keystore)"
         typer.echo(
-            f"intact: {result.entries} entries, {result.checkpoints} signed checkpoints{unsealed}; "
+            f"intact: {result.entries} entries, {result.checkpoints} signed checkpoints{unsealed}, {authenticated}; "
             f"keys {', '.join(result.key_ids) or 'none'}; head {result.head_hash}"
         )
 
@@ -138,7 +148,8 @@ def report(
     path = _ledger_path(settings, ledger)
     if deidentified_dir is not None and not deidentified_dir.is_dir():
         raise InputError(f"de-identified directory not found: {deidentified_dir}")
-    verification = verify_ledger(path, _trusted_keys(settings, public_key), allow_unsealed=allow_unsealed)
+    keys, auth = _trusted_keys(settings, public_key)
+    verification = verify_ledger(path, keys, allow_unsealed=allow_unsealed, auth=auth)
     data = build_report(
         path,
         verification,
@@ -202,6 +213,7 @@ def reveal(
 ) -> None:
     """Re-identify one surrogate from the vault (only when the vault is enabled); the access is ledgered."""
     from deid.errors import LedgerError
+    from deid.ledger.auth import LedgerAuth
     from deid.ledger.writer import LedgerWriter
     from deid.vault import Vault, VaultError
 
@@ -215,6 +227,7 @@ def reveal(
         LedgerWriter.open(
             settings.deid_ledger,
             store.signing_key(settings.ledger.signing_key_name),
+            auth=LedgerAuth.from_keystore(store, settings.ledger.auth_secret),
             actor=actor,
             checkpoint_every=settings.ledger.checkpoint_every,
         ) as ledger,

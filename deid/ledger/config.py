@@ -12,6 +12,9 @@ class LedgerConfig(BaseModel):
     )
     signing_key_name: str = Field("ledger", description="keystore name of the key that signs checkpoints")
     document_id_secret: str = Field("document-id", description="keystore secret that keys document-id hashes")
+    auth_secret: str = Field(
+        "ledger-auth", description="keystore secret behind entry MACs and head records (see deid.ledger.auth)"
+    )
     vault_enabled: bool = Field(False, description="keep an encrypted surrogate-to-original vault (re-identification)")
     vault_secret: str = Field(
         "vault", description="keystore secret that keys the vault (never a signing or surrogate key)"

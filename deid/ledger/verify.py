@@ -15,7 +15,11 @@ ledger stops being what its writer wrote, with a kind an auditor can act on:
 - ``truncated``: entries after the last checkpoint are unsealed (the closing checkpoint is
   gone), or the head cited elsewhere (a model card, a dataset manifest) is not in the file;
 - ``torn_tail``: the last line is incomplete (a writer crashed mid-write); every complete entry
-  before it is still verified.
+  before it is still verified;
+- ``unauthenticated`` (only with the keystore's :class:`deid.ledger.auth.LedgerAuth`): an entry
+  carries no valid MAC, so someone without the key wrote it, or the head record is forged;
+  ``truncated`` then also covers a ledger that no longer reaches the head its writers recorded
+  (cut back to an earlier checkpoint).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +40,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from deid.errors import LedgerError
 from deid.keystore import key_id, load_public_keys
-from deid.ledger.entry import CHECKPOINT_ACTION, GENESIS_HASH, RECOVERY_ACTION, checkpoint_message, split_line
+from deid.ledger.auth import Head, LedgerAuth
+from deid.ledger.entry import (
+    CHECKPOINT_ACTION,
+    GENESIS_HASH,
+    RECOVERY_ACTION,
+    checkpoint_message,
+    mac_matches,
+    split_line,
+)
 from deid.ledger.writer import read_tail
 
 
 KEY_ID = re.compile(r"[0-9a-f]{16}")
 
 
-class ProblemKind(str, Enum):
+class ProblemKind(StrEnum):
     edited = "edited"
     deleted = "deleted"
     inserted = "inserted"
@@ -52,6 +64,7 @@ class ProblemKind(str, Enum):
     wrong_key = "wrong_key"
     bad_signature = "bad_signature"
     torn_tail = "torn_tail"
+    unauthenticated = "unauthenticated"
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,8 @@ class VerificationResult:
     unsealed: int = 0
     torn_tail_bytes: int = 0
     signatures_checked: bool = False
+    entries_authenticated: bool = False
+    recorded_head_seq: int | None = None
     key_ids: list[str] = field(default_factory=list)
     problem: Problem | None = None
 
@@ -111,7 +126,7 @@ class _Fault(Exception):
         self.detail = detail
 
 
-def _decode(raw: bytes, expected: int) -> tuple[dict[str, Any], str]:
+def _decode(raw: bytes, expected: int) -> tuple[dict[str, Any], bytes, str]:
     """The entry and its hash, or an ``edited`` fault when its bytes were changed."""
     parts = split_line(raw)
     if parts is None:
@@ -128,7 +143,7 @@ def _decode(raw: bytes, expected: int) -> tuple[dict[str, Any], str]:
         raise _Fault(ProblemKind.edited, seq, "the entry's content does not match its hash")
     if not isinstance(entry.get("prev"), str) or not isinstance(entry.get("payload"), dict):
         raise _Fault(ProblemKind.edited, seq, "the entry lacks its link or payload")
-    return entry, claimed
+    return entry, body, claimed
 
 
 def _peek(raw: bytes) -> tuple[int | None, str | None]:
@@ -148,15 +163,27 @@ def _peek(raw: bytes) -> tuple[int | None, str | None]:
 class _Walk:
     """State of one pass over the lines; each step either accepts an entry or raises a fault."""
 
-    def __init__(self, lines: list[bytes], keys: dict[str, Ed25519PublicKey] | None) -> None:
+    def __init__(
+        self,
+        lines: list[bytes],
+        keys: dict[str, Ed25519PublicKey] | None,
+        auth: LedgerAuth | None,
+        recorded: Head | None,
+    ) -> None:
         self.lines = lines
         self.keys = keys
+        self.auth = auth
+        self.recorded = recorded
         self.expected = 0
         self.prev = GENESIS_HASH
-        self.result = VerificationResult(signatures_checked=keys is not None)
+        self.result = VerificationResult(
+            signatures_checked=keys is not None,
+            entries_authenticated=auth is not None,
+            recorded_head_seq=recorded.seq if recorded is not None else None,
+        )
 
     def step(self, index: int) -> None:
-        entry, digest = _decode(self.lines[index], self.expected)
+        entry, body, digest = _decode(self.lines[index], self.expected)
         seq = entry["seq"]
         if seq > self.expected:
             later = (_peek(line)[0] for line in self.lines[index + 1 :])
@@ -176,6 +203,12 @@ class _Walk:
             raise _Fault(
                 ProblemKind.edited, seq - 1, f"the entry was changed after entry {seq} was chained to it"
             )
+        if self.auth is not None and not mac_matches(self.auth, body):
+            detail = "the entry carries no valid MAC: it was not written by this appliance"
+            raise _Fault(ProblemKind.unauthenticated, seq, detail)
+        if self.recorded is not None and seq == self.recorded.seq and digest != self.recorded.hash:
+            detail = f"entry {seq} is not the entry this appliance recorded as its head there"
+            raise _Fault(ProblemKind.edited, seq, detail)
         if entry.get("action") == CHECKPOINT_ACTION:
             self._checkpoint(seq, entry["payload"])
         elif entry.get("action") == RECOVERY_ACTION:
@@ -207,23 +240,34 @@ class _Walk:
         self.result.sealed_seq = seq
 
 
-def _read_lines(path: Path) -> tuple[list[bytes], int]:
-    """All complete lines and the size of a torn tail, read under a shared lock.
+def _read_lines(path: Path, auth: LedgerAuth | None) -> tuple[list[bytes], int, Head | Problem | None]:
+    """All complete lines, the size of a torn tail and the recorded head, read under a shared lock.
 
-    Writers hold an exclusive ``flock`` while they write, so a verifier never mistakes a line
-    being written right now for a torn tail.
+    Writers hold an exclusive ``flock`` while they write an entry and its head record, so a
+    verifier never mistakes a line being written right now for a torn tail, nor sees a head
+    record newer than the lines it read. The head is a :class:`Problem` when it is missing or forged.
     """
+    head: Head | Problem | None = None
     try:
         with open(path, "rb") as handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
             data = handle.read()
+            lines = data.split(b"\n")
+            first = split_line(lines[0]) if auth is not None and len(lines) > 1 else None
+            if auth is not None and first is not None:
+                try:
+                    head = auth.read_head(first[1])
+                except LedgerError as error:
+                    head = Problem(ProblemKind.unauthenticated, 0, 1, str(error))
+                if head is None:
+                    detail = "this appliance holds no head record for the ledger: it was removed, or it is not this appliance's"
+                    head = Problem(ProblemKind.unauthenticated, 0, 1, detail)
     except FileNotFoundError:
         raise LedgerError(f"ledger not found: {path}") from None
     except OSError as error:
         raise LedgerError(f"cannot read ledger {path}: {error.strerror}") from None
-    lines = data.split(b"\n")
     torn = len(lines.pop())
-    return lines, torn
+    return lines, torn, head
 
 
 def verify_ledger(
@@ -232,6 +276,7 @@ def verify_ledger(
     *,
     expected_head: str | None = None,
     allow_unsealed: bool = False,
+    auth: LedgerAuth | None = None,
 ) -> VerificationResult:
     """Verify a ledger; stops at the first fault and reports it in ``result.problem``.
 
@@ -239,13 +284,19 @@ def verify_ledger(
     checkpoints; None checks chain and sequence only (``signatures_checked`` is then False).
     ``allow_unsealed`` accepts entries after the last checkpoint, for a ledger a running
     service is still appending to. ``expected_head`` is a head hash cited elsewhere that must
-    be in the ledger.
+    be in the ledger. ``auth`` (the keystore's) also checks every entry's MAC and that the
+    ledger still reaches the head its writers recorded outside it.
     """
-    lines, torn = _read_lines(path)
-    walk = _Walk(lines, _key_map(public_keys) if public_keys is not None else None)
+    lines, torn, head = _read_lines(path, auth)
+    recorded = head if isinstance(head, Head) else None
+    walk = _Walk(lines, _key_map(public_keys) if public_keys is not None else None, auth, recorded)
     result = walk.result
     result.entries = len(lines)
     result.torn_tail_bytes = torn
+    if isinstance(head, Problem):
+        result.ok = False
+        result.problem = head
+        return result
     for index in range(len(lines)):
         try:
             walk.step(index)
@@ -258,6 +309,14 @@ def verify_ledger(
     if torn:
         result.problem = Problem(
             ProblemKind.torn_tail, next_seq, len(lines) + 1, f"the last {torn} bytes are an incomplete entry"
+        )
+    elif recorded is not None and recorded.seq > result.head_seq:
+        result.problem = Problem(
+            ProblemKind.truncated,
+            next_seq,
+            len(lines) + 1,
+            f"the ledger ends at entry {result.head_seq} but this appliance recorded entries up to "
+            f"{recorded.seq}: it was cut back",
         )
     elif expected_head is not None and not _contains_hash(lines, expected_head):
         result.problem = Problem(

@@ -8,6 +8,11 @@ cut) in a ``ledger.recovered`` entry, so the repair itself is part of the eviden
 
 Signed checkpoints seal the head every ``checkpoint_every`` entries (counted in the file, not
 per writer) and at close; whoever closes last seals what the others left open.
+
+Every entry carries a MAC under the keystore's ledger secret, and every write updates the
+ledger's head record (see :mod:`deid.ledger.auth`). A writer that finds an entry without a
+valid MAC after the last checkpoint refuses to append or seal: signing it would vouch for an
+entry someone without the key put there.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from deid.errors import LedgerError
 from deid.keystore import key_id
+from deid.ledger.auth import Head, LedgerAuth
 from deid.ledger.entry import (
     CHECKPOINT_ACTION,
     CHECKPOINT_PREFIX,
@@ -35,6 +42,7 @@ from deid.ledger.entry import (
     RESERVED_ACTIONS,
     checkpoint_message,
     encode_entry,
+    mac_matches,
     split_line,
 )
 from deid.ledger.payload import validate_action, validate_actor, validate_payload
@@ -51,6 +59,7 @@ class TailState:
     last_hash: str
     unsealed: int
     torn_bytes: int
+    forged: int = 0
 
 
 def _parse_tail_line(line: bytes) -> tuple[int, str]:
@@ -67,17 +76,21 @@ def _parse_tail_line(line: bytes) -> tuple[int, str]:
     return int(seq), claimed
 
 
-def read_tail(fd: int, size: int, stop_after: int | None = None) -> TailState:
+def read_tail(
+    fd: int, size: int, stop_after: int | None = None, authentic: Callable[[bytes], bool] | None = None
+) -> TailState:
     """Scan backwards from the end: last complete entry, torn bytes, entries since the last checkpoint.
 
     The scan stops at the last checkpoint, or after ``stop_after`` unsealed entries (the
     writer only needs to know whether a checkpoint is due), so it costs one block, not the file.
+    ``authentic`` checks each unsealed line scanned; ``forged`` counts those it rejects.
     """
     position = size
     pending = b""
     torn: int | None = None
     last: tuple[int, str] | None = None
     unsealed = 0
+    forged = 0
     while True:
         at_start = position == 0
         if at_start:
@@ -99,19 +112,27 @@ def read_tail(fd: int, size: int, stop_after: int | None = None) -> TailState:
             if last is None:
                 last = _parse_tail_line(line)
             if line.startswith(CHECKPOINT_PREFIX) or (stop_after is not None and unsealed >= stop_after):
-                return TailState(size, last[0], last[1], unsealed, torn)
+                return TailState(size, last[0], last[1], unsealed, torn, forged)
+            if authentic is not None and not authentic(line):
+                forged += 1
             unsealed += 1
         if at_start:
             if last is None:
                 return TailState(size, -1, GENESIS_HASH, 0, torn)
-            return TailState(size, last[0], last[1], unsealed, torn)
+            return TailState(size, last[0], last[1], unsealed, torn, forged)
 
 
 class LedgerWriter:
     """Appends PHI-free entries; use as a context manager so the close checkpoint is written."""
 
     def __init__(
-        self, path: Path, signing_key: Ed25519PrivateKey, actor: str, checkpoint_every: int, fsync: bool
+        self,
+        path: Path,
+        signing_key: Ed25519PrivateKey,
+        auth: LedgerAuth,
+        actor: str,
+        checkpoint_every: int,
+        fsync: bool,
     ) -> None:
         self.path = path
         self.actor = actor
@@ -119,6 +140,9 @@ class LedgerWriter:
         self._fsync = fsync
         self._key = signing_key
         self._key_id = key_id(signing_key.public_key())
+        self._auth = auth
+        self._ledger_id: str | None = None
+        self._head_fd: int | None = None
         self._thread_lock = threading.Lock()
         self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
         self._pid = os.getpid()
@@ -130,6 +154,7 @@ class LedgerWriter:
         path: Path,
         signing_key: Ed25519PrivateKey,
         *,
+        auth: LedgerAuth,
         actor: str,
         checkpoint_every: int = 1000,
         fsync: bool = True,
@@ -141,7 +166,7 @@ class LedgerWriter:
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            writer = cls(path, signing_key, actor, checkpoint_every, fsync)
+            writer = cls(path, signing_key, auth, actor, checkpoint_every, fsync)
         except OSError as error:
             raise LedgerError(f"cannot open ledger {path}: {error.strerror}") from None
         with writer._locked():
@@ -171,6 +196,7 @@ class LedgerWriter:
             if state.unsealed >= self.checkpoint_every:
                 self._checkpoint(state)
             self._sync()
+            self._publish(state)
         return seq
 
     def checkpoint(self) -> int | None:
@@ -180,6 +206,7 @@ class LedgerWriter:
                 return None
             seq = self._checkpoint(state)
             self._sync()
+            self._publish(state)
         return seq
 
     def close(self) -> None:
@@ -191,6 +218,9 @@ class LedgerWriter:
         finally:
             os.close(self._fd)
             self._fd = None
+            if self._head_fd is not None:
+                os.close(self._head_fd)
+                self._head_fd = None
 
     # ----- internals ---------------------------------------------------------------
     def _locked(self) -> _Locked:
@@ -207,7 +237,12 @@ class LedgerWriter:
         size = os.fstat(self._fd).st_size
         if self._state is not None and self._state.size == size:
             return self._state
-        state = read_tail(self._fd, size, stop_after=self.checkpoint_every)
+        state = read_tail(self._fd, size, stop_after=self.checkpoint_every, authentic=self._authentic)
+        if state.forged:
+            raise LedgerError(
+                f"{state.forged} entries after the last checkpoint were not written by this appliance "
+                "(their MAC does not verify); refusing to append to or seal them: run 'appliance audit verify'"
+            )
         if state.torn_bytes:
             state = self._repair(state)
         self._state = state
@@ -226,6 +261,7 @@ class LedgerWriter:
             {"discarded_bytes": len(torn), "discarded_sha256": hashlib.sha256(torn).hexdigest()},
         )
         self._sync()
+        self._publish(state)
         return state
 
     def _write(self, state: TailState, action: str, payload: dict[str, Any]) -> int:
@@ -239,10 +275,12 @@ class LedgerWriter:
             "payload": payload,
             "prev": state.last_hash,
         }
-        line, digest = encode_entry(body)
+        line, digest = encode_entry(body, self._auth)
         written = os.write(self._fd, line)
         if written != len(line):
             raise LedgerError("short write to the ledger (disk full?); the partial entry will be cut off")
+        if seq == 0:
+            self._ledger_id = digest
         state.size += written
         state.last_seq = seq
         state.last_hash = digest
@@ -258,6 +296,30 @@ class LedgerWriter:
             "signature": signature.hex(),
         }
         return self._write(state, CHECKPOINT_ACTION, payload)
+
+    def _publish(self, state: TailState) -> None:
+        """Record the new head outside the ledger, after the entries it names were synced."""
+        ledger_id = self._first_hash()
+        if self._head_fd is None:
+            self._head_fd = self._auth.open_head(ledger_id)
+        self._auth.write_head(self._head_fd, ledger_id, Head(state.last_seq, state.last_hash))
+
+    def _authentic(self, line: bytes) -> bool:
+        parts = split_line(line)
+        return parts is not None and mac_matches(self._auth, parts[0])
+
+    def _first_hash(self) -> str:
+        """The ledger's id: the hash of its first entry, read once per writer."""
+        if self._ledger_id is None:
+            assert self._fd is not None
+            head = os.pread(self._fd, BLOCK, 0)
+            while b"\n" not in head and len(head) % BLOCK == 0 and head:
+                head += os.pread(self._fd, BLOCK, len(head))
+            parts = split_line(head.split(b"\n", 1)[0])
+            if parts is None or hashlib.sha256(parts[0]).hexdigest() != parts[1]:
+                raise LedgerError("the ledger's first entry is damaged; run 'appliance audit verify' on it")
+            self._ledger_id = parts[1]
+        return self._ledger_id
 
     def _sync(self) -> None:
         if self._fsync and self._fd is not None:

@@ -93,6 +93,7 @@ class RequestLedger:
         if self._writer is not None:
             return
         from deid.keystore import Keystore
+        from deid.ledger.auth import LedgerAuth
         from deid.ledger.writer import LedgerWriter
 
         target = self.target
@@ -102,6 +103,7 @@ class RequestLedger:
             LedgerWriter.open(
                 self.path,
                 keystore.signing_key(target.signing_key_name),
+                auth=LedgerAuth.from_keystore(keystore),
                 actor=f"serve:{self.replica}",
                 checkpoint_every=target.checkpoint_every,
             )

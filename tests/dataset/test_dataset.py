@@ -33,6 +33,7 @@ from appliance.errors import GateError, InputError
 from deid.fileio import sha256_file
 from deid.keystore import Keystore
 from deid.ledger.verify import ledger_head, verify_ledger
+from deid.ledger.auth import LedgerAuth
 from deid.ledger.writer import LedgerWriter
 
 REPO = Path(__file__).resolve().parents[2]
@@ -177,8 +178,10 @@ def test_build_stage_writes_split_and_auditable_manifest(tmp_path: Path) -> None
     deid_dir = _fhir_corpus(tmp_path / "deid", patients=8)
     ledger_home = tmp_path / "home"
     settings = load_settings(home=ledger_home, dataset={"phi_gate": False, "validation_fraction": 0.3})
-    signing_key = Keystore.open(settings.keystore_dir).signing_key()
-    with LedgerWriter.open(settings.deid_ledger, signing_key, actor="test", checkpoint_every=1000) as ledger:
+    store = Keystore.open(settings.keystore_dir)
+    with LedgerWriter.open(
+        settings.deid_ledger, store.signing_key(), auth=LedgerAuth.from_keystore(store), actor="test", checkpoint_every=1000
+    ) as ledger:
         ledger.append("deid.run", {"documents": 2})
     result = build_dataset_stage(settings, deid_dir=deid_dir, qa_files=[MEDQUAD_SAMPLE], workdir=tmp_path / "work")
     train = [json.loads(line) for line in result.path("train.jsonl").read_text().splitlines()]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from deid.keystore import Keystore, keyed_hash
+from deid.ledger.auth import LedgerAuth
 from deid.ledger.writer import LedgerWriter
 
 
@@ -63,7 +64,9 @@ def make_ledger(tmp_path: Path, keystore: Keystore) -> LedgerFactory:
     def build(documents: int = 20, every: int = 5, name: str = "deid.jsonl") -> Path:
         path = tmp_path / name
         secret = keystore.secret("document-id")
-        with LedgerWriter.open(path, keystore.signing_key(), actor="deid-run", checkpoint_every=every) as writer:
+        with LedgerWriter.open(
+            path, keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="deid-run", checkpoint_every=every
+        ) as writer:
             for index in range(documents):
                 writer.append("deid.document", document_payload(index, secret))
         return path

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from deid.keystore import Keystore
+from deid.ledger.auth import LedgerAuth
 from deid.ledger.writer import LedgerWriter
 from tests.ledger.conftest import document_payload
 
@@ -32,7 +33,7 @@ def default_ledger(home: Path, documents: int = 8) -> Path:
     """A ledger where the appliance keeps it, signed with the appliance keystore's key."""
     store = Keystore.open(home / "keystore")
     path = home / "ledger" / "deid.jsonl"
-    with LedgerWriter.open(path, store.signing_key(), actor="deid-run", checkpoint_every=3) as writer:
+    with LedgerWriter.open(path, store.signing_key(), auth=LedgerAuth.from_keystore(store), actor="deid-run", checkpoint_every=3) as writer:
         for index in range(documents):
             writer.append("deid.document", document_payload(index, store.secret("document-id")))
     return path

@@ -10,6 +10,7 @@ import pytest
 from deid.keystore import Keystore
 from deid.ledger.payload import LedgerPayloadError, validate_payload
 from deid.ledger.verify import verify_ledger
+from deid.ledger.auth import LedgerAuth
 from deid.ledger.writer import LedgerWriter
 from tests.ledger.conftest import api_payload, document_payload
 
@@ -57,7 +58,7 @@ def test_every_planted_canary_is_refused_and_never_echoed(keystore: Keystore, tm
     path = tmp_path / "deid.jsonl"
     secret = keystore.secret("document-id")
     attempts = planted(secret)
-    with LedgerWriter.open(path, keystore.signing_key(), actor="deid-run", checkpoint_every=3) as writer:
+    with LedgerWriter.open(path, keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="deid-run", checkpoint_every=3) as writer:
         writer.append("deid.document", document_payload(0, secret))
         for payload in attempts:
             with pytest.raises(LedgerPayloadError) as refused:

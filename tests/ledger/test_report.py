@@ -15,6 +15,7 @@ from deid.ledger.entry import encode_entry
 from deid.ledger.report import build_report
 from deid.ledger.report_html import render_html
 from deid.ledger.verify import verify_ledger
+from deid.ledger.auth import LedgerAuth
 from deid.ledger.writer import LedgerWriter
 from tests.ledger.conftest import api_payload
 
@@ -53,7 +54,7 @@ def audited(tmp_path: Path, keystore: Keystore) -> dict[str, Any]:
     (out_dir / "nested" / "a.txt").write_text(RAW["a.txt"])
     ledger = tmp_path / "deid.jsonl"
     secret = keystore.secret("document-id")
-    with LedgerWriter.open(ledger, keystore.signing_key(), actor="deid-run", checkpoint_every=4) as writer:
+    with LedgerWriter.open(ledger, keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="deid-run", checkpoint_every=4) as writer:
         for name in RAW:
             counts: dict[str, int] = {}
             for _, _, kind, _ in SPANS[name]:

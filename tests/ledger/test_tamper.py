@@ -11,6 +11,7 @@ import pytest
 from deid.keystore import Keystore
 from deid.ledger.entry import encode_entry
 from deid.ledger.verify import ProblemKind, ledger_head, verify_ledger
+from deid.ledger.auth import LedgerAuth
 from deid.ledger.writer import LedgerWriter
 from tests.ledger.conftest import LedgerFactory
 
@@ -187,7 +188,7 @@ def test_wrong_key_is_named(make_ledger: LedgerFactory, keystore: Keystore, tmp_
 def test_old_ledgers_verify_after_rotation(tmp_path: Path, keystore: Keystore, make_ledger: LedgerFactory) -> None:
     path = make_ledger(documents=4, every=100)
     keystore.rotate()
-    with LedgerWriter.open(path, keystore.signing_key(), actor="deid-run") as writer:
+    with LedgerWriter.open(path, keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="deid-run") as writer:
         writer.append("deid.document", {"documents": 1})
     result = verify_ledger(path, keystore.public_keys())
     assert result.ok, result.problem

@@ -13,6 +13,7 @@ import pytest
 from deid.keystore import Keystore, keyed_hash
 from deid.ledger.payload import LedgerPayloadError
 from deid.ledger.verify import verify_ledger
+from deid.ledger.auth import LedgerAuth
 from deid.ledger.writer import LedgerWriter
 from deid.vault import Vault, VaultError
 
@@ -25,7 +26,7 @@ def test_reveal_returns_the_original_and_is_ledgered(keystore: Keystore, tmp_pat
     ledger = tmp_path / "deid.jsonl"
     with Vault.open(tmp_path / "vault" / "reid.sqlite", keystore.secret("vault")) as vault:
         assert vault.put_many(document, [(SURROGATE, ORIGINAL, "PATIENT"), ("05/06/2021", "03/04/2021", "DATE")]) == 2
-        with LedgerWriter.open(ledger, keystore.signing_key(), actor="privacy-officer") as writer:
+        with LedgerWriter.open(ledger, keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="privacy-officer") as writer:
             assert vault.reveal(document, SURROGATE, ledger=writer, reason="court-order-17") == ORIGINAL
             with pytest.raises(VaultError, match="recorded"):
                 vault.reveal(document, "Nobody Known", ledger=writer, reason="court-order-17")
@@ -45,7 +46,7 @@ def test_a_different_key_reveals_nothing(keystore: Keystore, tmp_path: Path) -> 
         vault.put_many("a" * 64, [(SURROGATE, ORIGINAL, "PATIENT")])
     with (
         Vault.open(path, keystore.secret("another")) as vault,
-        LedgerWriter.open(tmp_path / "l.jsonl", keystore.signing_key(), actor="x") as writer,
+        LedgerWriter.open(tmp_path / "l.jsonl", keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="x") as writer,
     ):
         with pytest.raises(VaultError):
             vault.reveal("a" * 64, SURROGATE, ledger=writer, reason="test")
@@ -55,7 +56,7 @@ def test_no_reveal_when_the_access_cannot_be_ledgered(keystore: Keystore, tmp_pa
     """A reason that the ledger refuses (free text) stops the reveal: no unrecorded access."""
     with (
         Vault.open(tmp_path / "reid.sqlite", keystore.secret("vault")) as vault,
-        LedgerWriter.open(tmp_path / "l.jsonl", keystore.signing_key(), actor="x") as writer,
+        LedgerWriter.open(tmp_path / "l.jsonl", keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="x") as writer,
     ):
         vault.put_many("a" * 64, [(SURROGATE, ORIGINAL, "PATIENT")])
         with pytest.raises(LedgerPayloadError, match="reason"):
@@ -65,7 +66,7 @@ def test_no_reveal_when_the_access_cannot_be_ledgered(keystore: Keystore, tmp_pa
 def test_cli_reveal_is_off_by_default_and_works_when_enabled(appliance_home: Path) -> None:
     store = Keystore.open(appliance_home / "keystore")
     ledger = appliance_home / "ledger" / "deid.jsonl"
-    LedgerWriter.open(ledger, store.signing_key(), actor="deid-run").close()
+    LedgerWriter.open(ledger, store.signing_key(), auth=LedgerAuth.from_keystore(store), actor="deid-run").close()
     with Vault.open(appliance_home / "vault" / "reid.sqlite", store.secret("vault")) as vault:
         vault.put_many("b" * 64, [(SURROGATE, ORIGINAL, "PATIENT")])
     command = [sys.executable, "-m", "appliance", "audit", "reveal", "b" * 64, SURROGATE, "--reason", "irb-42"]

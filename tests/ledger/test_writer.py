@@ -16,6 +16,7 @@ import pytest
 from deid.errors import LedgerError
 from deid.keystore import Keystore
 from deid.ledger.verify import ProblemKind, verify_ledger
+from deid.ledger.auth import LedgerAuth
 from deid.ledger.writer import LedgerWriter
 from tests.ledger.conftest import LedgerFactory, api_payload, document_payload
 
@@ -27,9 +28,9 @@ def entries(path: Path) -> list[dict]:
 def test_reopening_continues_the_chain(keystore: Keystore, tmp_path: Path) -> None:
     path = tmp_path / "l.jsonl"
     secret = keystore.secret("document-id")
-    with LedgerWriter.open(path, keystore.signing_key(), actor="deid-run", checkpoint_every=100) as writer:
+    with LedgerWriter.open(path, keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="deid-run", checkpoint_every=100) as writer:
         assert [writer.append("deid.document", document_payload(i, secret)) for i in range(3)] == [0, 1, 2]
-    with LedgerWriter.open(path, keystore.signing_key(), actor="api") as writer:
+    with LedgerWriter.open(path, keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="api") as writer:
         assert writer.append("api.request", api_payload(1)) == 4  # 3 is the first writer's closing checkpoint
     written = entries(path)
     assert [e["action"] for e in written] == ["deid.document"] * 3 + ["checkpoint", "api.request", "checkpoint"]
@@ -39,8 +40,8 @@ def test_reopening_continues_the_chain(keystore: Keystore, tmp_path: Path) -> No
 
 def test_checkpoint_interval_counts_entries_in_the_file_not_per_writer(keystore: Keystore, tmp_path: Path) -> None:
     path = tmp_path / "l.jsonl"
-    first = LedgerWriter.open(path, keystore.signing_key(), actor="a", checkpoint_every=4)
-    second = LedgerWriter.open(path, keystore.signing_key(), actor="b", checkpoint_every=4)
+    first = LedgerWriter.open(path, keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="a", checkpoint_every=4)
+    second = LedgerWriter.open(path, keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="b", checkpoint_every=4)
     for index in range(4):
         (first if index % 2 else second).append("api.request", api_payload(index))
     assert [e["action"] for e in entries(path)][-1] == "checkpoint"
@@ -52,24 +53,24 @@ def test_checkpoint_interval_counts_entries_in_the_file_not_per_writer(keystore:
 
 def test_nothing_to_seal_writes_no_checkpoint(keystore: Keystore, tmp_path: Path) -> None:
     path = tmp_path / "l.jsonl"
-    with LedgerWriter.open(path, keystore.signing_key(), actor="a"):
+    with LedgerWriter.open(path, keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="a"):
         pass
     assert path.read_bytes() == b""
     assert verify_ledger(path, keystore.public_keys()).ok
 
 
 def test_ledger_actions_are_reserved(keystore: Keystore, tmp_path: Path) -> None:
-    with LedgerWriter.open(tmp_path / "l.jsonl", keystore.signing_key(), actor="a") as writer:
+    with LedgerWriter.open(tmp_path / "l.jsonl", keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="a") as writer:
         with pytest.raises(LedgerError, match="written by the ledger itself"):
             writer.append("checkpoint", {"covers_seq": 1})
     with pytest.raises(LedgerError):
-        LedgerWriter.open(tmp_path / "l.jsonl", keystore.signing_key(), actor="has spaces")
+        LedgerWriter.open(tmp_path / "l.jsonl", keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="has spaces")
 
 
 def _append_many(ledger: str, keystore_dir: str, actor: str, count: int, start: multiprocessing.Event) -> None:
     store = Keystore.open(Path(keystore_dir))
     start.wait(30)
-    with LedgerWriter.open(Path(ledger), store.signing_key(), actor=actor, checkpoint_every=7, fsync=False) as writer:
+    with LedgerWriter.open(Path(ledger), store.signing_key(), auth=LedgerAuth.from_keystore(store), actor=actor, checkpoint_every=7, fsync=False) as writer:
         for index in range(count):
             writer.append("api.request", {**api_payload(index), "request_id": f"{actor}-{index:05d}"})
             time.sleep(0.002)  # give the other process a chance to take the lock in between
@@ -110,7 +111,7 @@ def test_crash_mid_write_is_reported_then_repaired_on_reopen(keystore: Keystore,
     assert torn.problem is not None and torn.problem.kind is ProblemKind.torn_tail
     assert torn.verified == torn.entries == 7
 
-    with LedgerWriter.open(path, keystore.signing_key(), actor="deid-run") as writer:
+    with LedgerWriter.open(path, keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="deid-run") as writer:
         writer.append("deid.document", document_payload(99, keystore.secret("document-id")))
     repaired = verify_ledger(path, keystore.public_keys())
     assert repaired.ok, repaired.problem
@@ -123,9 +124,10 @@ KILLED_WRITER = """
 import sys
 from pathlib import Path
 from deid.keystore import Keystore
+from deid.ledger.auth import LedgerAuth
 from deid.ledger.writer import LedgerWriter
 store = Keystore.open(Path(sys.argv[2]))
-writer = LedgerWriter.open(Path(sys.argv[1]), store.signing_key(), actor="victim", checkpoint_every=50, fsync=False)
+writer = LedgerWriter.open(Path(sys.argv[1]), store.signing_key(), auth=LedgerAuth.from_keystore(store), actor="victim", checkpoint_every=50, fsync=False)
 print("ready", flush=True)
 index = 0
 while True:
@@ -153,12 +155,12 @@ def test_killed_writer_leaves_a_ledger_that_verifies_up_to_its_last_complete_ent
     result = verify_ledger(path, keystore.public_keys())
     assert result.verified == result.entries > 0
     assert result.problem is not None and result.problem.kind in (ProblemKind.truncated, ProblemKind.torn_tail)
-    LedgerWriter.open(path, keystore.signing_key(), actor="next").close()
+    LedgerWriter.open(path, keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="next").close()
     assert verify_ledger(path, keystore.public_keys()).ok
 
 
 def test_a_writer_is_not_shared_across_fork(keystore: Keystore, tmp_path: Path) -> None:
-    writer = LedgerWriter.open(tmp_path / "l.jsonl", keystore.signing_key(), actor="parent")
+    writer = LedgerWriter.open(tmp_path / "l.jsonl", keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="parent")
     pid = os.fork()
     if pid == 0:  # child: must refuse, exit code says whether it did
         try:
@@ -178,12 +180,12 @@ def test_entries_larger_than_a_read_block_are_found_at_the_tail(keystore: Keysto
     path = tmp_path / "l.jsonl"
     secret = keystore.secret("document-id")
     big = document_payload(1, secret, persons=3000)
-    with LedgerWriter.open(path, keystore.signing_key(), actor="deid-run", checkpoint_every=2) as writer:
+    with LedgerWriter.open(path, keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="deid-run", checkpoint_every=2) as writer:
         writer.append("deid.document", big)
         writer.append("deid.document", big)
         writer.append("deid.document", big)
     assert max(len(line) for line in path.read_bytes().splitlines()) > 3 * 65536
-    with LedgerWriter.open(path, keystore.signing_key(), actor="deid-run", checkpoint_every=2) as writer:
+    with LedgerWriter.open(path, keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="deid-run", checkpoint_every=2) as writer:
         assert writer.append("deid.document", big) == 5
     result = verify_ledger(path, keystore.public_keys())
     assert result.ok and result.checkpoints == 3
