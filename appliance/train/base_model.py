@@ -16,22 +16,8 @@ from typing import Any
 import torch
 
 from appliance.errors import ModelError
+from appliance.families.registry import lora_targets
 from appliance.models import check_gguf_file
-
-# Attention and MLP projections per family; all three share llama's module names.
-_LLAMA_LIKE = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-_TARGETS: dict[str, list[str]] = {
-    "llama": _LLAMA_LIKE,
-    "qwen2": _LLAMA_LIKE,
-    "qwen3": _LLAMA_LIKE,
-    "mistral": _LLAMA_LIKE,
-    "mixtral": ["q_proj", "k_proj", "v_proj", "o_proj"],
-    "gemma": _LLAMA_LIKE,
-    "gemma2": _LLAMA_LIKE,
-    "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
-    "gpt2": ["c_attn", "c_proj", "c_fc"],
-}
-
 
 @dataclass
 class LoadedBase:
@@ -44,21 +30,22 @@ class LoadedBase:
 
 
 def default_target_modules(architecture: str) -> list[str]:
-    """LoRA target modules for a model family (``config.model_type``).
+    """LoRA target modules for a model family (``config.model_type``), from the family registry.
 
     Unknown families fall back to ``all-linear``, peft's own choice of every linear layer
     except the output head, which works for any decoder without knowing its names.
     """
-    return list(_TARGETS.get(architecture.lower(), ["all-linear"]))
+    return lora_targets(architecture)
 
 
 def load_base_model(
-    path: Path, *, dtype: torch.dtype = torch.float32, quantize_4bit: bool = False, device_index: int = 0
+    path: Path, *, dtype: torch.dtype = torch.float32, quantize_4bit: bool = False, device_index: int = 0,
+    attention: str | None = None,
 ) -> LoadedBase:
     """Load ``path`` (HF directory with safetensors, or a ``.gguf`` file) with its tokenizer.
 
     ``quantize_4bit`` loads the base in NF4 for QLoRA; bitsandbytes is imported only then,
-    and it needs a CUDA GPU.
+    and it needs a CUDA GPU. ``attention`` picks transformers' attention kernel (None = its default).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -71,11 +58,13 @@ def load_base_model(
     else:
         check_gguf_file(path)
         location, extra = str(path.parent), {"gguf_file": path.name}
-    quantization = _four_bit_options(dtype, device_index) if quantize_4bit else {}
+    model_options = _four_bit_options(dtype, device_index) if quantize_4bit else {}
+    if attention is not None:
+        model_options["attn_implementation"] = attention
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=True, **extra)
         model = AutoModelForCausalLM.from_pretrained(
-            location, local_files_only=True, dtype=dtype, **extra, **quantization
+            location, local_files_only=True, dtype=dtype, **extra, **model_options
         )
     except Exception as error:  # noqa: BLE001 - loaders raise many types (SafetensorError, ...) for bad files
         raise ModelError(f"cannot load base model {path}: {type(error).__name__}: {_short(error)}") from None

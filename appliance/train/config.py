@@ -6,43 +6,76 @@ batch 4 x 256 tokens. A GPU server raises ``max_steps`` and ``batch_size`` in it
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 
-class TrainMode(str, Enum):
+class Method(StrEnum):
+    """The survey's training paradigms; each runs as its own stage."""
+
+    cpt = "cpt"  # continued pretraining: the dataset's plain text, every token learned
+    sft = "sft"  # instruction tuning: the dataset's chats, only assistant turns learned
+    dpo = "dpo"  # preference alignment on {"prompt", "chosen", "rejected"} pairs
+
+
+class TrainMode(StrEnum):
     auto = "auto"  # SFT when the set holds chat examples, else continued pretraining
     pretrain = "pretrain"
     sft = "sft"
 
 
-class Schedule(str, Enum):
+class Schedule(StrEnum):
     cosine = "cosine"
     linear = "linear"
     constant = "constant"
 
 
-class Precision(str, Enum):
+class Precision(StrEnum):
     auto = "auto"  # bf16 on a GPU that supports it, else fp16 on a GPU, fp32 on a CPU
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
 
 
-class Overlong(str, Enum):
+class Attention(StrEnum):
+    sdpa = "sdpa"  # torch's fused scaled-dot-product kernels (flash / memory-efficient on a GPU)
+    eager = "eager"
+    flash_attention_2 = "flash_attention_2"  # needs the flash-attn package
+
+
+class Overlong(StrEnum):
     error = "error"
     truncate = "truncate"
     drop = "drop"
 
 
 class TrainConfig(BaseModel):
-    mode: TrainMode = TrainMode.auto
+    mode: TrainMode = Field(TrainMode.auto, description="what 'appliance train' without --method and recipe trains")
+    recipe: list[Method] = Field(
+        default_factory=list,
+        description="stages 'appliance train' runs in order, each from the previous adapter, e.g. [cpt, sft, dpo]; "
+        "empty = one stage trained per `mode`",
+    )
+    start_from: Path | None = Field(
+        None, description="adapter folder to continue, or merged model folder to use as base; None = the previous "
+        "stage's adapter in the work directory (cpt before sft, sft before dpo) when there is one",
+    )
+    replay: Path | None = Field(
+        None, description="instruction JSONL whose examples replace the dataset's replay examples (which the "
+        "dataset stage draws from the shipped appliance/dataset/replay.jsonl); None = keep those",
+    )
+    dpo_beta: float = Field(0.1, gt=0, description="DPO temperature: how far the policy may move from the reference")
+    dpo_holdout: float = Field(0.2, gt=0, lt=1, description="share of preference pairs held out for accuracy")
     lora_r: int = Field(8, ge=1)
     lora_alpha: int = Field(16, ge=1)
     lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
     target_modules: list[str] | None = Field(None, description="None = chosen per architecture")
+    allow_unexportable: bool = Field(
+        False, description="train a base whose family GGUF export cannot carry (the adapter then serves only "
+        "through transformers); false = refuse it before training"
+    )
     learning_rate: float = Field(2e-4, gt=0)
     weight_decay: float = Field(0.0, ge=0.0)
     max_grad_norm: float = Field(1.0, gt=0)
@@ -62,7 +95,8 @@ class TrainConfig(BaseModel):
     checkpoint_interval: int = Field(2, ge=1, description="steps between resume checkpoints")
     precision: Precision = Precision.auto
     qlora: bool = Field(False, description="4-bit base with bitsandbytes (GPU only)")
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = Field(False, description="recompute activations in backward: less memory, ~30% slower")
+    attention: Attention = Attention.sdpa
     cpu_threads: int | None = Field(None, ge=1, description="torch threads when training on a CPU; None = torch's default")
     tokenizer: Path | None = Field(None, description="None = the base model's own tokenizer")
     seed: int = 0

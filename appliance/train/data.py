@@ -26,10 +26,26 @@ class Sequence:
     labels: list[int]
     splittable: bool  # plain text may straddle packed windows; a chat turn may not
     real_length: int | None = None  # tokens before trailing padding; None = all
+    starts: tuple[int, ...] = (0,)  # where each packed example begins; positions restart there
 
     @property
     def attended(self) -> int:
         return len(self.input_ids) if self.real_length is None else self.real_length
+
+    def positions(self) -> list[int]:
+        """Position ids restarting at every packed example, so no example attends to its neighbours.
+
+        transformers turns restarting positions (with no attention mask) into a block-diagonal
+        causal mask. Trailing padding continues the last example's positions: it comes after
+        every real token, so causal attention never lets a real token see it.
+        """
+        positions: list[int] = []
+        bounds = [*self.starts, self.attended]
+        for begin, end in zip(bounds, bounds[1:]):
+            positions += range(end - begin)
+        last = bounds[-2]
+        positions += range(self.attended - last, len(self.input_ids) - last)
+        return positions
 
 
 def read_examples(path: Path) -> list[dict[str, Any]]:
@@ -122,19 +138,22 @@ def pack(sequences: list[Sequence], length: int, pad_id: int) -> list[Sequence]:
     windows: list[Sequence] = []
     ids: list[int] = []
     labels: list[int] = []
+    starts: list[int] = []
 
     def close() -> None:
-        nonlocal ids, labels
+        nonlocal ids, labels, starts
         if ids:
             padding = length - len(ids)
-            windows.append(Sequence(ids + [pad_id] * padding, labels + [IGNORE] * padding, False, len(ids)))
-        ids, labels = [], []
+            windows.append(Sequence(ids + [pad_id] * padding, labels + [IGNORE] * padding, False, len(ids),
+                                    tuple(starts)))
+        ids, labels, starts = [], [], []
 
     for sequence in sequences:
         seq_ids, seq_labels = sequence.input_ids, sequence.labels
         if not sequence.splittable and len(ids) + len(seq_ids) > length:
             close()
         while seq_ids:
+            starts.append(len(ids))
             room = length - len(ids)
             ids += seq_ids[:room]
             labels += seq_labels[:room]
@@ -146,16 +165,27 @@ def pack(sequences: list[Sequence], length: int, pad_id: int) -> list[Sequence]:
 
 
 def collate(sequences: list[Sequence], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded ids, labels and position ids, and no attention mask.
+
+    Padding sits after every real token, so causal attention already keeps real tokens from
+    seeing it, and its labels are ignored: a mask would only cost the fast causal kernel.
+    """
     width = max(len(s.input_ids) for s in sequences)
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     labels = torch.full((len(sequences), width), IGNORE, dtype=torch.long)
-    attention = torch.zeros((len(sequences), width), dtype=torch.long)
+    positions = torch.arange(width, dtype=torch.long).repeat(len(sequences), 1)
     for row, sequence in enumerate(sequences):
         n = len(sequence.input_ids)
         input_ids[row, :n] = torch.tensor(sequence.input_ids)
         labels[row, :n] = torch.tensor(sequence.labels)
-        attention[row, : sequence.attended] = 1
-    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+        positions[row, :n] = torch.tensor(sequence.positions())
+        positions[row, n:] = torch.arange(int(positions[row, n - 1]) + 1, int(positions[row, n - 1]) + 1 + width - n)
+    return {"input_ids": input_ids, "labels": labels, "position_ids": positions}
+
+
+def real_tokens(sequences: list[Sequence]) -> int:
+    """Tokens that are not padding: what a throughput figure counts."""
+    return sum(s.attended for s in sequences)
 
 
 class BatchPlan:
@@ -194,6 +224,9 @@ class BatchPlan:
 
     def batch(self, indices: list[int]) -> dict[str, torch.Tensor]:
         return collate([self.items[i] for i in indices], self.pad_id)
+
+    def tokens(self, indices: list[int]) -> int:
+        return real_tokens([self.items[i] for i in indices])
 
 
 def evaluation_batches(sequences: list[Sequence], config: TrainConfig, *, pad_id: int, rank: int, world: int) -> list[dict[str, torch.Tensor]]:

@@ -20,8 +20,9 @@ import torch
 
 from appliance.train import checkpoint, distributed
 from appliance.train.config import Precision, TrainConfig
-from appliance.train.data import BatchPlan, Sequence, evaluation_batches
+from appliance.train.data import IGNORE, BatchPlan, Sequence, evaluation_batches
 from appliance.train.distributed import DistInfo
+from appliance.train.loss import CausalLMLoss
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -67,22 +68,25 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
     return {key: value.to(device) for key, value in batch.items()}
 
 
-def evaluate(model: torch.nn.Module, batches: list[dict[str, torch.Tensor]], *, device: torch.device,
+def labelled(batch: dict[str, torch.Tensor]) -> int:
+    """Positions whose next token is learned: what a token-weighted mean loss divides by."""
+    return int((batch["labels"][:, 1:] != IGNORE).sum())
+
+
+def evaluate(loss_module: CausalLMLoss, batches: list[dict[str, torch.Tensor]], *, device: torch.device,
              autocast: torch.dtype | None, info: DistInfo) -> float | None:
     """Token-weighted mean validation loss over all processes."""
-    model.eval()
+    loss_module.eval()
     total, count = 0.0, 0.0
     with torch.no_grad():
         for batch in batches:
-            batch = _to(batch, device)
-            targets = float((batch["labels"][:, 1:] != -100).sum())
-            if targets == 0:
+            if labelled(batch) == 0:
                 continue
             with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-                loss = model(**batch).loss
-            total += float(loss) * targets
-            count += targets
-    model.train()
+                losses, _ = loss_module(**_to(batch, device))
+            total += float(losses.sum())
+            count += float(losses.numel())
+    loss_module.train()
     total, count = distributed.all_reduce_sum(info, [total, count])
     return total / count if count else None
 
@@ -112,32 +116,41 @@ def run_training(
     if saved is not None:
         state, best_weights = checkpoint.apply(saved, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
     resumed_from = state.step
-    wrapped: torch.nn.Module = model
+    loss_module = CausalLMLoss(model)
+    wrapped: torch.nn.Module = loss_module
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
-        wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    model.train()
+        wrapped = DistributedDataParallel(loss_module, device_ids=[device.index] if device.type == "cuda" else None)
+    loss_module.train()
     session_tokens, train_seconds = 0, 0.0
     batches = plan.epoch(state.epoch)
     stop = False
     while state.step < config.max_steps and not stop:
         started = time.perf_counter()
-        step_loss, step_tokens = 0.0, 0
-        for micro in range(config.gradient_accumulation_steps):
+        micro_batches, step_tokens = [], 0
+        for _ in range(config.gradient_accumulation_steps):
             if state.batch_in_epoch >= len(batches):
                 state.epoch, state.batch_in_epoch = state.epoch + 1, 0
                 batches = plan.epoch(state.epoch)
-            batch = _to(plan.batch(batches[state.batch_in_epoch]), device)
+            micro_batches.append(plan.batch(batches[state.batch_in_epoch]))
+            step_tokens += plan.tokens(batches[state.batch_in_epoch])
             state.batch_in_epoch += 1
-            last = micro == config.gradient_accumulation_steps - 1
+        # the step's loss is the mean over every labelled token of all its micro-batches on all
+        # processes (DDP averages gradients over processes, hence the factor world)
+        step_targets = distributed.all_reduce_sum(info, [float(sum(labelled(b) for b in micro_batches))])[0]
+        scale = info.world / max(step_targets, 1.0)
+        step_loss = 0.0
+        for micro, batch in enumerate(micro_batches):
+            last = micro == len(micro_batches) - 1
             sync = contextlib.nullcontext() if last or not info.enabled else wrapped.no_sync()
             with sync:
                 with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-                    loss = wrapped(**batch).loss / config.gradient_accumulation_steps
+                    losses, _ = wrapped(**_to(batch, device))
+                summed = losses.sum()
+                loss = summed * scale
                 (scaler.scale(loss) if scaler else loss).backward()
-            step_loss += float(loss.detach())
-            step_tokens += int(batch["attention_mask"].sum())
+            step_loss += float(summed.detach())
         if scaler:
             scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
@@ -156,7 +169,7 @@ def run_training(
         state.tokens += int(tokens_all)
         row: dict[str, Any] = {
             "kind": "train", "step": state.step, "epoch": state.epoch,
-            "loss": round(loss_sum / info.world, 6), "lr": scheduler.get_last_lr()[0],
+            "loss": round(loss_sum / max(step_targets, 1.0), 6), "lr": scheduler.get_last_lr()[0],
             "tokens": state.tokens, "tokens_per_s": round(tokens_all / elapsed, 2) if elapsed else None,
         }
         state.metrics.append(row)
@@ -165,7 +178,7 @@ def run_training(
         due = config.eval_interval and state.step % config.eval_interval == 0
         # every rank evaluates (some may hold no validation batch): evaluate() all-reduces
         if validation and (due or state.step == config.max_steps):
-            value = evaluate(model, eval_batches, device=device, autocast=autocast, info=info)
+            value = evaluate(loss_module, eval_batches, device=device, autocast=autocast, info=info)
             if value is not None and math.isfinite(value):
                 if state.best_val_loss is None or value < state.best_val_loss - config.early_stopping_min_delta:
                     state.best_val_loss, state.evals_without_improvement = value, 0

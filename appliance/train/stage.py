@@ -1,9 +1,14 @@
-"""The ``train`` pipeline stage: a LoRA adapter from a built dataset and a local base model.
+"""The training stages: a LoRA adapter from a built dataset (cpt, sft) or preference pairs (dpo).
 
-Outputs (in ``<workdir>/train/``): ``adapter/`` (peft adapter + tokenizer), ``metrics.jsonl``,
-``loss.png`` and ``summary.json``. Under ``torchrun`` every process runs this function;
-rank 0 owns the stage directory and the checkpoints, the others train alongside it and
-read the same checkpoints when resuming (the work directory must be shared between them).
+Each method is its own stage with its own folder, manifest and resume state: ``train-cpt/``
+(continued pretraining), ``train/`` (instruction tuning, or the single mixed stage that
+``train.mode`` picks when no method is named), ``train-dpo/`` (preference alignment). A stage
+continues the previous stage's adapter found in the work directory (cpt before sft, sft
+before dpo), so ``train.recipe = ["cpt", "sft", "dpo"]`` is the survey's recipe in order and
+the last adapter holds all of it. Outputs: ``adapter/`` (peft adapter + tokenizer),
+``metrics.jsonl``, ``loss.png`` and ``summary.json``. Under ``torchrun`` every process runs
+this function; rank 0 owns the stage directory and the checkpoints, the others train
+alongside it and read the same checkpoints when resuming (the work directory must be shared).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 import torch
 
 from appliance.config import ApplianceSettings
+from appliance.families.registry import require_exportable_base
 from appliance.errors import InputError, ModelError
 from appliance.pipeline.stage import (
     StageContext,
@@ -29,7 +35,7 @@ from appliance.pipeline.stage import (
 )
 from appliance.train import distributed, metrics
 from appliance.train.base_model import default_target_modules, load_base_model
-from appliance.train.config import TrainConfig
+from appliance.train.config import Method, TrainConfig, TrainMode
 from appliance.train.data import read_examples, resolve_mode, tokenize
 from appliance.train.distributed import DistInfo
 from appliance.train.loop import ProgressFn, resolve_precision, run_training
@@ -39,6 +45,33 @@ STAGE_NAME = "train"
 ADAPTER_DIR = "adapter"
 TRAIN_FILE = "train.jsonl"
 VALIDATION_FILE = "validation.jsonl"
+ADAPTER_CONFIG = "adapter_config.json"
+# the stage each method continues from when nothing else is named
+PREVIOUS = {Method.sft: Method.cpt, Method.dpo: Method.sft}
+METHOD_MODE: dict[Method | None, TrainMode] = {Method.cpt: TrainMode.pretrain, Method.sft: TrainMode.sft}
+
+
+def stage_name(method: Method | None) -> str:
+    """``train`` for instruction tuning (what export and the model card read), ``train-<method>`` otherwise."""
+    return STAGE_NAME if method in (None, Method.sft) else f"{STAGE_NAME}-{method.value}"
+
+
+def resolve_start(config: TrainConfig, workdir: Path, method: Method | None) -> Path | None:
+    """The adapter (or merged model folder) this stage starts from; None = a fresh adapter on the base."""
+    if config.start_from is not None:
+        if not Path(config.start_from).is_dir():
+            raise InputError(f"train.start_from is not a folder: {config.start_from}")
+        return Path(config.start_from)
+    previous = PREVIOUS.get(method) if method is not None else None
+    if previous is not None:
+        candidate = workdir / stage_name(previous) / ADAPTER_DIR
+        if (candidate / ADAPTER_CONFIG).is_file():
+            return candidate
+    return None
+
+
+def is_adapter(folder: Path) -> bool:
+    return (folder / ADAPTER_CONFIG).is_file()
 
 
 def train_stage(
@@ -47,47 +80,102 @@ def train_stage(
     dataset_dir: Path,
     base_model: Path,
     workdir: Path,
+    method: Method | None = None,
+    preferences: Path | None = None,
     progress: ProgressFn | None = None,
     force: bool = False,
 ) -> StageResult:
-    """Train (or resume, or skip when unchanged) and return the stage result on every rank."""
+    """Train (or resume, or skip when unchanged) one method's stage and return its result on every rank."""
     config = settings.train
     info = distributed.setup()
+    if not Path(base_model).exists():
+        raise ModelError(f"base model path does not exist: {base_model}")
+    require_exportable_base(Path(base_model), allow_unexportable=config.allow_unexportable)
+    start = resolve_start(config, workdir, method)
+    if start is not None and not is_adapter(start):
+        base_model, start = start, None  # a merged model folder is the new base
+    name = stage_name(method)
+    if method is Method.dpo:
+        from appliance.train.dpo import dpo_build, preference_inputs
+
+        inputs = preference_inputs(preferences, Path(base_model), start)
+
+        def build(ctx: StageContext) -> dict[str, Any]:
+            return dpo_build(ctx, config, inputs, info, progress)
+    else:
+        inputs = _dataset_inputs(dataset_dir, Path(base_model), start, config)
+
+        def build(ctx: StageContext) -> dict[str, Any]:
+            return _build(ctx, config, inputs, method, info, progress, settings.dataset.recipes.replay)
+    stage_settings = {"train": config.model_dump(mode="json"), "method": method.value if method else None,
+                      "world_size": info.world}
+    if info.main:
+        result = run_stage(workdir, name, settings=stage_settings, inputs=inputs, build=build, force=force)
+        distributed.barrier(info)
+        return result
+    return _follow(workdir, name, stage_settings, inputs, build, info)
+
+
+def run_recipe(
+    settings: ApplianceSettings,
+    *,
+    dataset_dir: Path,
+    base_model: Path,
+    workdir: Path,
+    preferences: Path | None = None,
+    progress: ProgressFn | None = None,
+    force: bool = False,
+) -> list[StageResult]:
+    """``train.recipe`` in order, each stage continuing the adapter the one before it wrote."""
+    recipe = settings.train.recipe
+    if not recipe:
+        raise InputError("train.recipe is empty; name the stages, e.g. [\"cpt\", \"sft\"]")
+    if len(set(recipe)) != len(recipe):
+        raise InputError(f"train.recipe names a stage twice: {[m.value for m in recipe]}")
+    if Method.dpo in recipe and preferences is None:
+        raise InputError("the recipe has a dpo stage: give the preference pairs (--preferences FILE)")
+    results: list[StageResult] = []
+    start = settings.train.start_from
+    for method in recipe:
+        stage_settings = settings.model_copy(update={"train": settings.train.model_copy(update={"start_from": start})})
+        result = train_stage(stage_settings, dataset_dir=dataset_dir, base_model=base_model, workdir=workdir,
+                             method=method, preferences=preferences, progress=progress, force=force)
+        results.append(result)
+        start = result.path(ADAPTER_DIR)
+    return results
+
+
+def _dataset_inputs(dataset_dir: Path, base_model: Path, start: Path | None, config: TrainConfig) -> dict[str, Path]:
     train_file = dataset_dir / TRAIN_FILE
     if not train_file.is_file():
         raise InputError(f"no {TRAIN_FILE} in {dataset_dir}; run 'appliance dataset build' first")
-    if not Path(base_model).exists():
-        raise ModelError(f"base model path does not exist: {base_model}")
-    inputs = {"train": train_file, "base_model": Path(base_model)}
+    inputs = {"train": train_file, "base_model": base_model}
     if (dataset_dir / VALIDATION_FILE).is_file():
         inputs["validation"] = dataset_dir / VALIDATION_FILE
-    stage_settings = {"train": config.model_dump(mode="json"), "world_size": info.world}
-
-    def build(ctx: StageContext) -> dict[str, Any]:
-        return _build(ctx, config, inputs, Path(base_model), info, progress)
-
-    if info.main:
-        result = run_stage(workdir, STAGE_NAME, settings=stage_settings, inputs=inputs, build=build, force=force)
-        distributed.barrier(info)
-        return result
-    return _follow(workdir, stage_settings, inputs, build, info)
+    if start is not None:
+        inputs["start_adapter"] = start
+    if config.replay is not None:
+        if not Path(config.replay).is_file():
+            raise InputError(f"replay file not found: {config.replay}")
+        inputs["replay"] = Path(config.replay)
+    return inputs
 
 
-def _follow(workdir: Path, stage_settings: dict[str, Any], inputs: dict[str, Path], build: Any,
+def _follow(workdir: Path, name: str, stage_settings: dict[str, Any], inputs: dict[str, Path], build: Any,
             info: DistInfo) -> StageResult:
     """A non-zero rank: train in step with rank 0 but write nothing of the stage's own."""
     settings_data = json.loads(json.dumps(stage_settings, default=str, sort_keys=True))
-    fingerprint = fingerprint_of(STAGE_NAME, settings_data, hash_inputs(inputs))
-    final_dir = workdir / STAGE_NAME
+    fingerprint = fingerprint_of(name, settings_data, hash_inputs(inputs))
+    final_dir = workdir / name
     existing = load_manifest(final_dir)
     if not (existing and existing.fingerprint == fingerprint):
-        resume_dir = workdir / ".resume" / STAGE_NAME / fingerprint[:16]
+        resume_dir = workdir / ".resume" / name / fingerprint[:16]
         with tempfile.TemporaryDirectory(prefix=f"train-rank{info.rank}-") as scratch:
-            build(StageContext(STAGE_NAME, Path(scratch), resume_dir, fingerprint))
+            build(StageContext(name, Path(scratch), resume_dir, fingerprint))
     distributed.barrier(info)
     manifest = load_manifest(final_dir)
     if manifest is None:
-        raise InputError(f"rank 0 did not finish the train stage in {workdir}")
+        raise InputError(f"rank 0 did not finish the {name} stage in {workdir}")
     return StageResult(final_dir, manifest, skipped=existing is not None and existing.fingerprint == fingerprint)
 
 
@@ -127,16 +215,29 @@ def check_tokenizer_matches(tokenizer: Any, model: Any) -> None:
         )
 
 
-def _peft_model(model: Any, config: TrainConfig, architecture: str, quantized: bool) -> Any:
-    from peft import LoraConfig, get_peft_model
+def load_dtype(config: TrainConfig, device: torch.device) -> torch.dtype:
+    """Weights in the compute dtype on a GPU (bf16/fp16 halve memory); fp32 on a CPU or when asked."""
+    autocast = resolve_precision(config.precision, device)
+    return autocast if autocast is not None else torch.float32
+
+
+def peft_model(model: Any, config: TrainConfig, architecture: str, *, quantized: bool,
+               start: Path | None = None) -> Any:
+    """A fresh LoRA adapter on ``model``, or ``start``'s adapter made trainable again."""
+    from peft import LoraConfig, PeftModel, get_peft_model
 
     if quantized:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
     elif config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-        model.enable_input_require_grads()
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if start is not None:
+        try:
+            return PeftModel.from_pretrained(model, str(start), is_trainable=True)
+        except (ValueError, OSError, KeyError, RuntimeError) as error:
+            raise ModelError(f"cannot continue the adapter in {start}: {type(error).__name__}: "
+                             f"{str(error).splitlines()[0][:200] if str(error) else ''}") from None
     targets = config.target_modules or default_target_modules(architecture)
     lora = LoraConfig(
         r=config.lora_r,
@@ -152,43 +253,84 @@ def _peft_model(model: Any, config: TrainConfig, architecture: str, quantized: b
         raise ModelError(f"LoRA target modules {targets} do not fit this {architecture} model: {error}") from None
 
 
-def _build(ctx: StageContext, config: TrainConfig, inputs: dict[str, Path], base_model: Path, info: DistInfo,
-           progress: ProgressFn | None) -> dict[str, Any]:
-    train_examples = read_examples(inputs["train"])
+def adapter_targets(model: Any) -> list[str]:
+    """The target modules of the adapter actually trained (a continued one keeps its own)."""
+    targets = model.peft_config["default"].target_modules
+    return sorted(targets) if isinstance(targets, (set, list, tuple)) else [str(targets)]
+
+
+def select_for(method: Method | None, examples: list[dict[str, Any]], mode: TrainMode) -> list[dict[str, Any]]:
+    """The examples a method learns from: cpt the plain text, sft the chats, the mixed stage all."""
+    if method is Method.cpt:
+        return [e for e in examples if e.get("kind") != "chat"]
+    if method is Method.sft:
+        return [e for e in examples if e.get("kind") == "chat"]
+    return examples
+
+
+def with_replay(examples: list[dict[str, Any]], replay: Path | None, share: float, seed: int) -> list[dict[str, Any]]:
+    """Swap the dataset's replay examples for ones drawn from ``replay`` (the same count, or ``share`` of the rest)."""
+    if replay is None:
+        return examples
+    from appliance.dataset.qa import read_qa_file
+    from appliance.dataset.recipes import dialogue_examples
+
+    pool = [e.record() for e in dialogue_examples(read_qa_file(Path(replay)), "replay")]
+    if not pool:
+        raise InputError(f"the replay file holds no instruction examples: {replay}")
+    kept = [e for e in examples if e.get("recipe") != "replay"]
+    count = len(examples) - len(kept) or max(1, round(len(kept) * share))
+    return kept + random.Random(seed).sample(pool, min(count, len(pool)))
+
+
+def _build(ctx: StageContext, config: TrainConfig, inputs: dict[str, Path], method: Method | None, info: DistInfo,
+           progress: ProgressFn | None, replay_share: float) -> dict[str, Any]:
+    mode = METHOD_MODE.get(method, config.mode)
+    all_train = read_examples(inputs["train"])
+    all_validation = read_examples(inputs["validation"]) if "validation" in inputs else []
+    train_examples = select_for(method, all_train, mode)
+    if method is not Method.cpt:  # replay is instruction data; continued pretraining learns text
+        train_examples = with_replay(train_examples, inputs.get("replay"), replay_share, config.seed)
     if not train_examples:
-        raise InputError("the training set is empty; rebuild the dataset with more sources")
-    validation_examples = read_examples(inputs["validation"]) if "validation" in inputs else []
+        kind = {Method.cpt: " (no plain-text examples for continued pretraining)",
+                Method.sft: " (no chat examples for instruction tuning)"}.get(method, "") if method else ""
+        raise InputError(f"the training set is empty{kind}; rebuild the dataset with more sources")
+    validation_examples = select_for(method, all_validation, mode)
     device = _device(info)
     if device.type == "cpu" and config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
     autocast = resolve_precision(config.precision, device)
     _seed(config.seed)
-    loaded = load_base_model(
-        base_model, dtype=torch.float32, quantize_4bit=config.qlora, device_index=info.local_rank
-    )
+    base_model = inputs["base_model"]
+    start = inputs.get("start_adapter")
+    loaded = load_base_model(base_model, dtype=load_dtype(config, device), quantize_4bit=config.qlora,
+                             device_index=info.local_rank, attention=config.attention.value)
     tokenizer = _load_tokenizer(config, loaded.tokenizer)
     check_tokenizer_matches(tokenizer, loaded.model)
-    mode = resolve_mode(config.mode, train_examples)
+    mode = resolve_mode(mode, train_examples)
     train = tokenize(train_examples, tokenizer, config, mode)
     if not train:
         raise InputError("the training set is empty after tokenization (no example has tokens to learn)")
     validation = tokenize(validation_examples, tokenizer, config, mode)
     model = loaded.model if config.qlora else loaded.model.to(device)
-    model = _peft_model(model, config, loaded.architecture, quantized=config.qlora)
+    model = peft_model(model, config, loaded.architecture, quantized=config.qlora, start=start)
     _seed(config.seed)
     outcome = run_training(
         model, train, validation, config,
         pad_id=tokenizer.pad_token_id, resume_dir=ctx.resume_dir, device=device, info=info, progress=progress,
     )
     summary = {
+        "method": method.value if method else None,
         "base_model": base_model.name,
         "base_model_path": str(base_model.resolve()),
+        "started_from": str(start) if start is not None else "base",
         "architecture": loaded.architecture,
         "mode": mode.value,
-        "target_modules": config.target_modules or default_target_modules(loaded.architecture),
+        "target_modules": adapter_targets(model),
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "train_sequences": len(train),
         "validation_sequences": len(validation),
+        "replay_file": Path(inputs["replay"]).name if "replay" in inputs else None,
         "steps": outcome.progress.step,
         "epochs_started": outcome.progress.epoch + 1,
         "tokens": outcome.progress.tokens,
@@ -201,15 +343,23 @@ def _build(ctx: StageContext, config: TrainConfig, inputs: dict[str, Path], base
         "world_size": info.world,
         "device": device.type,
         "precision": str(autocast).removeprefix("torch.") if autocast else "fp32",
+        "attention": config.attention.value,
+        "gradient_checkpointing": config.gradient_checkpointing,
         "qlora": config.qlora,
         "peak_memory_bytes": outcome.peak_memory_bytes,
     }
     if info.main:
-        adapter_dir = ctx.output_dir / ADAPTER_DIR
-        model.save_pretrained(adapter_dir)
-        tokenizer.save_pretrained(adapter_dir)
-        metrics.write_jsonl(ctx.output_dir / "metrics.jsonl", outcome.progress.metrics)
-        metrics.plot_loss(ctx.output_dir / "loss.png", outcome.progress.metrics)
-        atomic_write_text(ctx.output_dir / "summary.json", json.dumps(summary, indent=2))
+        save_outputs(ctx.output_dir, model, tokenizer, outcome.progress.metrics, summary)
     distributed.barrier(info)
     return summary
+
+
+def save_outputs(directory: Path, model: Any, tokenizer: Any, rows: list[dict[str, Any]],
+                 summary: dict[str, Any]) -> None:
+    """The adapter with its tokenizer, the metrics, the loss curve and the summary (numbers, no text)."""
+    adapter_dir = directory / ADAPTER_DIR
+    model.save_pretrained(adapter_dir)
+    tokenizer.save_pretrained(adapter_dir)
+    metrics.write_jsonl(directory / "metrics.jsonl", rows)
+    metrics.plot_loss(directory / "loss.png", rows)
+    atomic_write_text(directory / "summary.json", json.dumps(summary, indent=2))
