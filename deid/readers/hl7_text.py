@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from deid.anonymize.operators import AppliedSpan
+from deid.anonymize.operators import CORPUS_SCOPE, AppliedSpan
+from deid.detection.entities import Entity
 from deid.detection.known_phi import KnownPhi
 from deid.readers.base import ReaderContext
 
@@ -42,8 +43,13 @@ def scrub_pieces(
     anonymizer = context.anonymizer
     for span in applied:
         # The anonymizer is deterministic (keyed surrogates, per-patient shifts), so asking it
-        # again for this span gives the very replacement the scrubber wrote into ``joined``.
-        replacement, _ = anonymizer.replace(joined[span.start : span.end], span.entity_type, patient)
+        # again for this span gives the replacement the scrubber wrote into ``joined``; a
+        # facility made only of generic words gets a real replacement (see facility_surrogate).
+        original = joined[span.start : span.end]
+        if span.entity_type == Entity.HOSPITAL.value:
+            replacement, _ = facility_surrogate(context, original, patient)
+        else:
+            replacement, _ = anonymizer.replace(original, span.entity_type, patient)
         placed = False
         for index, text in enumerate(texts):
             start, end = starts[index], starts[index] + len(text)
@@ -58,3 +64,30 @@ def scrub_pieces(
             text = text[:low] + replacement + text[high:]
         out.append(text)
     return out, applied
+
+
+def facility_surrogate(context: ReaderContext, value: str, patient: str) -> tuple[str, str]:
+    """(replacement, operator) for a facility name in a structured field. The surrogate
+    factory keeps a name's generic words, so a name made only of them ("Community Health and
+    Hospitals") would come back unchanged: in a field that holds nothing but the name, its
+    leading word gives way to a keyed surname and the last, the kind of place, stays."""
+    anonymizer = context.anonymizer
+    replaced, operator = anonymizer.replace(value, Entity.HOSPITAL.value, patient)
+    if replaced.strip().casefold() != value.strip().casefold():
+        return replaced, operator
+    words = value.split()
+    surname = anonymizer.surrogates.name_token(f"{words[0]}-facility", CORPUS_SCOPE)
+    fake = f"{surname} {words[-1]}" if len(words) > 1 else surname
+    return anonymizer.surrogates.register(value, fake), "surrogate"
+
+
+def person_surrogate(context: ReaderContext, value: str, entity: str, patient: str) -> tuple[str, str]:
+    """(replacement, operator) for a name part in a structured name field. In prose the
+    factory keeps role words ("Patient", "Nurse"); in a given or family name field such a word
+    is the name, so it is replaced like any other."""
+    anonymizer = context.anonymizer
+    replaced, operator = anonymizer.replace(value, entity, patient)
+    if replaced.strip().casefold() != value.strip().casefold():
+        return replaced, operator
+    fake = anonymizer.surrogates.name_token(f"{value.strip()}-name", anonymizer.scope(entity, patient))
+    return anonymizer.surrogates.register(value, fake), "surrogate"

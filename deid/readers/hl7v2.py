@@ -23,7 +23,7 @@ from deid.anonymize.operators import CORPUS_SCOPE, AppliedSpan
 from deid.detection.entities import Entity
 from deid.detection.known_phi import KnownPhi
 from deid.readers.base import ReaderContext, RecordFormat, Unit, UnitResult
-from deid.readers.hl7_text import scrub_pieces
+from deid.readers.hl7_text import facility_surrogate, person_surrogate, scrub_pieces
 from deid.readers.hl7v2_fields import (
     CODED_TEXT_COMPONENTS,
     CODED_TYPES,
@@ -201,6 +201,7 @@ class MessageScrubber:
 
     def run(self) -> list[AppliedSpan]:
         self._find_patient()
+        self._know_people()
         previous = ""
         for segment in self.segments:
             rules = SEGMENT_RULES.get(segment.name)
@@ -236,8 +237,6 @@ class MessageScrubber:
         for number, entity in ((2, Entity.MRN), (3, Entity.MRN), (4, Entity.MRN), (18, Entity.ACCOUNT), (19, Entity.SSN), (20, Entity.LICENSE)):
             for rep in range(1, pid.repetitions(number) + 1):
                 self._know(pid.text((number, rep, 1, 1)), entity)
-        for number in (5, 6, 9):
-            self._know_name(pid, number, Entity.PATIENT)
         for number in (13, 14):
             for rep in range(1, pid.repetitions(number) + 1):
                 for comp in (1, 4, 7):
@@ -247,9 +246,19 @@ class MessageScrubber:
                 self._know(pid.text(address), Entity.LOCATION)
         if pid.repetitions(7):
             self._know(pid.text((7, 1, 1, 1)), Entity.DATE)
-        for segment in self.segments:
-            if segment.name == "NK1":
-                self._know_name(segment, 2, Entity.PATIENT)
+
+    def _know_people(self) -> None:
+        for segment in self.segments:  # relatives and clinicians the message names, wherever they recur
+            for number, kind in SEGMENT_RULES.get(segment.name, {}).items():
+                if number >= len(segment.fields):
+                    continue
+                if kind is Kind.PERSON:
+                    self._know_name(segment, number, Entity.PATIENT)
+                elif kind is Kind.STAFF:
+                    for rep in range(1, segment.repetitions(number) + 1):
+                        for comp in (2, 3):
+                            for address in segment.leaves(number, rep, comp):
+                                self._know(segment.text(address), Entity.CLINICIAN)
 
     def _know(self, value: str, entity: Entity) -> None:
         value = value.strip()
@@ -429,7 +438,12 @@ class MessageScrubber:
         value = segment.text(address)
         if not value.strip():
             return
-        replaced, operator = self.context.anonymizer.replace(value, entity.value, self.patient)
+        if entity is Entity.HOSPITAL:
+            replaced, operator = facility_surrogate(self.context, value, self.patient)
+        elif entity in (Entity.PATIENT, Entity.CLINICIAN):
+            replaced, operator = person_surrogate(self.context, value, entity.value, self.patient)
+        else:
+            replaced, operator = self.context.anonymizer.replace(value, entity.value, self.patient)
         segment.set_text(address, replaced)
         self.applied.append(AppliedSpan(0, len(value), entity.value, operator, _path(segment, address)))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from deid.errors import UnsupportedFormatError
 from deid.readers.base import RecordFormat
+from deid.readers.ccda import CcdaFormat, is_clinical_document
 from deid.readers.csvfile import CsvFormat
 from deid.readers.fhir import FhirJsonFormat, FhirNdjsonFormat
 from deid.readers.hl7v2 import Hl7v2Format, is_hl7v2
@@ -41,6 +42,8 @@ def format_for(path: Path) -> RecordFormat:
     suffix = path.suffix.lower()
     if suffix in HL7V2_SUFFIXES or ((suffix in TEXT_SUFFIXES or not suffix) and is_hl7v2(path)):
         return Hl7v2Format()
+    if suffix == ".xml" and is_clinical_document(path):
+        return CcdaFormat()
     if suffix in TEXT_SUFFIXES:
         return TextFormat()
     if suffix in LINE_SUFFIXES:
