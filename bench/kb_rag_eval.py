@@ -26,7 +26,7 @@ from appliance.models import embedded_model_path
 from appliance.offline import go_offline
 from bench.kb_retrieval import MEDQUAD, held_out
 from serve.consult.service import consult_messages
-from serve.knowledge.service import KnowledgeService
+from appliance.kb.grounding import KnowledgeService
 
 
 def main(argv: list[str]) -> int:

@@ -39,7 +39,7 @@ from serve.grounding import Grounding
 from serve.health.router import build_router as health_router
 from serve.inference import InferenceService
 from serve.knowledge.router import mount_knowledge
-from serve.knowledge.service import KnowledgeService
+from appliance.kb.grounding import KnowledgeService
 from serve.metrics import ApiMetrics
 from serve.middleware import BodyLimit, Observe
 from serve.models.router import build_router as models_router

@@ -1,13 +1,16 @@
-"""The seam between answering and the knowledge base (built in ``serve.knowledge``).
+"""The seam between answering and the knowledge base (built by ``appliance.kb.grounding``).
 
-Endpoints only know this protocol; ``create_app`` passes a grounding object in when a
-knowledge base has been built, and ``None`` otherwise, so nothing here imports retrieval code.
+Endpoints only know these protocols; ``create_app`` is handed a grounding object when a
+knowledge base has been built, and ``None`` otherwise, so nothing in ``serve`` imports retrieval code.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from serve.knowledge.protocol import Passage
 
 
 @dataclass(frozen=True)
@@ -39,4 +42,13 @@ class Grounding(Protocol):
     @property
     def ready(self) -> bool:
         """Whether ``warm`` has finished, so ``/readyz`` can tell."""
+        ...
+
+
+@runtime_checkable
+class PassageSource(Protocol):
+    """A grounding that can also serve the full text behind a citation (``/v1/knowledge/passages``)."""
+
+    def passage(self, chunk_id: str) -> Passage | None:
+        """Blocking: the stored passage with this id, or None."""
         ...

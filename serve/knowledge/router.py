@@ -9,13 +9,13 @@ from fastapi import APIRouter, Depends, FastAPI
 from serve.auth.protocol import Role
 from serve.auth.service import Principal, require
 from serve.errors import NotFoundError
+from serve.grounding import PassageSource
 from serve.knowledge.protocol import PASSAGE_PATH, Passage
-from serve.knowledge.service import KnowledgeService
 
 AnyKey = Annotated[Principal, Depends(require(Role.clinician, Role.auditor, Role.admin))]
 
 
-def knowledge_router(service: KnowledgeService) -> APIRouter:
+def knowledge_router(service: PassageSource) -> APIRouter:
     router = APIRouter(tags=["knowledge"])
 
     @router.get(PASSAGE_PATH, response_model=Passage)
@@ -30,5 +30,5 @@ def knowledge_router(service: KnowledgeService) -> APIRouter:
 
 def mount_knowledge(app: FastAPI, grounding: object) -> None:
     """Serve passage texts when ``create_app`` grounded answers in a knowledge base."""
-    if isinstance(grounding, KnowledgeService):
+    if isinstance(grounding, PassageSource):
         app.include_router(knowledge_router(grounding))

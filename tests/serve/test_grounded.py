@@ -8,7 +8,7 @@ import httpx
 
 from serve.auth.protocol import Role
 from serve.grounding import with_notice
-from serve.knowledge.service import NO_RELEVANT_KNOWLEDGE
+from appliance.kb.grounding import NO_RELEVANT_KNOWLEDGE
 from tests.kb.conftest import medquad_pairs
 from tests.serve.conftest import KNOWLEDGE_PAIRS
 from tests.serve.live import LiveServer

@@ -1,6 +1,8 @@
 """Retrieval-grounded prompts: the passages an answer may use, numbered, within a budget.
 
-The service implements ``serve.grounding.Grounding``. It opens cheaply (``None`` when no
+The service implements the API's ``serve.grounding.Grounding`` and ``PassageSource`` protocols,
+so the API never imports the retrieval stack: ``appliance`` builds this and hands it to
+``serve.app.create_app``. It opens cheaply (``None`` when no
 knowledge base was built) and loads the index on first use, so the API starts at once. A
 question whose best passage is not similar enough gets no citations and an instruction to
 say that the approved knowledge has nothing on it, rather than a made-up grounding.
@@ -102,13 +104,6 @@ class KnowledgeService:
                 )
             )
         return citations
-
-    def grounded_messages(
-        self, question: str, clinical_context: str | None, citations: list[Citation]
-    ) -> list[dict[str, str]]:
-        """A system prompt carrying the numbered passages, then the clinician's question."""
-        user = question if not clinical_context else f"Clinical context:\n{clinical_context}\n\nQuestion:\n{question}"
-        return [{"role": "system", "content": knowledge_block(citations)}, {"role": "user", "content": user}]
 
     def ground(self, question: str, messages: list[dict[str, str]]) -> GroundedPrompt:
         """``serve.grounding.Grounding``: add the passages to the caller's system prompt."""
