@@ -38,13 +38,14 @@ def detect(
 @deid_app.command("run")
 def run(
     ctx: typer.Context,
-    inputs: Annotated[list[Path], typer.Argument(help="record files or folders (text, JSONL, CSV/TSV, FHIR NDJSON or JSON)")],
+    inputs: Annotated[list[Path], typer.Argument(help="record files or folders (text, JSONL, CSV/TSV, FHIR NDJSON or JSON, HL7 v2, C-CDA)")],
     out: Annotated[Path, typer.Option("--out", help="output folder: same file names and formats, de-identified")],
     ledger: Annotated[Path | None, typer.Option("--ledger", help="audit ledger to append to (default: the appliance's)")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="worker processes (default: settings)")] = None,
 ) -> None:
-    """De-identify whole datasets; a killed run resumes when rerun with the same --out."""
-    from appliance.errors import InputError
+    """De-identify whole datasets; a killed run resumes when rerun with the same --out. Exits 13
+    when files were skipped, 3 when records were malformed (the rest is written either way)."""
+    from appliance.errors import IncompleteRunError, InputError
     from deid.keystore import Keystore
     from deid.pipeline import ProgressUpdate, deidentify
 
@@ -79,6 +80,11 @@ def run(
         f"{len(summary.skipped)} files skipped -> {out} (ledger {summary.ledger_path})",
         markup=False,
     )
+    if summary.skipped:
+        raise IncompleteRunError(
+            f"{len(summary.skipped)} file(s) skipped (unsupported format) and {summary.malformed} malformed record(s);"
+            " everything else was written"
+        )
     if summary.malformed:
         raise InputError(f"{summary.malformed} malformed record(s) skipped; everything else was written")
 
