@@ -32,8 +32,13 @@ from serve.auth.protocol import Role
 from serve.auth.service import Authenticator, Principal, RateLimiter, require
 from serve.chat.router import build_router as chat_router
 from serve.chat.service import ChatService
+from serve.completions.router import build_router as completions_router
+from serve.completions.service import CompletionService
 from serve.consult.router import build_router as consult_router
 from serve.consult.service import ConsultService
+from serve.embeddings.protocol import TextEmbedder
+from serve.embeddings.router import build_router as embeddings_router
+from serve.embeddings.service import EmbeddingService
 from serve.errors import install_error_handlers
 from serve.grounding import Grounding
 from serve.health.router import build_router as health_router
@@ -61,6 +66,8 @@ class Services:
     inference: InferenceService
     chat: ChatService
     consult: ConsultService
+    completions: CompletionService
+    embeddings: EmbeddingService
     grounding: Grounding | None = None
     knowledge_failure: str | None = None
 
@@ -82,7 +89,10 @@ def build_grounding(settings: ApplianceSettings) -> KnowledgeService | None:
     return KnowledgeService.open(settings)
 
 
-def create_app(settings: ApplianceSettings, *, replica: str | None = None) -> FastAPI:
+def create_app(
+    settings: ApplianceSettings, *, replica: str | None = None, embedder: TextEmbedder | None = None
+) -> FastAPI:
+    """``embedder`` serves /v1/embeddings (the appliance passes its knowledge base's); None = 404 there."""
     config = settings.serve
     go_offline()
     if (config.tls_cert is None) != (config.tls_key is None):
@@ -118,6 +128,8 @@ def create_app(settings: ApplianceSettings, *, replica: str | None = None) -> Fa
         inference=inference,
         chat=ChatService(config, inference, grounding),
         consult=ConsultService(config, inference, grounding),
+        completions=CompletionService(config, inference),
+        embeddings=EmbeddingService(embedder, lambda: inference.privacy, ledger),
         grounding=grounding,
     )
 
@@ -163,7 +175,8 @@ def create_app(settings: ApplianceSettings, *, replica: str | None = None) -> Fa
     )
     app.state.services = services
     install_error_handlers(app, on_refused=refusal_recorder(ledger))
-    for build in (health_router, models_router, chat_router, consult_router, audit_router, keys_router):
+    for build in (health_router, models_router, chat_router, completions_router, embeddings_router, consult_router,
+                  audit_router, keys_router):
         app.include_router(build())
     mount_knowledge(app, grounding)
     _mount_openapi(app)

@@ -21,6 +21,7 @@ from serve.audit.protocol import RequestRecord
 from serve.audit.service import RequestLedger
 from serve.auth.service import Principal
 from serve.config import ServeConfig
+from serve.engine.model import LoadedModel
 from serve.engine.sampling import SamplingParams
 from serve.engine.scheduler import EngineBusyError, Generation, GenerationEvent
 from serve.errors import ApiError, InvalidRequestError, ModelNotFoundError
@@ -86,8 +87,30 @@ class InferenceService:
         requested_model: str | None,
         id_prefix: str,
     ) -> Prepared:
-        engine = self.models.engine
-        model = engine.model
+        """A chat: screened message by message, then laid out by the model's chat template."""
+        model = self._check(requested_model, params)
+        screened = await run_in_threadpool(self.privacy.screen, [m["content"] for m in messages])
+        shown = [{"role": m["role"], "content": text} for m, text in zip(messages, screened.texts, strict=True)]
+        prompt = await run_in_threadpool(lambda: model.tokenize(model.render_chat(shown)))
+        return self._prepared(principal, endpoint, prompt, params, screened.phi_types, id_prefix, "messages")
+
+    async def prepare_text(
+        self,
+        principal: Principal,
+        endpoint: str,
+        text: str,
+        params: SamplingParams,
+        requested_model: str | None,
+        id_prefix: str,
+    ) -> Prepared:
+        """A raw prompt (``/v1/completions``): screened the same way, tokenized as it is, no template."""
+        model = self._check(requested_model, params)
+        screened = await run_in_threadpool(self.privacy.screen, [text])
+        prompt = await run_in_threadpool(model.tokenize, screened.texts[0])
+        return self._prepared(principal, endpoint, prompt, params, screened.phi_types, id_prefix, "prompt")
+
+    def _check(self, requested_model: str | None, params: SamplingParams) -> LoadedModel:
+        model = self.models.engine.model
         if requested_model is not None and requested_model != model.model_id:
             raise ModelNotFoundError(
                 f"model not found; this server serves '{model.model_id}' (see GET /v1/models)", param="model"
@@ -96,21 +119,34 @@ class InferenceService:
             raise InvalidRequestError(
                 f"max_tokens may be at most {self.config.max_tokens_limit}", param="max_tokens"
             )
-        screened = await run_in_threadpool(self.privacy.screen, [m["content"] for m in messages])
-        shown = [{"role": m["role"], "content": text} for m, text in zip(messages, screened.texts, strict=True)]
-        prompt = await run_in_threadpool(lambda: model.tokenize(model.render_chat(shown)))
+        return model
+
+    def _prepared(
+        self,
+        principal: Principal,
+        endpoint: str,
+        prompt: list[int],
+        params: SamplingParams,
+        phi_types: list[str],
+        id_prefix: str,
+        prompt_param: str,
+    ) -> Prepared:
+        engine = self.models.engine
         limit = min(self.config.max_prompt_tokens, engine.context_length - 1)
         if len(prompt) > limit:
             raise InvalidRequestError(
-                f"the prompt is {len(prompt)} tokens; this server accepts at most {limit}", param="messages"
+                f"the prompt is {len(prompt)} tokens; this server accepts at most {limit}", param=prompt_param
             )
+        if not prompt:
+            raise InvalidRequestError("the prompt is empty", param=prompt_param)
+        model = engine.model
         return Prepared(
             request_id=f"{id_prefix}-{uuid.uuid4().hex}",
             endpoint=endpoint,
             principal=principal,
             prompt=prompt,
             params=params,
-            phi_types=screened.phi_types,
+            phi_types=phi_types,
             model_id=model.model_id,
             model_sha256=model.sha256,
             adapter_sha256=model.adapter_sha256,

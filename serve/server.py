@@ -9,6 +9,7 @@ import uvicorn
 
 from appliance.config import ApplianceSettings
 from serve.app import create_app, served_model_path
+from serve.embeddings.protocol import TextEmbedder
 from serve.engine.model import default_model_id
 
 EXAMPLE_QUESTION = "What are first-line treatments for hypertension?"
@@ -38,10 +39,10 @@ def curl_example(settings: ApplianceSettings) -> str:
     return f'{command} -H "Authorization: Bearer $APPLIANCE_API_KEY" -d {shlex.quote(body)}'
 
 
-def uvicorn_config(settings: ApplianceSettings) -> uvicorn.Config:
+def uvicorn_config(settings: ApplianceSettings, embedder: TextEmbedder | None = None) -> uvicorn.Config:
     config = settings.serve
     return uvicorn.Config(
-        create_app(settings),
+        create_app(settings, embedder=embedder),
         host=config.host,
         port=config.port,
         ssl_certfile=str(config.tls_cert) if config.tls_cert else None,
@@ -53,9 +54,11 @@ def uvicorn_config(settings: ApplianceSettings) -> uvicorn.Config:
     )
 
 
-def run_server(settings: ApplianceSettings, announce: Callable[[str], None]) -> None:
+def run_server(
+    settings: ApplianceSettings, announce: Callable[[str], None], embedder: TextEmbedder | None = None
+) -> None:
     """Blocks until interrupted; the egress guard is installed by ``create_app`` before any load."""
-    server = uvicorn.Server(uvicorn_config(settings))
+    server = uvicorn.Server(uvicorn_config(settings, embedder))
     announce(f"serving {served_model_path(settings)} at {base_url(settings)} (chat page at {base_url(settings)}/)")
     announce("create a clinician key with: appliance keys create --role clinician")
     announce(curl_example(settings))

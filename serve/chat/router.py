@@ -24,13 +24,13 @@ def build_router() -> APIRouter:
         body: ChatCompletionRequest, request: Request, principal: ClinicianKey
     ) -> ChatCompletion | StreamingResponse:
         service: ChatService = request.app.state.services.chat
-        prepared, grounded = await service.prepare(body, principal)
+        prepared, grounded, shape = await service.prepare(body, principal)
         if not body.stream:
-            return await service.complete(prepared, grounded, request)
+            return await service.complete(prepared, grounded, shape, request)
         generation = service.inference.start(prepared)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(
-            service.sse(prepared, generation, include_usage, request, grounded),
+            service.sse(prepared, generation, include_usage, request, grounded, shape),
             media_type="text/event-stream",
             headers=SSE_HEADERS,
         )

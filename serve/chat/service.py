@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -11,21 +13,117 @@ from starlette.concurrency import run_in_threadpool
 from serve.auth.service import Principal
 from serve.chat.protocol import (
     AssistantMessage,
+    CalledFunction,
+    CalledFunctionDelta,
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionRequest,
     Choice,
     ChunkChoice,
     Delta,
+    NamedToolChoice,
+    ToolCall,
+    ToolCallDelta,
+    ToolDefinition,
     Usage,
 )
 from serve.config import ServeConfig
-from serve.engine.sampling import SamplingParams
+from serve.engine.grammar import SchemaError, json_object_grammar, schema_grammar, tool_call_grammar
+from serve.engine.sampling import GrammarError, SamplingParams, check_grammar
 from serve.engine.scheduler import Generation
+from serve.errors import InvalidRequestError
 from serve.grounding import GroundedPrompt, Grounding, with_notice
 from serve.inference import InferenceService, Prepared
 
 ENDPOINT = "/v1/chat/completions"
+TOOLS_INSTRUCTIONS = (
+    "You can call the functions listed below. To call one, answer with only a JSON object "
+    '{"name": <function name>, "arguments": <arguments object>} and nothing else.'
+)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the answer is constrained to: a grammar, and whether it may be (or must be) a tool call."""
+
+    grammar: str | None = None
+    tool_calls: bool = False
+
+
+def chosen_tools(body: ChatCompletionRequest) -> list[ToolDefinition]:
+    """The tools the model may call under ``tool_choice`` (none for "none" or no tools)."""
+    if not body.tools or body.tool_choice == "none":
+        return []
+    if isinstance(body.tool_choice, NamedToolChoice):
+        wanted = body.tool_choice.function.name
+        named = [tool for tool in body.tools if tool.function.name == wanted]
+        if not named:
+            raise InvalidRequestError("tool_choice names a function that is not in tools", param="tool_choice")
+        return named
+    return body.tools
+
+
+def answer_shape(body: ChatCompletionRequest) -> Shape:
+    """The grammar that enforces ``response_format`` or ``tools``; refuses what cannot be enforced."""
+    field = body.unsupported()
+    if field is not None:
+        raise InvalidRequestError(f"{field} is not supported by this server; leave it out", param=field)
+    tools = chosen_tools(body)
+    wants_format = body.response_format is not None and body.response_format.type != "text"
+    if tools and wants_format:
+        raise InvalidRequestError("response_format cannot be combined with tools", param="response_format")
+    if tools:
+        if len({tool.function.name for tool in body.tools or []}) != len(body.tools or []):
+            raise InvalidRequestError("tools must have distinct function names", param="tools")
+        try:
+            grammar = tool_call_grammar(
+                [(tool.function.name, tool.function.parameters) for tool in tools],
+                allow_prose=body.tool_choice in (None, "auto"),
+            )
+        except SchemaError as error:
+            raise InvalidRequestError(str(error), param="tools") from None
+        return Shape(grammar, tool_calls=True)
+    if not wants_format:
+        return Shape()
+    assert body.response_format is not None
+    if body.response_format.type == "json_object":
+        return Shape(json_object_grammar())
+    assert body.response_format.json_schema is not None
+    try:
+        return Shape(schema_grammar(body.response_format.json_schema.schema_))
+    except SchemaError as error:
+        raise InvalidRequestError(str(error), param="response_format") from None
+
+
+def tools_message(tools: list[ToolDefinition]) -> str:
+    listed = [tool.function.model_dump(exclude_none=True, exclude={"strict"}) for tool in tools]
+    return f"{TOOLS_INSTRUCTIONS}\n\n{json.dumps(listed, indent=1)}"
+
+
+def with_tools(messages: list[dict[str, str]], tools: list[ToolDefinition]) -> list[dict[str, str]]:
+    """The tool list in the system message (the screened prompt, so PHI screening sees it too)."""
+    if not tools:
+        return messages
+    block = tools_message(tools)
+    if messages and messages[0]["role"] == "system":
+        return [{"role": "system", "content": f"{messages[0]['content']}\n\n{block}"}, *messages[1:]]
+    return [{"role": "system", "content": block}, *messages]
+
+
+def parse_call(text: str) -> ToolCall | None:
+    """The call the grammar made the model write; None for prose or a call cut short by max_tokens."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        call = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+        return None
+    return ToolCall(
+        id=f"call_{uuid.uuid4().hex[:24]}",
+        function=CalledFunction(name=call["name"], arguments=json.dumps(call.get("arguments", {}))),
+    )
 
 
 class ChatService:
@@ -34,8 +132,16 @@ class ChatService:
         self.inference = inference
         self.grounding = grounding
 
-    async def prepare(self, body: ChatCompletionRequest, principal: Principal) -> tuple[Prepared, GroundedPrompt]:
+    async def prepare(
+        self, body: ChatCompletionRequest, principal: Principal
+    ) -> tuple[Prepared, GroundedPrompt, Shape]:
         """The request admitted, with its grounding (no citations and no notice when not grounded)."""
+        shape = answer_shape(body)
+        if shape.grammar is not None:
+            try:
+                check_grammar(self.inference.models.engine.model.vocab, shape.grammar)
+            except GrammarError as error:
+                raise InvalidRequestError(f"{error}; simplify the schema", param="response_format") from None
         messages = [message.plain() for message in body.messages]
         grounded = GroundedPrompt(messages=messages)
         if body.grounded and self.grounding is not None:
@@ -48,20 +154,28 @@ class ChatService:
             top_p=1.0 if body.top_p is None else body.top_p,
             seed=body.seed,
             stop=body.stops(),
+            grammar=shape.grammar,
         )
-        prepared = await self.inference.prepare(
-            principal, ENDPOINT, grounded.messages, params, body.model, "chatcmpl"
-        )
-        return prepared, grounded
+        prompt = with_tools(grounded.messages, chosen_tools(body) if shape.tool_calls else [])
+        prepared = await self.inference.prepare(principal, ENDPOINT, prompt, params, body.model, "chatcmpl")
+        return prepared, grounded, shape
 
-    async def complete(self, prepared: Prepared, grounded: GroundedPrompt, request: Request) -> ChatCompletion:
+    async def complete(
+        self, prepared: Prepared, grounded: GroundedPrompt, shape: Shape, request: Request
+    ) -> ChatCompletion:
         outcome = await self.inference.complete(prepared, request)
-        content = with_notice(outcome.text, grounded.notice)
+        call = parse_call(outcome.text) if shape.tool_calls else None
+        if call is not None:
+            message = AssistantMessage(content=None, tool_calls=[call])
+            finish = "tool_calls"
+        else:
+            message = AssistantMessage(content=with_notice(outcome.text, grounded.notice))
+            finish = outcome.finish_reason
         return ChatCompletion(
             id=prepared.request_id,
             created=prepared.created,
             model=prepared.model_id,
-            choices=[Choice(message=AssistantMessage(content=content), finish_reason=outcome.finish_reason)],
+            choices=[Choice(message=message, finish_reason=finish)],
             usage=Usage(
                 prompt_tokens=outcome.prompt_tokens,
                 completion_tokens=outcome.completion_tokens,
@@ -77,11 +191,14 @@ class ChatService:
         include_usage: bool,
         request: Request,
         grounded: GroundedPrompt,
+        shape: Shape,
     ) -> AsyncIterator[bytes]:
         """Server-sent events exactly as OpenAI sends them, ending with ``data: [DONE]``.
 
         Grounded streams carry the citations on the first chunk (an extension field OpenAI clients
-        ignore) and start the text with the nothing-relevant notice when there is one.
+        ignore) and start the text with the nothing-relevant notice when there is one. When the
+        answer may be a tool call, its first character decides: ``{`` starts a call, which is held
+        back and sent whole once it parses (as one ``tool_calls`` delta); anything else streams.
         """
 
         def chunk(
@@ -99,17 +216,33 @@ class ChatService:
 
         opening = f"{grounded.notice}\n\n" if grounded.notice else ""
         yield chunk(Delta(role="assistant", content=opening), citations=grounded.citations or None)
+        held: list[str] | None = [] if shape.tool_calls else None
         async for event in self.inference.stream(prepared, generation, request):
-            if event.finish_reason is None:
-                yield chunk(Delta(content=event.text))
-                continue
-            if event.finish_reason not in ("stop", "length"):
+            if event.finish_reason is not None and event.finish_reason not in ("stop", "length"):
                 error = {"error": {"message": "generation failed", "type": "server_error", "code": "generation_failed"}}
                 yield b"data: " + json.dumps(error).encode() + b"\n\n"
                 return
-            if event.text:
-                yield chunk(Delta(content=event.text))
-            yield chunk(Delta(), event.finish_reason)
+            text, finish = event.text, event.finish_reason
+            if held is not None:
+                held.append(text)
+                text = "".join(held)
+                if finish is None and (not text or text.startswith("{")):
+                    continue
+                held = None
+                call = parse_call(text) if finish is not None else None
+                if call is not None:
+                    yield chunk(Delta(tool_calls=[ToolCallDelta(
+                        id=call.id, type="function", function=CalledFunctionDelta(name=call.function.name, arguments=""),
+                    )]))
+                    yield chunk(Delta(tool_calls=[ToolCallDelta(
+                        function=CalledFunctionDelta(arguments=call.function.arguments),
+                    )]))
+                    text, finish = "", "tool_calls"
+            if text:
+                yield chunk(Delta(content=text))
+            if finish is None:
+                continue
+            yield chunk(Delta(), finish)
             if include_usage:
                 total = event.prompt_tokens + event.completion_tokens
                 yield chunk(Delta(), usage=Usage(

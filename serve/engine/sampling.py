@@ -16,13 +16,36 @@ class SamplingParams:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = field(default_factory=tuple)
+    grammar: str | None = field(default=None, repr=False)
 
 
-def build_sampler(params: SamplingParams) -> llama_cpp.llama_sampler_p | None:
-    """None for greedy (temperature 0, deterministic), else top-p then temperature then a seeded draw."""
-    if params.temperature <= 0.0:
+class GrammarError(ValueError):
+    """llama.cpp could not parse a grammar; raised before the request reaches the engine."""
+
+
+def grammar_sampler(vocab: llama_cpp.llama_vocab_p, grammar: str) -> llama_cpp.llama_sampler_p:
+    sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
+    if not sampler:
+        raise GrammarError("the grammar could not be parsed")
+    return sampler
+
+
+def check_grammar(vocab: llama_cpp.llama_vocab_p, grammar: str) -> None:
+    """Parse once on the request's thread so a bad grammar is a 400, not a failed generation."""
+    llama_cpp.llama_sampler_free(grammar_sampler(vocab, grammar))
+
+
+def build_sampler(params: SamplingParams, vocab: llama_cpp.llama_vocab_p) -> llama_cpp.llama_sampler_p | None:
+    """None for unconstrained greedy (temperature 0, deterministic); else a chain: the grammar
+    first (it only masks tokens), then top-p, temperature and a seeded draw, or greedy."""
+    if params.temperature <= 0.0 and params.grammar is None:
         return None
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    if params.grammar is not None:
+        llama_cpp.llama_sampler_chain_add(chain, grammar_sampler(vocab, params.grammar))
+    if params.temperature <= 0.0:
+        llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+        return chain
     if params.top_p < 1.0:
         llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
     llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_temp(params.temperature))

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import llama_cpp
 
 from serve.engine.model import LoadedModel
-from serve.engine.sampling import SamplingParams, build_sampler, free_sampler, pick_token
+from serve.engine.sampling import GrammarError, SamplingParams, build_sampler, free_sampler, pick_token
 from serve.engine.text import TextAssembler
 from serve.errors import ApiError
 
@@ -256,10 +256,17 @@ class BatchEngine:
                 # Copies the whole preamble stream (applied at the next decode), then drops what differs.
                 llama_cpp.llama_memory_seq_cp(self._memory, self._preamble_slot, slot, -1, -1)
                 llama_cpp.llama_memory_seq_rm(self._memory, slot, shared, -1)
+            try:
+                sampler = build_sampler(generation.params, self.model.vocab)
+            except GrammarError:
+                heapq.heappush(self._free_slots, slot)
+                llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
+                generation.publish(GenerationEvent("", "error", len(generation.prompt)))
+                continue
             self._running[slot] = _Sequence(
                 slot=slot,
                 generation=generation,
-                sampler=build_sampler(generation.params),
+                sampler=sampler,
                 assembler=TextAssembler(generation.params.stop),
                 pending=list(generation.prompt[shared:]),
                 position=shared,

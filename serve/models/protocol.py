@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class ModelCard(BaseModel):
@@ -12,6 +12,7 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "appliance"
+    ready: bool = Field(True, description="Extension: false while the model is still loading (see /readyz)")
 
 
 class ModelList(BaseModel):

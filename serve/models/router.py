@@ -20,8 +20,13 @@ def build_router() -> APIRouter:
 
     @router.get("/v1/models", response_model=ModelList)
     def list_models(request: Request, _: AnyKey) -> ModelList:
-        models = request.app.state.services.models
-        return ModelList(data=[ModelCard(id=models.model_id, created=models.created)])
+        """The generating model (its configured id while it loads), then the embedding model if any."""
+        services = request.app.state.services
+        models, embedder = services.models, services.embeddings.embedder
+        cards = [ModelCard(id=models.model_id, created=models.created, ready=models.ready)]
+        if embedder is not None:
+            cards.append(ModelCard(id=embedder.model_id, created=models.created))
+        return ModelList(data=cards)
 
     @router.post("/v1/admin/reload", response_model=ReloadResult)
     async def reload_model(request: Request, admin: AdminKey) -> ReloadResult:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from serve.config import ServeConfig
-from serve.engine.model import LoadedModel
+from serve.engine.model import LoadedModel, default_model_id
 from serve.engine.scheduler import BatchEngine, EngineStoppedError
 
 
@@ -40,7 +40,13 @@ class ModelService:
 
     @property
     def model_id(self) -> str:
-        return self.engine.model.model_id if self._engine else ""
+        """The loaded model's id, or while loading the id it will have (never an empty string)."""
+        engine = self._engine
+        return engine.model.model_id if engine is not None else self.configured_id
+
+    @property
+    def configured_id(self) -> str:
+        return self.config.model_name or default_model_id(self.model_path, self.adapter_path)
 
     @property
     def sha256(self) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.cli.serve import KnowledgeEmbedder
 from appliance.config import ApplianceSettings
 from appliance.kb.base import KnowledgeBase
 from appliance.kb.config import KnowledgeConfig
@@ -86,5 +87,6 @@ def knowledge_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveS
     assert knowledge is not None
     knowledge.add([source])
     knowledge.close()
-    with live_server(settings) as server:
+    # The knowledge base's own embedding set-up serves /v1/embeddings (loaded on first use only).
+    with live_server(settings, embedder=KnowledgeEmbedder(settings.kb)) as server:
         yield server

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import uvicorn
@@ -43,10 +44,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(settings: ApplianceSettings, ready_timeout: float = 120.0) -> Iterator[LiveServer]:
+def live_server(
+    settings: ApplianceSettings, ready_timeout: float = 120.0, **app_options: Any
+) -> Iterator[LiveServer]:
+    """``app_options`` go to ``create_app`` (e.g. an embedder)."""
     store = ApiKeyStore(settings.api_keys_file)
     keys = {role: store.create(role, "test")[0] for role in Role}
-    app = create_app(settings)
+    app = create_app(settings, **app_options)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=settings.serve.port, log_level="warning", access_log=False,
         ssl_certfile=str(settings.serve.tls_cert) if settings.serve.tls_cert else None,

@@ -1,0 +1,1 @@
+"""OpenAI-compatible text completions (a raw prompt in, no chat template)."""

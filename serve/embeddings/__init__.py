@@ -1,0 +1,1 @@
+"""OpenAI-compatible embeddings with the knowledge base's embedding model."""
