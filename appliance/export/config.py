@@ -38,8 +38,11 @@ class ExportConfig(BaseModel):
         "drop",
         description="drop: a refused quant is deleted and listed in parity.json; fail: the stage fails (GateError)",
     )
-    reference_type: Literal["F32", "F16"] = Field(
-        "F32", description="type of the unquantized reference GGUF that parity is checked on and quants come from"
+    reference_type: Literal["F32", "F16", "BF16"] = Field(
+        "F32",
+        description="type of the unquantized reference GGUF that parity is checked on and quants come from; "
+        "F16 or BF16 halve its size and memory (advised for 7B and larger bases); parity then compares "
+        "against transformers with its matrices rounded the same way",
     )
     parity_logit_tolerance: float = Field(
         0.005,

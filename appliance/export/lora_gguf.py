@@ -2,7 +2,8 @@
 
 llama.cpp scales ``B @ A`` by ``alpha / r`` like peft; rsLoRA's ``alpha / sqrt(r)`` is
 expressed by writing ``alpha * sqrt(r)``. ``B``'s rows get the same rope permutation as the
-q/k weights they modify, or the served adapter would add its update to the wrong rows.
+q/k weights they modify, or the served adapter would add its update to the wrong rows; the
+family decides that, as it does for the base weights.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import gguf
 import numpy as np
 
 from appliance.errors import ModelError
-from appliance.export.architecture import permutation_heads, read_model_shape, rope_permute
 from appliance.export.gguf_convert import gguf_tensor_name, iter_safetensors
+from appliance.families.registry import read_export_shape
 
 _PREFIX = "base_model.model."
 
@@ -46,29 +47,26 @@ def _split_lora_name(key: str) -> tuple[str, str] | None:
 def convert_lora_to_gguf(adapter_dir: Path, base_model_dir: Path, destination: Path) -> int:
     """Write ``destination``; returns the number of adapted modules. ``base_model_dir`` gives the shapes."""
     config = read_adapter_config(adapter_dir)
-    shape = read_model_shape(base_model_dir)
+    family, shape = read_export_shape(base_model_dir)
     rank = int(config.get("r", 8))
     alpha = float(config.get("lora_alpha", rank))
     if config.get("use_rslora"):
         alpha *= math.sqrt(rank)
-    name_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH[shape.gguf_arch.upper()], shape.n_layers)
+    name_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH[family.gguf_arch.upper()], shape.n_layers)
     pairs: dict[str, dict[str, np.ndarray]] = {}
     for key, array in iter_safetensors(adapter_dir):
         split = _split_lora_name(key)
         if split is None:
             raise ModelError(f"adapter tensor '{key}' is not a LoRA A/B matrix (modules_to_save is not supported)")
         pairs.setdefault(split[0], {})[split[1]] = array
-    writer = gguf.GGUFWriter(destination, shape.gguf_arch)
+    writer = gguf.GGUFWriter(destination, family.gguf_arch)
     writer.add_type(gguf.GGUFType.ADAPTER)
     writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
     writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
     for hf_name, parts in sorted(pairs.items()):
         if set(parts) != {"lora_a", "lora_b"}:
             raise ModelError(f"adapter module '{hf_name}' lacks its A or B matrix")
-        lora_b = parts["lora_b"]
-        heads = permutation_heads(shape, hf_name)
-        if heads is not None:
-            lora_b = rope_permute(lora_b, heads)
+        lora_b = family.transform_lora_b(hf_name, parts["lora_b"], shape)
         target = gguf_tensor_name(name_map, hf_name)
         writer.add_tensor(f"{target}.lora_a", parts["lora_a"].astype(np.float32))
         writer.add_tensor(f"{target}.lora_b", lora_b.astype(np.float32))

@@ -182,7 +182,11 @@ class LlamaCppRunner:
 class TransformersRunner:
     """A Hugging Face directory on the CPU in float32, the reference for parity."""
 
-    def __init__(self, directory: Path, *, context_length: int = 512, name: str | None = None) -> None:
+    def __init__(
+        self, directory: Path, *, context_length: int = 512, name: str | None = None, matrix_dtype: str | None = None
+    ) -> None:
+        """``matrix_dtype`` ("float16", "bfloat16") rounds every weight matrix through that type, as a
+        GGUF of that type stores them, so that a parity check compares conversion, not rounding."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -196,6 +200,11 @@ class TransformersRunner:
         except (OSError, ValueError) as error:
             raise ModelError(f"cannot load model directory {directory}: {type(error).__name__}") from None
         self._model.eval()
+        if matrix_dtype is not None:
+            with torch.no_grad():
+                for parameter in self._model.parameters():
+                    if parameter.ndim >= 2:
+                        parameter.copy_(parameter.to(getattr(torch, matrix_dtype)).float())
         # generation_config may list several ends (EOS and end-of-turn); the tokenizer's EOS is always one.
         configured = self._model.generation_config.eos_token_id
         ends = configured if isinstance(configured, list) else [configured]

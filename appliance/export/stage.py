@@ -36,10 +36,13 @@ from appliance.export.parity import (
 )
 from appliance.export.quantize import quantize_gguf, tensor_types
 from appliance.export.runners import LlamaCppRunner, TransformersRunner
+from appliance.families.registry import check_exportable
 from appliance.pipeline.stage import StageContext, StageResult, run_stage
 from deid.fileio import atomic_write_text
 
 STAGE_NAME = "export"
+# The reference GGUF's matrices are rounded so; transformers is rounded alike for the parity check.
+_MATRIX_DTYPES: dict[str, str | None] = {"F32": None, "F16": "float16", "BF16": "bfloat16"}
 Progress = Callable[[str], None]
 
 
@@ -94,11 +97,17 @@ def _build(
     )
 
     say("parity check against transformers")
-    hf = TransformersRunner(merged, context_length=config.context_length)
+    family = check_exportable(merged)
+    hf = TransformersRunner(
+        merged, context_length=config.context_length, matrix_dtype=_MATRIX_DTYPES[config.reference_type]
+    )
     gguf_runner = LlamaCppRunner(reference, context_length=config.context_length, threads=config.threads)
     try:
         parity = check_parity(
-            hf, gguf_runner, tolerance=config.parity_logit_tolerance, greedy_tokens=config.parity_greedy_tokens
+            hf,
+            gguf_runner,
+            tolerance=config.parity_logit_tolerance * family.parity_tolerance_scale,
+            greedy_tokens=config.parity_greedy_tokens,
         )
     finally:
         gguf_runner.close()
@@ -171,6 +180,8 @@ def export_stage(
         raise ModelError(f"base model not found: {base_model}")
     if adapter_dir is not None and not adapter_dir.is_dir():
         raise ModelError(f"adapter directory not found: {adapter_dir}")
+    if base_model.is_dir():
+        check_exportable(base_model)  # before the slow merge: an unsupported family is refused at once
     heldout = read_texts(heldout_texts) if heldout_texts else list(BUILTIN_HELDOUT)
     source = "given" if heldout_texts else "builtin"
     inputs = {"base_model": base_model}

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 
-def make_lora_adapter(model_dir: Path, destination: Path, *, seed: int = 1, scale: float = 0.05) -> Path:
+DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj")
+
+
+def make_lora_adapter(
+    model_dir: Path, destination: Path, *, seed: int = 1, scale: float = 0.05, targets: Sequence[str] = DEFAULT_TARGETS
+) -> Path:
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -13,7 +19,7 @@ def make_lora_adapter(model_dir: Path, destination: Path, *, seed: int = 1, scal
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True, dtype=torch.float32)
     config = LoraConfig(
-        r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "up_proj"]
+        r=4, lora_alpha=8, lora_dropout=0.0, target_modules=list(targets)
     )
     peft_model = get_peft_model(model, config)
     with torch.no_grad():

@@ -1,0 +1,1 @@
+"""Model families: one registry of what training and export know about each decoder family."""
