@@ -1,7 +1,8 @@
 """Read the de-identified corpus into documents grouped by patient.
 
 The corpus keeps the hospital formats (``deid run`` preserves names and formats): FHIR
-NDJSON (notes as base64 in DocumentReference), FHIR Bundles, plain text, JSONL and CSV.
+NDJSON (notes as base64 in DocumentReference), FHIR Bundles, plain text, JSONL, CSV, HL7 v2
+(each message's OBX text reports and notes) and C-CDA (each document's section narratives).
 Every document carries a ``group``: the patient it belongs to when the record says so,
 else its file. The train/validation split is made on groups, so one patient never lands
 on both sides.
@@ -21,10 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from appliance.errors import InputError
+from deid.readers.ccda import narrative_text
+from deid.readers.hl7v2 import looks_like_hl7v2, report_texts
 
 PATIENT_FIELDS = ("patient_id", "patient", "subject", "subject_id", "mrn")
 TEXT_FIELDS = ("text", "note", "note_text", "body", "content")
-SUPPORTED_SUFFIXES = {".ndjson", ".json", ".jsonl", ".txt", ".csv", ".gz"}
+HL7V2_SUFFIXES = (".hl7", ".hl7v2", ".msg")
+SUPPORTED_SUFFIXES = {".ndjson", ".json", ".jsonl", ".txt", ".csv", ".gz", ".xml", *HL7V2_SUFFIXES}
 
 
 @dataclass
@@ -98,7 +102,17 @@ def _kind(path: Path) -> str:
 def _read_file(path: Path, relative: str, corpus: Corpus) -> None:
     kind = _kind(path)
     content = _open_text(path)
-    if kind == ".txt":
+    if kind in HL7V2_SUFFIXES or (kind == ".txt" and looks_like_hl7v2(content)):
+        for line, patient, text in report_texts(content):
+            group = f"patient:mrn:{patient}" if patient else f"file:{relative}:{line}"
+            corpus.documents.append(Document(group=group, text=text, source=relative, key=f"{path.name}#{line}"))
+    elif kind == ".xml":
+        narrative = narrative_text(content.encode("utf-8"))
+        if narrative is not None and narrative[1].strip():
+            patient, text = narrative
+            group = f"patient:mrn:{patient}" if patient else f"file:{relative}"
+            corpus.documents.append(Document(group=group, text=text, source=relative, key=f"{path.name}#file"))
+    elif kind == ".txt":
         corpus.documents.append(Document(group=f"file:{relative}", text=content, source=relative,
                                          key=f"{path.name}#file"))
     elif kind == ".csv":

@@ -400,3 +400,44 @@ class DocumentScrubber:
             else:
                 piece.element.text = new
         self.applied.extend(applied)
+
+
+def narrative_text(data: bytes) -> tuple[str, str] | None:
+    """(patient id, narrative) of a de-identified CDA document, for training text: each
+    section as a "# title" heading and its narrative block with the layout's line breaks;
+    None when the bytes are not a CDA document."""
+    try:
+        root = etree.fromstring(data, _parser())
+    except etree.XMLSyntaxError:
+        return None
+    if root.tag != f"{{{V3}}}ClinicalDocument":
+        return None
+    ids = root.xpath("v3:recordTarget/v3:patientRole/v3:id[@extension]", namespaces={"v3": V3})
+    patient = next((i.get("extension", "") for i in ids if i.get("root") != SSN_ROOT), "")
+    parts = []
+    for section in root.iter(f"{{{V3}}}section"):
+        title, text = section.find(f"{{{V3}}}title"), section.find(f"{{{V3}}}text")
+        body = _flat(text).strip() if text is not None else ""
+        if body:
+            heading = " ".join(_flat(title).split()) if title is not None else ""
+            parts.append(f"# {heading}\n{body}" if heading else body)
+    return patient, "\n\n".join(parts)
+
+
+def _flat(element: etree._Element) -> str:
+    """An element's text with a line break at each block (paragraph, row, item) and the
+    source's indentation folded away."""
+    def fold(text: str | None) -> str:
+        return re.sub(r"\s+", " ", text or "")
+
+    chunks = [fold(element.text)]
+    for node in element.iterdescendants():
+        local = _local(node)
+        if local in ("td", "th"):
+            chunks.append(" | ")
+        elif local in _BLOCK:
+            chunks.append("\n")
+        chunks.append(fold(node.text) if local else "")
+        chunks.append(("\n" if local in ("paragraph", "tr", "item", "br", "list", "table", "caption") else "") + fold(node.tail))
+    lines = (line.strip(" |") for line in "".join(chunks).splitlines())
+    return "\n".join(" ".join(line.split()) for line in lines if line.strip(" |"))

@@ -537,5 +537,34 @@ def is_hl7v2(path: Path) -> bool:
             head = handle.read(8)
     except OSError:
         return False
-    head = head.removeprefix(b"\xef\xbb\xbf").removeprefix(MLLP_START)
-    return len(head) >= 5 and head[:3].decode("latin-1") in HEADER_SEGMENTS and not chr(head[3]).isalnum()
+    return looks_like_hl7v2(head.decode("latin-1"))
+
+
+def looks_like_hl7v2(text: str) -> bool:
+    """Whether text starts with an HL7 v2 header segment (after a BOM or MLLP start byte)."""
+    head = text.removeprefix("\ufeff").removeprefix("\xef\xbb\xbf").removeprefix("\x0b")
+    return len(head) >= 5 and head[:3] in HEADER_SEGMENTS and not head[3].isalnum()
+
+
+def report_texts(text: str) -> Iterator[tuple[int, str, str]]:
+    """(first line, patient number, prose) of each message in a de-identified HL7 v2 file, for
+    training text: the text-typed OBX lines of its reports as the sender broke them, then its
+    notes. Messages without prose, and lines that are not segments, yield nothing."""
+    lines = [match.group(0) for match in _LINE.finditer(text) if match.group(0)]
+    starts = [i for i, line in enumerate(lines) if line.lstrip("\x0b")[:3] in UNIT_STARTS] + [len(lines)]
+    for start, end in zip(starts, starts[1:]):
+        items = _parse_message("".join(lines[start:end]), "", start + 1)
+        if isinstance(items, tuple):
+            continue
+        segments = [item for item in items if isinstance(item, Segment)]
+        pid = next((s for s in segments if s.name == "PID"), None)
+        prose = []
+        for segment in segments:
+            if segment.name == "OBX" and len(segment.fields) > 5 and segment.text((2, 1, 1, 1)).strip().upper() in TEXT_TYPES:
+                prose.append(" ".join(segment.text(a) for rep in range(1, segment.repetitions(5) + 1)
+                                      for comp in range(1, segment.components(5, rep) + 1) for a in segment.leaves(5, rep, comp)))
+            elif segment.name == "NTE" and len(segment.fields) > 3:
+                prose.append(" ".join(segment.text(a) for comp in range(1, segment.components(3, 1) + 1) for a in segment.leaves(3, 1, comp)))
+        body = "\n".join(prose).strip()
+        if body:
+            yield start + 1, _patient_number(pid) if pid is not None else "", body

@@ -204,3 +204,27 @@ def test_a_run_that_skips_files_says_so_in_its_exit_status(
     assert done.value.code == 13
     assert "LICENSE: skipped: unsupported format" in printed.out + printed.err and "1 files skipped" in printed.out + printed.err
     assert (tmp_path / "out" / "adt.hl7").is_file()
+
+
+def test_the_dataset_reads_obx_reports_and_cda_narratives(tmp_path: Path, make_context: Callable[..., ReaderContext]) -> None:
+    from appliance.dataset.sources import read_corpus
+
+    context = make_context()
+    corpus_dir = tmp_path / "corpus"
+    corpus_dir.mkdir()
+    adt = tmp_path / "adt.hl7"
+    adt.write_bytes(ADT.encode())
+    (corpus_dir / "adt.hl7").write_bytes(b"".join(result.output for result in transform(adt, context)))
+    ccd = tmp_path / "ccd.xml"
+    ccd.write_text(CCD)
+    reader = format_for(ccd)
+    (unit, _, _), = list(reader.units(ccd, ccd.name, 0, 0))
+    (corpus_dir / "ccd.xml").write_bytes(reader.transform(unit, context).output)
+    (corpus_dir / "other.xml").write_text("<catalog/>")
+    documents = {document.key: document for document in read_corpus(corpus_dir).documents}
+    assert sorted(documents) == ["adt.hl7#1", "ccd.xml#file"]
+    report, narrative = documents["adt.hl7#1"], documents["ccd.xml#file"]
+    assert report.text.splitlines()[0].startswith("Seen today with his wife") and "| follow-up" in report.text
+    assert "72" not in report.text  # a numeric observation is not prose
+    assert narrative.text.startswith("# Plan\nMr. ") and "Zyxwquist" not in narrative.text
+    assert report.group == narrative.group  # one patient, so one side of the train/validation split
