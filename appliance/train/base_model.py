@@ -19,6 +19,7 @@ from appliance.errors import ModelError
 from appliance.families.registry import lora_targets
 from appliance.models import check_gguf_file
 
+
 @dataclass
 class LoadedBase:
     """A base model ready for LoRA: the model, its tokenizer and where it came from."""

@@ -6,6 +6,7 @@ Batch order is a pure function of (seed, epoch), so a resumed run needs only its
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ class Sequence:
         """
         positions: list[int] = []
         bounds = [*self.starts, self.attended]
-        for begin, end in zip(bounds, bounds[1:]):
+        for begin, end in itertools.pairwise(bounds):
             positions += range(end - begin)
         last = bounds[-2]
         positions += range(self.attended - last, len(self.input_ids) - last)

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from appliance.config import ApplianceSettings
-from appliance.families.registry import require_exportable_base
 from appliance.errors import InputError, ModelError
+from appliance.families.registry import require_exportable_base
 from appliance.pipeline.stage import (
     StageContext,
     StageResult,
@@ -107,8 +107,10 @@ def train_stage(
 
         def build(ctx: StageContext) -> dict[str, Any]:
             return _build(ctx, config, inputs, method, info, progress, settings.dataset.recipes.replay)
-    stage_settings = {"train": config.model_dump(mode="json"), "method": method.value if method else None,
-                      "world_size": info.world}
+    # what the stage learns from is hashed in `inputs` (the start adapter's files, the replay file);
+    # which recipe asked for the stage, or by which path its start was named, changes nothing
+    stage_settings = {"train": config.model_dump(mode="json", exclude={"recipe", "start_from", "replay"}),
+                      "method": method.value if method else None, "world_size": info.world}
     if info.main:
         result = run_stage(workdir, name, settings=stage_settings, inputs=inputs, build=build, force=force)
         distributed.barrier(info)
