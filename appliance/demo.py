@@ -48,7 +48,7 @@ def demo_settings(settings: ApplianceSettings) -> ApplianceSettings:
     """Quick settings for a first look; anything the operator configured explicitly still wins."""
     return settings.model_copy(
         update={
-            "train": _quick(settings.train, {"max_steps": DEMO_TRAIN_STEPS}),
+            "train": _quick(settings.train, {"max_steps": DEMO_TRAIN_STEPS, "recipe": ["cpt", "sft"]}),
             "eval": _quick(
                 settings.eval,
                 {"pubmedqa_limit": DEMO_PUBMEDQA_QUESTIONS, "few_shot": 0, "medquad_limit": DEMO_MEDQUAD_ANSWERS},
@@ -164,9 +164,10 @@ class DemoRun:
         )
 
     def train(self, dataset_dir: Path, base_model: Path) -> StageResult:
-        from appliance.train.stage import train_stage
+        from appliance.train.stage import run_recipe, train_stage
 
         total = self.settings.train.max_steps
+        recipe = [method.value for method in self.settings.train.recipe]
 
         def progress(row: dict[str, Any]) -> None:
             if row.get("kind") == "train":
@@ -176,9 +177,12 @@ class DemoRun:
             elif row.get("kind") == "eval":
                 self.announce(f"      validation loss {row.get('val_loss')}")
 
+        # the survey's recipe: continued pretraining on the notes, then instruction tuning from that adapter
         return self._step(
-            f"LoRA fine-tune ({self.settings.train.max_steps} steps)",
-            lambda: train_stage(
+            f"LoRA fine-tune ({' -> '.join(recipe) or 'one stage'}, {total} steps each)",
+            lambda: run_recipe(
+                self.settings, dataset_dir=dataset_dir, base_model=base_model, workdir=self.workdir, progress=progress
+            )[-1] if recipe else train_stage(
                 self.settings, dataset_dir=dataset_dir, base_model=base_model, workdir=self.workdir, progress=progress
             ),
         )
