@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +13,12 @@ from pathlib import Path
 import pytest
 
 from appliance.cli import main as cli_main
+from appliance.dataset.sources import read_corpus
+from deid.config import DeidConfig
+from deid.detection.engine import PhiDetector
+from deid.keystore import Keystore
+from deid.ledger.config import LedgerConfig
+from deid.pipeline import RunSummary, deidentify
 from deid.detection.known_phi import KnownPhi
 from deid.readers.base import ReaderContext, UnitResult
 from deid.readers.ccda import CcdaFormat
@@ -207,8 +216,6 @@ def test_a_run_that_skips_files_says_so_in_its_exit_status(
 
 
 def test_the_dataset_reads_obx_reports_and_cda_narratives(tmp_path: Path, make_context: Callable[..., ReaderContext]) -> None:
-    from appliance.dataset.sources import read_corpus
-
     context = make_context()
     corpus_dir = tmp_path / "corpus"
     corpus_dir.mkdir()
@@ -228,3 +235,59 @@ def test_the_dataset_reads_obx_reports_and_cda_narratives(tmp_path: Path, make_c
     assert "72" not in report.text  # a numeric observation is not prose
     assert narrative.text.startswith("# Plan\nMr. ") and "Zyxwquist" not in narrative.text
     assert report.group == narrative.group  # one patient, so one side of the train/validation split
+
+
+KILL_SCRIPT = """
+import os, sys
+from pathlib import Path
+import deid.pipeline as pipeline
+from deid.config import DeidConfig
+from deid.keystore import Keystore
+from deid.ledger.config import LedgerConfig
+from deid.ledger.writer import LedgerWriter
+
+pipeline.CHECKPOINT_UNITS = 4
+original = LedgerWriter.append
+appended = [0]
+
+def append(self, action, payload):
+    sequence = original(self, action, payload)
+    appended[0] += 1
+    if appended[0] == int(sys.argv[2]):
+        os._exit(9)  # a hard kill: no clean-up, no final checkpoint
+    return sequence
+
+LedgerWriter.append = append
+home = Path(sys.argv[1])
+pipeline.deidentify([home / "in"], home / "out", config=DeidConfig(), keystore=Keystore.open(home / "keystore"),
+                    ledger_path=home / "ledger.jsonl", ledger_config=LedgerConfig())
+"""
+
+
+def test_a_killed_run_over_a_batch_file_resumes_at_the_message(tmp_path: Path, detector: PhiDetector) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    messages = [ADT.replace("MSG00017", f"MSG{i:05d}").replace("MR-0048291", f"MR-00{i:05d}") for i in range(30)]
+    (source / "feed.hl7").write_bytes(("FHS|^~\\&|ADT1\r" + "".join(messages) + "FTS|30\r").encode())
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_SCRIPT)
+    repo = Path(__file__).resolve().parents[3]
+    killed = subprocess.run([sys.executable, str(script), str(tmp_path), "17"], cwd=repo, capture_output=True, timeout=300)
+    assert killed.returncode == 9, killed.stderr.decode()[-2000:]
+    assert not (tmp_path / "out" / "feed.hl7").exists()
+
+    def run(home: Path) -> RunSummary:
+        return deidentify([source], home / "out", config=DeidConfig(), keystore=Keystore.open(home / "keystore"),
+                          ledger_path=home / "ledger.jsonl", ledger_config=LedgerConfig(), detector=detector)
+
+    summary = run(tmp_path)
+    assert summary.files_resumed == 1 and summary.documents == 32 and summary.malformed == 0
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    shutil.copytree(tmp_path / "keystore", clean / "keystore")
+    run(clean)
+    assert (tmp_path / "out" / "feed.hl7").read_bytes() == (clean / "out" / "feed.hl7").read_bytes()
+    entries = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
+    documents = [e["payload"] for e in entries if e["action"] == "deid.document"]
+    assert len(documents) == 32 and len({d["document_id"] for d in documents}) == 32
+    assert {d["format"] for d in documents} == {"hl7v2"}
