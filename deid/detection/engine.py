@@ -14,6 +14,7 @@ from deid.detection.presidio_api import AnalyzerEngine
 
 from deid.config import DeidConfig
 from deid.detection.context import RecognizerOwnContext
+from deid.detection.guard import compact, restore, tokenizer_text
 from deid.detection.known_phi import KnownPhi
 from deid.detection.merge import merge_results
 from deid.detection.nlp import ClinicalSpacyEngine
@@ -49,7 +50,9 @@ class PhiDetector:
 
     def detect(self, text: str, known_phi: Sequence[KnownPhi] = ()) -> list[DetectedSpan]:
         """Sorted, non-overlapping PHI spans of ``text``; ``known_phi`` are this patient's own values."""
-        return self._analyze(text, self._nlp_engine.process_text(text, LANGUAGE), known_phi)
+        view = compact(text)  # linear time whatever the text (deid.detection.guard)
+        nlp_artifacts = self._nlp_engine.process_text(tokenizer_text(view.text), LANGUAGE)
+        return restore(self._analyze(view.text, nlp_artifacts, known_phi), view)
 
     def detect_many(
         self, texts: Iterable[str], known_phi: Sequence[Sequence[KnownPhi]] | None = None
@@ -58,10 +61,12 @@ class PhiDetector:
         texts = list(texts)
         if known_phi is not None and len(known_phi) != len(texts):
             raise ValueError("known_phi must give one sequence per text")
-        artifacts = self._nlp_engine.process_batch(texts, LANGUAGE, batch_size=self.config.detect_batch_size)
+        views = [compact(text) for text in texts]  # linear time whatever the text (deid.detection.guard)
+        tokenized = [tokenizer_text(view.text) for view in views]
+        artifacts = self._nlp_engine.process_batch(tokenized, LANGUAGE, batch_size=self.config.detect_batch_size)
         return [
-            self._analyze(text, nlp_artifacts, known_phi[index] if known_phi is not None else ())
-            for index, (text, nlp_artifacts) in enumerate(artifacts)
+            restore(self._analyze(view.text, nlp_artifacts, known_phi[index] if known_phi is not None else ()), view)
+            for index, (view, (_, nlp_artifacts)) in enumerate(zip(views, artifacts, strict=True))
         ]
 
     def _analyze(self, text: str, nlp_artifacts: object, known_phi: Sequence[KnownPhi]) -> list[DetectedSpan]:

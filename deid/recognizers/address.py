@@ -35,7 +35,7 @@ TITLE_AFTER = re.compile(r"\.?[ \t]*[A-Z][a-z]")
 UNIT_NUMBER = re.compile(r"\b(?:apt|apartment|suite|ste)\.?[ \t]*#?[ \t]*\d{1,5}[A-Za-z]?\b", re.IGNORECASE)
 PO_BOX = re.compile(r"\bp\.?[ \t]*o\.?[ \t]*box[ \t]+\d+\b", re.IGNORECASE)
 CITY_STATE_ZIP = re.compile(
-    rf"(?P<city>(?:[A-Z][A-Za-z'\-]+[ \t]){{0,2}}[A-Z][A-Za-z'\-]+),?[ \t]+(?:{STATES}|{STATE_NAMES})\.?"
+    rf"(?<![A-Za-z'\-])(?P<city>(?:[A-Z][A-Za-z'\-]+[ \t]){{0,2}}[A-Z][A-Za-z'\-]+),?[ \t]+(?:{STATES}|{STATE_NAMES})\.?"
     rf"(?:[ \t]+(?P<zip>\d{{5}}(?:-\d{{4}})?))?\b(?![ \t]*\d)",
 )
 ZIP_LABELLED = re.compile(r"\b(?:zip|zipcode|zip code|postal code)[ \t:#]*(?P<zip>\d{5}(?:-\d{4})?)\b", re.IGNORECASE)

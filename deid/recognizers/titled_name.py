@@ -52,31 +52,31 @@ AFTER_TRIGGER = re.compile(
     r"(?:\.|'s)?(?:[ \t]*[:#,\-][ \t]*|[ \t]+)(?:(?:is|named|was|of|name)[ \t]+)?", re.IGNORECASE
 )
 CREDENTIAL = re.compile(
-    r"(?:,[ \t]*|[ \t]+)\(?(?:md|m\.d\.|do|rn|r\.n\.|np|pa-c|pa|crna|lpn|bsn|msn|rrt|pharmd|phd|dds|fnp|aprn|cnm|pgy-?\d|"
+    r"(?:,[ \t]*+|(?<![ \t])[ \t]++)\(?(?:md|m\.d\.|do|rn|r\.n\.|np|pa-c|pa|crna|lpn|bsn|msn|rrt|pharmd|phd|dds|fnp|aprn|cnm|pgy-?\d|"
     r"cm|resident|attending|fellow|intern)\)?"
     r"(?![A-Za-z])",
     re.IGNORECASE,
 )
 # A relative named before the relation: "Mark, pt's nephew", "spoke with Ann (her daughter)".
 RELATION_AFTER = re.compile(
-    rf"[ \t]*[,(]?[ \t]*(?:the[ \t]+)?(?:pt'?s|patient'?s|his|her)[ \t]+(?:{PERSON_TITLES})(?![A-Za-z])", re.IGNORECASE
+    rf"(?<![ \t])[ \t]*+[,(]?+[ \t]*+(?:the[ \t]+)?(?:pt'?s|patient'?s|his|her)[ \t]+(?:{PERSON_TITLES})(?![A-Za-z])", re.IGNORECASE
 )
 # Staff and family named before what they did: "Oyelaran aware", "Kowalski notified", "Ann at bedside".
 STATUS_AFTER = re.compile(
-    r"[ \t]+(?:is[ \t]+|was[ \t]+|made[ \t]+)?(?:aware|notified|paged|updated|informed|in to see|here to see|"
+    r"(?<![ \t])[ \t]++(?:is[ \t]+|was[ \t]+|made[ \t]+)?(?:aware|notified|paged|updated|informed|in to see|here to see|"
     r"at bedside|at the bedside|returned call|called back)(?![A-Za-z])",
     re.IGNORECASE,
 )
 # Someone who speaks or asks is a person: "martornu would like call back", "Vintu states she ...".
 PERSON_VERB_AFTER = re.compile(
-    r"[ \t]+(?:would like|wants|wanted|states|stated|says|said|asks|asked|requests|requested|reports|reported|"
+    r"(?<![ \t])[ \t]++(?:would like|wants|wanted|states|stated|says|said|asks|asked|requests|requested|reports|reported|"
     r"agrees|agreed|expressed|phoned|visited|will call|called|calls)(?![A-Za-z])",
     re.IGNORECASE,
 )
 # Plainer verbs say less ("Mark was noted"), so before these only a word no list knows, or a listed
 # name that is no word, counts: "Tomomi is from Ohio", "Shovda spent a year abroad".
 SUBJECT_VERB_AFTER = re.compile(
-    r"[ \t]+(?:is|was|has|had|will|spent|went|came|lives|lived|works|worked|remains|returned|arrived|left|told|"
+    r"(?<![ \t])[ \t]++(?:is|was|has|had|will|spent|went|came|lives|lived|works|worked|remains|returned|arrived|left|told|"
     r"shouted|denies|denied|declined|refused|prefers|understands|knows)(?![A-Za-z])",
     re.IGNORECASE,
 )

@@ -16,7 +16,7 @@ from deid.recognizers.base import ClinicalRecognizer, NoteStyle
 WITH_SCHEME = re.compile(r"\b(?:https?|ftp)://[^\s<>\"')\]]+", re.IGNORECASE)
 WITH_WWW = re.compile(r"\bwww\.[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+(?:/[^\s<>\"')\]]*)?", re.IGNORECASE)
 BARE_HOST = re.compile(
-    r"(?<![@\w.])[A-Za-z0-9\-]{3,}(?:\.[A-Za-z0-9\-]+)*\.(?:com|org|net|edu|gov|mil|info|biz|io|health|care)"
+    r"(?<![@\w.\-])[A-Za-z0-9\-]{3,}(?:\.[A-Za-z0-9\-]+)*\.(?:com|org|net|edu|gov|mil|info|biz|io|health|care)"
     r"(?:/[^\s<>\"')\]]*)?\b",
     re.IGNORECASE,
 )
