@@ -10,6 +10,7 @@ that runs over into the next piece puts its replacement in the first and removes
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 
 from deid.anonymize.operators import CORPUS_SCOPE, AppliedSpan
@@ -51,13 +52,14 @@ def scrub_pieces(
         else:
             replacement, _ = anonymizer.replace(original, span.entity_type, patient)
         placed = False
-        for index, text in enumerate(texts):
-            start, end = starts[index], starts[index] + len(text)
+        index = max(bisect_right(starts, span.start) - 1, 0)  # the piece the span starts in
+        while index < len(texts) and starts[index] < span.end:
+            start, end = starts[index], starts[index] + len(texts[index])
             low, high = max(span.start, start), min(span.end, end)
-            if low >= high:
-                continue
-            edits[index].append((low - start, high - start, "" if placed else replacement))
-            placed = True
+            if low < high:
+                edits[index].append((low - start, high - start, "" if placed else replacement))
+                placed = True
+            index += 1
     out = []
     for text, changes in zip(texts, edits, strict=True):
         for low, high, replacement in sorted(changes, reverse=True):

@@ -71,6 +71,9 @@ def _lines(handle: BinaryIO, start: int) -> Iterator[tuple[bytes, int]]:
         while True:
             match = _EOL.search(buffer, position)
             if match is None or (chunk and match.end() == len(buffer) and match.group() == b"\r"):
+                if len(buffer) - position > MAX_MESSAGE_BYTES:  # no line ends: pass it on in pieces, memory stays bounded
+                    yield buffer[position:], base + len(buffer)
+                    position = len(buffer)
                 break  # a CR at the end of a chunk may be the first half of a CRLF
             yield buffer[position : match.end()], base + match.end()
             position = match.end()

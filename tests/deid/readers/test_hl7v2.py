@@ -291,3 +291,19 @@ def test_a_killed_run_over_a_batch_file_resumes_at_the_message(tmp_path: Path, d
     documents = [e["payload"] for e in entries if e["action"] == "deid.document"]
     assert len(documents) == 32 and len({d["document_id"] for d in documents}) == 32
     assert {d["format"] for d in documents} == {"hl7v2"}
+
+
+def test_line_endings_split_right_across_read_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    import deid.readers.hl7v2 as hl7v2
+
+    data = b"MSH|^~\\&|A\r\nPID|1\rOBX|1\nNTE|x\r\n\r\n"
+    for chunk in (1, 2, 3, 5, 64):
+        monkeypatch.setattr(hl7v2, "_CHUNK", chunk)
+        lines = list(hl7v2._lines(io.BytesIO(data), 0))
+        assert [line for line, _ in lines] == [b"MSH|^~\\&|A\r\n", b"PID|1\r", b"OBX|1\n", b"NTE|x\r\n", b"\r\n"], chunk
+        assert [offset for _, offset in lines] == [12, 18, 24, 31, 33]
+    monkeypatch.setattr(hl7v2, "MAX_MESSAGE_BYTES", 8)
+    pieces = [line for line, _ in hl7v2._lines(io.BytesIO(b"X" * 40 + b"\r"), 0)]
+    assert b"".join(pieces) == b"X" * 40 + b"\r" and max(len(piece) for piece in pieces) <= 8 + 64
