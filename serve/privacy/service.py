@@ -2,6 +2,12 @@
 
 Only entity types leave this module (for the ledger); the text itself is either passed through
 or, when ``serve.redact_phi`` is on, rewritten with ``[TYPE]`` tags in place of each span.
+
+Prompts are screened concurrently through the one detector: it holds no per-text state (its
+recognizers are compiled patterns, spaCy's tokenizer keeps only a cache), and detection is linear
+in its input (``deid.detection.guard``), so one clinician's long prompt no longer holds a lock
+that every other request waits behind. A semaphore bounds how many screenings run at once, so
+a burst cannot pile up unbounded work in the request threads.
 """
 
 from __future__ import annotations
@@ -43,11 +49,20 @@ def redact(text: str, spans: Sequence[DetectedSpan]) -> str:
     return "".join(out)
 
 
+# Screenings in flight at once; more wait for a slot (each is short: detection is linear).
+DEFAULT_CONCURRENCY = 8
+
+
 class PromptPrivacy:
-    def __init__(self, detector: SpanDetector | None, *, redact_prompts: bool) -> None:
+    def __init__(
+        self, detector: SpanDetector | None, *, redact_prompts: bool, concurrency: int = DEFAULT_CONCURRENCY
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self.detector = detector
         self.redact_prompts = redact_prompts and detector is not None
-        self._lock = threading.Lock()  # one NLP pipeline, shared by request threads
+        self.concurrency = concurrency
+        self._slots = threading.BoundedSemaphore(concurrency)
 
     def screen(self, texts: list[str]) -> Screened:
         """Blocking (NLP models run here): call it from a worker thread."""
@@ -55,7 +70,7 @@ class PromptPrivacy:
             return Screened(texts, [])
         types: set[str] = set()
         result = []
-        with self._lock:
+        with self._slots:
             found = self.detector.detect_many(texts)
         for text, spans in zip(texts, found, strict=True):
             types.update(span.entity_type for span in spans)
