@@ -12,6 +12,7 @@ AREA_MODULES = (
     "appliance.cli.audit",
     "appliance.cli.dataset",
     "appliance.cli.train",
+    "appliance.cli.adapters",
     "appliance.cli.export",
     "appliance.cli.evaluate",
     "appliance.cli.serve",
