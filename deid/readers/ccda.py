@@ -28,7 +28,7 @@ from deid.anonymize.operators import CORPUS_SCOPE, AppliedSpan
 from deid.detection.entities import Entity
 from deid.detection.known_phi import KnownPhi
 from deid.readers.base import ReaderContext, RecordFormat, Unit, UnitResult
-from deid.readers.hl7_text import facility_surrogate, person_surrogate, scrub_pieces
+from deid.readers.hl7_text import facility_surrogate, patient_scope, person_surrogate, scrub_pieces
 from deid.readers.hl7v2_message import parse_ts, shift_ts
 from deid.readers.text import MAX_NOTE_BYTES
 
@@ -147,7 +147,11 @@ class DocumentScrubber:
             return
         ids = [(i.get("root", ""), i.get("extension", "")) for i in role.findall(f"{{{V3}}}id")]
         mrn = next((ext for oid, ext in ids if ext and oid != SSN_ROOT), "")
-        self.patient = f"patient:mrn:{mrn}" if mrn else f"cda:{self.position}"
+        if mrn:
+            self.patient, known = patient_scope(self.context, mrn)
+            self.known.extend(known)
+        else:
+            self.patient = f"cda:{self.position}"
         for oid, ext in ids:
             self._know(ext, Entity.SSN if oid == SSN_ROOT else Entity.MRN)
         for element in role.iter():

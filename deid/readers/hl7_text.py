@@ -17,6 +17,7 @@ from deid.anonymize.operators import CORPUS_SCOPE, AppliedSpan
 from deid.detection.entities import Entity
 from deid.detection.known_phi import KnownPhi
 from deid.readers.base import ReaderContext
+from deid.readers.patients import PatientIndex
 
 
 def scrub_pieces(
@@ -93,3 +94,16 @@ def person_surrogate(context: ReaderContext, value: str, entity: str, patient: s
         return replaced, operator
     fake = anonymizer.surrogates.name_token(f"{value.strip()}-name", anonymizer.scope(entity, patient))
     return anonymizer.surrogates.register(value, fake), "surrogate"
+
+
+def patient_scope(context: ReaderContext, mrn: str) -> tuple[str, Sequence[KnownPhi]]:
+    """The scope (surrogates, date shift) of the patient an HL7 v2 message or a CDA document
+    names by MRN, and what else is known about them. A FHIR Patient in the same run that
+    carries the MRN as an identifier is that patient; otherwise the MRN itself is the key, so
+    an ADT message, an ORU report and a CCD of one patient still agree with each other."""
+    lookup = context.patients
+    if isinstance(lookup, PatientIndex):
+        resource_id = lookup.patient_with_identifier(mrn)
+        if resource_id is not None:
+            return f"patient:{resource_id}", lookup.known_phi(resource_id)
+    return f"patient:mrn:{mrn}", ()

@@ -23,7 +23,7 @@ from deid.anonymize.operators import CORPUS_SCOPE, AppliedSpan
 from deid.detection.entities import Entity
 from deid.detection.known_phi import KnownPhi
 from deid.readers.base import ReaderContext, RecordFormat, Unit, UnitResult
-from deid.readers.hl7_text import facility_surrogate, person_surrogate, scrub_pieces
+from deid.readers.hl7_text import facility_surrogate, patient_scope, person_surrogate, scrub_pieces
 from deid.readers.hl7v2_fields import (
     CODED_TEXT_COMPONENTS,
     CODED_TYPES,
@@ -236,7 +236,11 @@ class MessageScrubber:
             self.patient = f"hl7:{self.position}"
             return
         mrn = _patient_number(pid)
-        self.patient = f"patient:mrn:{mrn}" if mrn else f"hl7:{self.position}"
+        if mrn:
+            self.patient, known = patient_scope(self.context, mrn)
+            self.known.extend(known)
+        else:
+            self.patient = f"hl7:{self.position}"
         for number, entity in ((2, Entity.MRN), (3, Entity.MRN), (4, Entity.MRN), (18, Entity.ACCOUNT), (19, Entity.SSN), (20, Entity.LICENSE)):
             for rep in range(1, pid.repetitions(number) + 1):
                 self._know(pid.text((number, rep, 1, 1)), entity)

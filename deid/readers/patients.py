@@ -57,13 +57,20 @@ def build_patient_index(database: Path, patients: Iterable[dict[str, Any]]) -> i
     count = 0
     with sqlite3.connect(tmp) as connection:
         connection.execute("CREATE TABLE patient (id TEXT PRIMARY KEY, known TEXT NOT NULL)")
+        # Patient.identifier values (MRNs), so an HL7 v2 message or a C-CDA document that names
+        # the patient by MRN finds the same patient, surrogates and date shift.
+        connection.execute("CREATE TABLE identifier (value TEXT PRIMARY KEY, id TEXT NOT NULL)")
         for resource in patients:
             try:
                 known = [[item.text, item.entity_type] for item in known_phi_of(resource)]
+                identifiers = [i["value"] for i in resource.get("identifier", []) or [] if isinstance(i.get("value"), str)]
             except (AttributeError, TypeError):
                 continue  # a malformed Patient; the main pass reports it with its position
             connection.execute(
                 "INSERT OR REPLACE INTO patient VALUES (?, ?)", (str(resource.get("id", "")), json.dumps(known))
+            )
+            connection.executemany(
+                "INSERT OR IGNORE INTO identifier VALUES (?, ?)", [(value, str(resource.get("id", ""))) for value in identifiers]
             )
             count += 1
     connection.close()
@@ -92,3 +99,8 @@ class PatientIndex(PatientLookup):
 
     def is_patient(self, resource_id: str) -> bool:
         return self._lookup(resource_id) is not None
+
+    def patient_with_identifier(self, value: str) -> str | None:
+        """The id of the FHIR Patient one of whose identifiers is ``value`` (an MRN), if any."""
+        row = self._connection.execute("SELECT id FROM identifier WHERE value = ?", (value,)).fetchone()
+        return None if row is None else str(row[0])

@@ -307,3 +307,27 @@ def test_line_endings_split_right_across_read_chunks(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(hl7v2, "MAX_MESSAGE_BYTES", 8)
     pieces = [line for line, _ in hl7v2._lines(io.BytesIO(b"X" * 40 + b"\r"), 0)]
     assert b"".join(pieces) == b"X" * 40 + b"\r" and max(len(piece) for piece in pieces) <= 8 + 64
+
+
+def test_a_fhir_patient_with_the_mrn_is_the_same_patient(tmp_path: Path, make_context: Callable[..., ReaderContext]) -> None:
+    from datetime import date
+
+    from deid.readers.fhir_resource import ResourceScrubber
+    from deid.readers.patients import PatientIndex, build_patient_index
+
+    patient = {
+        "resourceType": "Patient", "id": "p-1",
+        "identifier": [{"system": "urn:oid:2.16.840.1.113883.19.5", "value": "MR-0048291"}],
+        "name": [{"family": "Zyxwquist", "given": ["Qortimer"]}], "birthDate": "1950-05-21",
+    }
+    build_patient_index(tmp_path / "p.sqlite", [patient])
+    context = make_context(patients=PatientIndex(tmp_path / "p.sqlite"))
+    fhir, _ = ResourceScrubber(context).scrub(json.loads(json.dumps(patient)))
+    path = tmp_path / "adt.hl7"
+    path.write_bytes(ADT.encode())
+    (result,) = transform(path, context)
+    pid = next(line for line in result.output.decode().split("\r") if line.startswith("PID")).split("|")
+    assert pid[5].split("^")[:2] == [fhir["name"][0]["family"], fhir["name"][0]["given"][0]]
+    assert pid[3].split("^")[0] == fhir["identifier"][0]["value"]  # one keyed fake MRN in both formats
+    hl7_birth = date(int(pid[7][:4]), int(pid[7][4:6]), int(pid[7][6:8]))
+    assert hl7_birth == date.fromisoformat(fhir["birthDate"])  # one date shift
