@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import gguf
@@ -132,3 +135,27 @@ def test_llama3_rope_factors_reproduce_transformers_frequencies(tmp_path: Path) 
 def test_rope_permutation_pairs_half_split_rows_per_head() -> None:
     rows = np.arange(8, dtype=np.float32).reshape(8, 1)  # two heads of four rows: [0 1 | 2 3], [4 5 | 6 7]
     assert rope_permute(rows, 2).ravel().tolist() == [0, 2, 1, 3, 4, 6, 5, 7]
+
+
+def _appliance(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "APPLIANCE_HOME": str(home), **(env or {})}
+    environment.pop("APPLIANCE_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", *args], check=False, capture_output=True, text=True, env=environment,
+        timeout=300,
+    )
+
+
+def test_appliance_train_refuses_an_unexportable_base_before_training(tmp_path: Path) -> None:
+    base = _config_dir(tmp_path / "gpt2", model_type="gpt2")
+    (base / "model.safetensors").write_bytes(b"")
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    args = ("train", "--base-model", str(base), "--dataset", str(dataset), "--workdir", str(tmp_path / "work"))
+    refused = _appliance(*args, home=tmp_path / "home")
+    assert refused.returncode == ModelError.exit_code
+    assert "model family 'gpt2'" in refused.stderr and "train.allow_unexportable" in refused.stderr
+    assert not (tmp_path / "work" / "train").exists()
+    allowed = _appliance(*args, home=tmp_path / "home", env={"APPLIANCE_TRAIN__ALLOW_UNEXPORTABLE": "true"})
+    # Past the family check, the next thing missing is the dataset: the check no longer stops it.
+    assert allowed.returncode != ModelError.exit_code and "train.jsonl" in allowed.stderr
