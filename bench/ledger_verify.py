@@ -44,7 +44,7 @@ def payload(index: int, secret: bytes) -> dict:
         "detector_version": "1.0.0",
         "rules_version": "2026.11",
         "settings_sha256": "a" * 64,
-        "input_sha256": hashlib.sha256(b"in%d" % index).hexdigest(),
+        "input_hmac_sha256": keyed_hash(secret, f"in{index}"),
         "output_sha256": hashlib.sha256(b"out%d" % index).hexdigest(),
         "entity_counts": counts,
         "spans": spans,

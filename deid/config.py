@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
@@ -11,6 +11,13 @@ from pydantic import BaseModel, Field, field_validator
 class AnonymizationMode(str, Enum):
     surrogate = "surrogate"
     redact = "redact"
+
+
+class FileNaming(StrEnum):
+    """How ``deid run`` names its outputs (see :mod:`deid.file_names`)."""
+
+    keep_safe = "keep_safe"  # a keyed pseudonym for each path component that may carry PHI
+    pseudonymize = "pseudonymize"  # a keyed pseudonym for every path component
 
 
 class DeidConfig(BaseModel):
@@ -28,9 +35,14 @@ class DeidConfig(BaseModel):
     )
     field_policies: dict[str, str] = Field(
         default_factory=dict,
-        description="CSV column / JSONL field -> drop | pseudonymize[:ENTITY] | shift | keep | scan",
+        description="CSV column / JSONL field path (a.b.c) -> drop | pseudonymize[:ENTITY] | shift | keep | scan",
     )
-    default_field_policy: str = Field("scan", description="policy for CSV columns and JSONL fields not listed")
+    default_field_policy: str = Field(
+        "scan", description="policy for fields not listed; under scan, names like ssn or dob imply one (deid.readers.policy)"
+    )
+    file_naming: FileNaming = Field(
+        FileNaming.keep_safe, description="output file names: keyed pseudonyms where a name may carry PHI, or always"
+    )
     patient_id_fields: list[str] = Field(
         default_factory=lambda: ["patient_id"],
         description="CSV column / JSONL field naming the patient: scopes surrogates and the date shift",

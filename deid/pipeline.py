@@ -17,12 +17,11 @@ import json
 import os
 import re
 import secrets
-import tempfile
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import IO, Any
@@ -33,6 +32,7 @@ from deid.anonymize.surrogates import SurrogateFactory
 from deid.config import DeidConfig
 from deid.detection.parallel import worker_context
 from deid.errors import RunInputError, UnsupportedFormatError
+from deid.file_names import FILE_NAME_SECRET, output_name
 from deid.journal import FileProgress, Journal
 from deid.keystore import Keystore
 from deid.ledger.auth import LedgerAuth
@@ -41,7 +41,7 @@ from deid.ledger.entry import split_line
 from deid.ledger.writer import LedgerWriter
 from deid.readers.base import NoPatients, PatientLookup, ReaderContext, RecordFormat, Unit, UnitResult, entity_counts
 from deid.readers.fhir import FhirJsonFormat, FhirNdjsonFormat
-from deid.readers.patients import PatientIndex, build_patient_index, patients_in_json, patients_in_ndjson
+from deid.readers.patients import PatientIndex, build_patient_index, patients_in_json, patients_in_ndjson, private_index
 from deid.readers.registry import format_for
 from deid.site_terms import load_site_terms
 from deid.surrogate_registry import RegistryWriter
@@ -332,8 +332,9 @@ class _Run:
             "detector_version": self.detector_version,
             "rules_version": self.rules_version,
             "settings_sha256": self.settings_sha256,
-            "input_sha256": document.input_sha256,
+            "input_hmac_sha256": document.input_hmac,
             "output_sha256": document.output_sha256,
+            "unchanged": document.unchanged,
             "entity_counts": entity_counts(document.applied),
             "spans": [span.as_dict() for span in document.applied],
         }
@@ -454,24 +455,31 @@ def deidentify(
     progress: Callable[[ProgressUpdate], None] | None = None,
     detector: Detector | None = None,
     vault: Vault | None = None,
+    scratch_dir: Path | None = None,
 ) -> RunSummary:
     """De-identify ``inputs`` into ``out_dir``; resumes a killed run found there.
 
     ``detector`` lets a caller that already holds a detector built from ``config`` (the demo,
     tests) skip building another; worker processes always build their own. With ``vault`` (the
     optional re-identification vault) every fake of every document is sealed there with its original.
+    ``scratch_dir`` holds the run's private patient index; default: ``scratch`` beside the keystore,
+    in the appliance home. Output names are keyed pseudonyms where an input name may carry PHI
+    (:mod:`deid.file_names`); everything the run writes or reports uses the output name.
     """
     if config.site_terms_file is not None:
         load_site_terms(config.site_terms_file)  # refuse a bad list here, not in every worker
     files, skipped = collect_inputs([Path(p) for p in inputs], out_dir)
+    name_secret = keystore.secret(FILE_NAME_SECRET)
+    files = [replace(item, name=output_name(item.name, name_secret, config.file_naming)) for item in files]
+    skipped = [replace(p, position=output_name(p.position, name_secret, config.file_naming)) for p in skipped]
     out_dir.mkdir(parents=True, exist_ok=True)
     journal = Journal(out_dir / STATE_DIR / JOURNAL_FILE)
     registry = RegistryWriter(out_dir / STATE_DIR)
     run_id = journal.begin(secrets.token_hex(8), settings_sha256(config))
     summary = RunSummary(out_dir, ledger_path, run_id, skipped=skipped)
-    with tempfile.TemporaryDirectory(prefix="deid-patients-") as scratch:
-        # The index holds patients' real names: it lives outside the output and dies with the run.
-        index = _index_patients(files, Path(scratch) / "patients.sqlite")
+    with private_index(scratch_dir or keystore.directory.parent / "scratch") as database:
+        # The index holds patients' real names: private to the appliance home, gone with the run.
+        index = _index_patients(files, database)
         spec = WorkerSpec(
             config, keystore.secret(SURROGATE_SECRET), keystore.secret(DOCUMENT_SECRET), index, keep_originals=vault is not None
         )

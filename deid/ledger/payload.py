@@ -100,6 +100,22 @@ def _list_of(pattern: re.Pattern[str], what: str) -> Callable[[str, Any], None]:
 
 
 _entity_type = _string(ENTITY_TYPE, "an entity type")
+MAX_METRIC_KEYS = 200
+METRIC_DEPTH = 4
+
+
+def _metrics(key: str, value: Any, depth: int = 0) -> None:
+    """Nested figures (an accuracy evaluation): keys are metric names or entity types, leaves
+    are non-negative numbers or null. No string value can appear, so no text can."""
+    if not isinstance(value, dict) or len(value) > MAX_METRIC_KEYS or depth >= METRIC_DEPTH:
+        raise LedgerPayloadError(f"payload field {_where(key)} must be an object of metrics")
+    for name, item in value.items():
+        if not isinstance(name, str) or not (KEY_NAME.fullmatch(name) or ENTITY_TYPE.fullmatch(name)):
+            raise LedgerPayloadError(f"payload field {_where(key)} has a key that is not a metric name or entity type")
+        if isinstance(item, dict):
+            _metrics(key, item, depth + 1)
+        elif item is not None:
+            _number(key, item)
 _operator = _string(TOKEN, "an operator name")
 
 
@@ -126,6 +142,7 @@ EXACT_FIELDS: dict[str, Callable[[str, Any], None]] = {
     "format": _string(TOKEN, "a format name"),
     "spans": _spans,
     "entity_counts": _counts,
+    "evaluation": _metrics,
     "phi_types": _list_of(ENTITY_TYPE, "entity types"),
     "role": _string(TOKEN, "a role name"),
     "endpoint": _string(ENDPOINT, "an API path"),
@@ -146,6 +163,7 @@ EXACT_FIELDS: dict[str, Callable[[str, Any], None]] = {
     "end": _integer,
     "signature": _string(re.compile(r"[0-9a-f]{128}"), "an Ed25519 signature in hex"),
     "dry_run": _flag,
+    "unchanged": _flag,
     "granted": _flag,
 }
 

@@ -25,6 +25,7 @@ from deid.ledger.payload import LedgerPayloadError, validate_action, validate_pa
 from deid.ledger.verify import VerificationResult
 
 SNIPPET_CHARS = 600
+MAX_EVALUATIONS = 5  # the latest local accuracy checks shown, newest first
 MAX_SNIPPET_FILE = 50 << 20
 
 # HIPAA Safe Harbor, 45 CFR 164.514(b)(2)(i): the 18 identifiers, letters A to R.
@@ -89,6 +90,7 @@ class _Tally:
     operators: Counter[str] = field(default_factory=Counter)
     times: list[tuple[datetime, int, int]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
     refused: int = 0
     unreadable: int = 0
 
@@ -123,6 +125,8 @@ def _read(path: Path) -> _Tally:
                 _add_document(tally, payload, seq, when)
             elif "request_id" in payload:
                 tally.requests.append(payload)
+            elif "evaluation" in payload:
+                tally.evaluations.append(_evaluation(payload, seq, when))
     return tally
 
 
@@ -158,10 +162,24 @@ def _add_document(tally: _Tally, payload: dict[str, Any], seq: int, when: dateti
             "detector_version": payload.get("detector_version"),
             "entity_counts": counts,
             "entities": total,
-            "input_sha256": payload.get("input_sha256"),
             "output_sha256": payload.get("output_sha256"),
+            "unchanged": payload.get("unchanged") is True,
         }
     )
+
+
+def _evaluation(payload: dict[str, Any], seq: int, when: datetime) -> dict[str, Any]:
+    """A local accuracy check (``appliance deid evaluate``): its figures and what was scored."""
+    return {
+        "seq": seq,
+        "time": when.isoformat().replace("+00:00", "Z"),
+        "documents": payload.get("documents"),
+        "malformed": payload.get("malformed_count", 0),
+        "detector_version": payload.get("detector_version"),
+        "rules_version": payload.get("rules_version"),
+        "gold_hash": payload.get("gold_hash"),
+        "metrics": payload["evaluation"],
+    }
 
 
 def _timeline(times: list[tuple[datetime, int, int]]) -> dict[str, Any]:
@@ -231,7 +249,7 @@ def _snippet(document: dict[str, Any], outputs: dict[str, list[Path]] | None) ->
     """A de-identified excerpt, only from a file proven (by hash) to be this document's output."""
     if outputs is None:
         return {"status": "no de-identified directory given"}
-    if not document["output_sha256"] or document["output_sha256"] == document["input_sha256"]:
+    if not document["output_sha256"] or document["unchanged"]:
         return {"status": "withheld: the output equals the input (nothing was removed); review the record first"}
     for candidate in outputs.get(document["source"], []):
         if candidate.stat().st_size <= MAX_SNIPPET_FILE and sha256_file(candidate) == document["output_sha256"]:
@@ -293,4 +311,5 @@ def build_report(
         "flagged_no_detections": flagged,
         "spot_check": {"seed": seed, "size": len(spot_check), "documents": spot_check},
         "api": _api_summary(tally.requests),
+        "evaluations": tally.evaluations[::-1][:MAX_EVALUATIONS],
     }

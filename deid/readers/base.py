@@ -9,6 +9,7 @@ processes; results come back in order and only the parent writes files and the l
 from __future__ import annotations
 
 import hashlib
+import hmac
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -21,6 +22,7 @@ from deid.anonymize.scrubber import Scrubber
 from deid.config import DeidConfig
 from deid.detection.known_phi import KnownPhi
 from deid.keystore import keyed_hash
+from deid.readers.policy import FieldPolicies
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +36,20 @@ class Unit:
 
 @dataclass(slots=True)
 class DocumentRecord:
-    """The PHI-free audit facts about one de-identified document."""
+    """The PHI-free audit facts about one de-identified document.
+
+    ``input_hmac`` is keyed (HMAC-SHA256 under a key derived from the document-id secret): a
+    plain hash of a raw record lets anyone who can guess a record confirm it is in the data.
+    ``output_sha256`` stays a plain hash of the de-identified output, which the audit report
+    matches against output files; ``unchanged`` says the output is the input byte for byte.
+    """
 
     position: str
     identity: str
-    input_sha256: str
+    input_hmac: str
     output_sha256: str
     applied: list[AppliedSpan]
+    unchanged: bool = False
 
 
 @dataclass(slots=True)
@@ -79,6 +88,12 @@ class ReaderContext:
     scrubber: Scrubber
     patients: PatientLookup
     document_secret: bytes
+    policies: FieldPolicies = field(init=False)
+    _content_key: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.policies = FieldPolicies.from_config(self.config)
+        self._content_key = hmac.new(self.document_secret, b"record-content/v1", hashlib.sha256).digest()
 
     @property
     def anonymizer(self) -> Anonymizer:
@@ -88,9 +103,10 @@ class ReaderContext:
         return DocumentRecord(
             position=position,
             identity=keyed_hash(self.document_secret, f"{source}\x1f{identity}"),
-            input_sha256=hashlib.sha256(raw).hexdigest(),
+            input_hmac=hmac.new(self._content_key, raw, hashlib.sha256).hexdigest(),
             output_sha256=hashlib.sha256(out).hexdigest(),
             applied=applied,
+            unchanged=raw == out,
         )
 
 

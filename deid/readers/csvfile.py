@@ -1,7 +1,10 @@
 """CSV (and TSV) tables: each row one document, each column under its policy.
 
 Rows are read with the csv module over byte-counted lines, so a quoted field spanning lines
-still parses and the offset after each row is exact for resuming.
+still parses and the offset after each row is exact for resuming. Cells are treated like JSONL
+fields (see :mod:`deid.readers.policy`): a column named ``ssn`` or ``dob`` is pseudonymized or
+shifted under the default policy. Column names themselves are written as they are: a header is
+a schema, and a column named after a patient is not a shape this reader expects.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from deid.anonymize.operators import AppliedSpan
 from deid.readers.base import ReaderContext, RecordFormat, Unit, UnitResult
 from deid.readers.lines import lines_from
 from deid.config import DeidConfig
-from deid.readers.policy import DROPPED, Policy, apply_policy, policy_for, record_patient
+from deid.readers.policy import DROPPED, FieldPolicies, Policy, apply_policy, record_patient
 
 
 class CsvFormat(RecordFormat):
@@ -35,7 +38,8 @@ class CsvFormat(RecordFormat):
 
     def header(self, path: Path, config: DeidConfig) -> bytes:
         columns, _ = self._header(path)
-        return self._row([name for name in columns if policy_for(name, config).policy is not Policy.drop])
+        policies = FieldPolicies.from_config(config)
+        return self._row([name for name in columns if policies.for_path(name, name).policy is not Policy.drop])
 
     def _row(self, values: list[str]) -> bytes:
         buffer = io.StringIO()
@@ -96,7 +100,7 @@ class CsvFormat(RecordFormat):
         values: list[str] = []
         applied: list[AppliedSpan] = []
         for name, value in record.items():
-            new, spans = apply_policy(value, policy_for(name, context.config), context, patient, name)
+            new, spans = apply_policy(value, context.policies.for_path(name, name), context, patient, name)
             if new is not DROPPED:
                 values.append(new)
             applied.extend(spans)

@@ -1,4 +1,4 @@
-"""JSON Lines records: each line one document; text fields scanned, other fields by policy."""
+"""JSON Lines records: each line one document; every field, nested value and key under its policy (see :mod:`deid.readers.policy`)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from deid.anonymize.operators import AppliedSpan
 from deid.readers.base import ReaderContext, RecordFormat, Unit, UnitResult
 from deid.readers.lines import lines_from
-from deid.readers.policy import DROPPED, apply_policy, policy_for, record_patient
+from deid.readers.policy import record_patient, transform_object
 
 
 def decode_object(raw: bytes) -> dict | tuple[str, str]:
@@ -53,13 +52,7 @@ class JsonlFormat(JsonLinesFormat):
 
     def transform_object(self, record: dict[str, Any], raw: bytes, unit: Unit, context: ReaderContext) -> UnitResult:
         patient = record_patient(record, context, f"file:{unit.source}")
-        output: dict = {}
-        applied: list[AppliedSpan] = []
-        for key, value in record.items():
-            new, spans = apply_policy(value, policy_for(key, context.config), context, patient, key)
-            if new is not DROPPED:
-                output[key] = new
-            applied.extend(spans)
+        output, applied = transform_object(record, context, patient)
         out = (json.dumps(output, ensure_ascii=False) + "\n").encode("utf-8")
         identity = str(record.get("id", unit.position))
         return UnitResult(out, [context.document(unit.source, unit.position, identity, raw, out, applied)])

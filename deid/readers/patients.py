@@ -1,13 +1,24 @@
 """An on-disk index of each patient's known PHI, built in a first pass over the FHIR inputs.
 
 Notes sit in DocumentReference files that may be read before, after or without the Patient
-file, and a hospital export can hold millions of patients, so the index lives in SQLite next
-to the run's journal rather than in memory. Workers open it read-only.
+file, and a hospital export can hold millions of patients, so the index lives in SQLite rather
+than in memory. Workers open it read-only.
+
+It holds patients' real names, so it lives only as long as the run, in a private folder of the
+appliance home (mode 0700, the file 0600), never in ``/tmp`` nor under the output folder:
+:func:`private_index` removes it when the run ends however it ends (normally, by an exception,
+at interpreter exit), and sweeps the index a killed run (SIGKILL, power cut) left behind the
+next time any run starts. The file name carries the owning process id for that sweep.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import functools
 import json
+import os
+import secrets
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
@@ -19,6 +30,55 @@ from deid.readers.base import PatientLookup
 from deid.readers.fhir_resource import known_phi_of
 
 _CACHE = 256
+INDEX_PREFIX = "patients-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_indexes(folder: Path) -> int:
+    """Remove the indexes (and SQLite side files) of runs whose process is gone; returns how many."""
+    removed = 0
+    if not folder.is_dir():
+        return removed
+    for path in folder.glob(f"{INDEX_PREFIX}*"):
+        owner = path.name.removeprefix(INDEX_PREFIX).split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _remove_index(database: Path, owner: int) -> None:
+    if os.getpid() != owner:  # a forked worker inherits atexit hooks; only the run's process cleans up
+        return
+    for path in database.parent.glob(f"{database.name}*"):
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def private_index(folder: Path) -> Iterator[Path]:
+    """A path for this run's patient index in ``folder`` (made 0700), removed when the run ends."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if folder.stat().st_mode & 0o077:
+        folder.chmod(0o700)
+    sweep_stale_indexes(folder)
+    owner = os.getpid()
+    database = folder / f"{INDEX_PREFIX}{owner}-{secrets.token_hex(4)}.sqlite"
+    cleanup = functools.partial(_remove_index, database, owner)
+    atexit.register(cleanup)
+    try:
+        yield database
+    finally:
+        cleanup()
+        atexit.unregister(cleanup)
 
 
 def patients_in_ndjson(path: Path) -> Iterator[dict[str, Any]]:
@@ -51,9 +111,12 @@ def patients_in_json(path: Path) -> Iterator[dict[str, Any]]:
 
 def build_patient_index(database: Path, patients: Iterable[dict[str, Any]]) -> int:
     """Write the index afresh; returns how many patients it holds."""
-    database.parent.mkdir(parents=True, exist_ok=True)
+    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = database.with_name(database.name + ".partial")
     tmp.unlink(missing_ok=True)
+    # Created 0600 before SQLite opens it: SQLite keeps an existing file's mode (and gives its
+    # journal the same), where it would otherwise create one readable by everyone.
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     count = 0
     with sqlite3.connect(tmp) as connection:
         connection.execute("CREATE TABLE patient (id TEXT PRIMARY KEY, known TEXT NOT NULL)")

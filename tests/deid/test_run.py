@@ -103,7 +103,7 @@ def test_synthea_round_trip_leaks_no_canary(synthea_run: tuple[Path, Path, Path,
     result = verify_ledger(home / "ledger.jsonl", Keystore.open(home / "keystore").public_keys())
     assert result.ok and result.signatures_checked
     entries = [json.loads(line)["payload"] for line in (home / "ledger.jsonl").read_text().splitlines()]
-    documents = [e for e in entries if "document_id" in e and "input_sha256" in e]
+    documents = [e for e in entries if "document_id" in e and "input_hmac_sha256" in e]
     assert len(documents) == summary.documents == len({d["document_id"] for d in documents})
 
 

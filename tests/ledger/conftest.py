@@ -26,7 +26,7 @@ def document_payload(index: int, secret: bytes, *, persons: int = 2, source: str
         "detector_version": "1.0.0",
         "rules_version": "2026.11",
         "settings_sha256": "a" * 64,
-        "input_sha256": f"{index:064x}",
+        "input_hmac_sha256": f"{index:064x}",
         "output_sha256": f"{index + 1_000_000:064x}",
         "entity_counts": {"PATIENT": persons, "DATE": 1} if persons else {"DATE": 1},
         "spans": spans if persons else spans[-1:],

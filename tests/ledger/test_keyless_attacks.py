@@ -16,7 +16,7 @@ from deid.errors import KeystoreError, LedgerError
 from deid.keystore import Keystore
 from deid.ledger.auth import LedgerAuth
 from deid.ledger.entry import encode_entry
-from deid.ledger.verify import ProblemKind, verify_ledger
+from deid.ledger.verify import verify_ledger
 from deid.ledger.writer import LedgerWriter
 from tests.ledger.conftest import api_payload, document_payload
 from tests.ledger.test_cli_audit import appliance

@@ -68,8 +68,9 @@ def audited(tmp_path: Path, keystore: Keystore) -> dict[str, Any]:
                     "detector_version": "1.0.0",
                     "rules_version": "2026.11",
                     "settings_sha256": "c" * 64,
-                    "input_sha256": sha(RAW[name]),
+                    "input_hmac_sha256": keyed_hash(secret, RAW[name]),
                     "output_sha256": sha(DEIDENTIFIED[name]),
+                    "unchanged": RAW[name] == DEIDENTIFIED[name],
                     "entity_counts": counts,
                     "spans": [
                         {"start": s, "end": e, "entity_type": t, "operator": o} for s, e, t, o in SPANS[name]
