@@ -40,6 +40,7 @@ from serve.embeddings.protocol import TextEmbedder
 from serve.embeddings.router import build_router as embeddings_router
 from serve.embeddings.service import EmbeddingService
 from serve.errors import install_error_handlers
+from serve.feedback.router import mount_feedback
 from serve.grounding import Grounding
 from serve.health.router import build_router as health_router
 from serve.inference import InferenceService
@@ -179,6 +180,7 @@ def create_app(
                   audit_router, keys_router):
         app.include_router(build())
     mount_knowledge(app, grounding)
+    mount_feedback(app, config, settings.home, ledger, lambda: inference.privacy)
     _mount_openapi(app)
     mount_web(app)
     if config.cors_origins:

@@ -33,3 +33,8 @@ class ServeConfig(BaseModel):
     detect_phi: bool = Field(True, description="Record the PHI types found in prompts (types only) in the ledger")
     redact_phi: bool = Field(False, description="Replace PHI in prompts with [TYPE] tags before the model sees them")
     knowledge: bool = Field(True, description="Ground /v1/consult in the knowledge base when one is built")
+    feedback: bool = Field(
+        True, description="Keep each answer de-identified under its response id so clinicians can rate it "
+        "(POST /v1/feedback); off = nothing kept and /v1/feedback answers 404",
+    )
+    feedback_max_answers: int = Field(10_000, ge=1, description="Newest answers (and ratings) kept for feedback")

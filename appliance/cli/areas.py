@@ -13,6 +13,7 @@ AREA_MODULES = (
     "appliance.cli.dataset",
     "appliance.cli.train",
     "appliance.cli.adapters",
+    "appliance.cli.feedback",
     "appliance.cli.export",
     "appliance.cli.evaluate",
     "appliance.cli.serve",
