@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+
+
+class FlashAttention(StrEnum):
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
+class KvCacheType(StrEnum):
+    """Element type of the KV cache; q8_0 halves its memory at a small accuracy cost."""
+
+    f16 = "f16"
+    q8_0 = "q8_0"
+    q4_0 = "q4_0"
 
 
 class ServeConfig(BaseModel):
@@ -38,3 +53,18 @@ class ServeConfig(BaseModel):
         "(POST /v1/feedback); off = nothing kept and /v1/feedback answers 404",
     )
     feedback_max_answers: int = Field(10_000, ge=1, description="Newest answers (and ratings) kept for feedback")
+    gpu_layers: int | None = Field(
+        None, ge=-1, description="Layers offloaded to GPUs; None = all when llama.cpp has a GPU backend, else 0; -1 = all"
+    )
+    main_gpu: int = Field(0, ge=0, description="GPU holding the whole model (no split) or the small tensors (split)")
+    tensor_split: list[float] = Field(
+        default_factory=list, description="Share of the model per GPU, e.g. [3, 1]; empty = llama.cpp's default"
+    )
+    flash_attention: FlashAttention = Field(FlashAttention.auto, description="Fused attention kernels; auto = where supported")
+    kv_cache_type: KvCacheType = Field(KvCacheType.f16, description="KV-cache element type (keys and values)")
+
+    @model_validator(mode="after")
+    def _quantized_cache_needs_flash_attention(self) -> ServeConfig:
+        if self.kv_cache_type != KvCacheType.f16 and self.flash_attention == FlashAttention.off:
+            raise ValueError("a quantized serve.kv_cache_type needs serve.flash_attention auto or on (llama.cpp)")
+        return self

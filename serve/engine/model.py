@@ -30,6 +30,34 @@ def quiet_llama_logs() -> None:
     logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
 
 
+@dataclass(frozen=True)
+class GpuPlacement:
+    """Where the weights go. ``layers`` None = every layer when llama.cpp was built with a GPU
+    backend (CUDA, Metal, Vulkan, ...), none otherwise; -1 = every layer."""
+
+    layers: int | None = None
+    main_gpu: int = 0
+    tensor_split: tuple[float, ...] = ()
+
+    def offloaded_layers(self) -> int:
+        if self.layers is None:
+            return -1 if llama_cpp.llama_supports_gpu_offload() else 0
+        return self.layers
+
+    def apply(self, params: llama_cpp.llama_model_params) -> ctypes.Array[ctypes.c_float] | None:
+        """Set the placement on ``params``; the returned array must outlive the load."""
+        params.n_gpu_layers = self.offloaded_layers()
+        params.main_gpu = self.main_gpu
+        if not self.tensor_split:
+            return None
+        if len(self.tensor_split) > llama_cpp.llama_max_devices():
+            raise ModelError(f"serve.tensor_split names more GPUs than llama.cpp supports ({llama_cpp.llama_max_devices()})")
+        shares = (ctypes.c_float * llama_cpp.llama_max_devices())(*self.tensor_split)
+        params.split_mode = llama_cpp.LLAMA_SPLIT_MODE_LAYER
+        params.tensor_split = shares
+        return shares
+
+
 @dataclass
 class LoadedModel:
     """The weights, vocabulary and chat template of the served model."""
@@ -48,14 +76,19 @@ class LoadedModel:
     _closed: bool = field(default=False, repr=False)
 
     @classmethod
-    def load(cls, path: Path, adapter: Path | None = None, model_id: str | None = None) -> "LoadedModel":
+    def load(
+        cls, path: Path, adapter: Path | None = None, model_id: str | None = None,
+        placement: GpuPlacement | None = None,
+    ) -> "LoadedModel":
         check_gguf_file(path)
         if adapter is not None:
             check_gguf_file(adapter)
         quiet_llama_logs()
         llama_cpp.llama_backend_init()
         params = llama_cpp.llama_model_default_params()
+        split = (placement or GpuPlacement()).apply(params)
         handle = llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), params)
+        del split  # llama.cpp reads the tensor split during the load only
         if not handle:
             raise ModelError(f"llama.cpp could not load the model: {path}")
         lora = None

@@ -36,11 +36,23 @@ from dataclasses import dataclass, field
 
 import llama_cpp
 
+from serve.config import FlashAttention, KvCacheType
 from serve.engine.model import LoadedModel
 from serve.engine.sampling import GrammarError, SamplingParams, build_sampler, free_sampler, pick_token
 from serve.engine.text import TextAssembler
 from serve.errors import ApiError
 
+
+FLASH_ATTENTION = {
+    FlashAttention.auto: llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO,
+    FlashAttention.on: llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+    FlashAttention.off: llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+}
+KV_TYPES = {
+    KvCacheType.f16: llama_cpp.GGML_TYPE_F16,
+    KvCacheType.q8_0: llama_cpp.GGML_TYPE_Q8_0,
+    KvCacheType.q4_0: llama_cpp.GGML_TYPE_Q4_0,
+}
 
 # Below this a stream copy saves too little prompt work to be worth its memory traffic.
 MIN_SHARED_TOKENS = 4
@@ -132,6 +144,8 @@ class BatchEngine:
         threads: int,
         queue_size: int,
         shared_preamble: bool = True,
+        flash_attention: FlashAttention = FlashAttention.auto,
+        kv_cache_type: KvCacheType = KvCacheType.f16,
     ) -> None:
         self.model = model
         self.parallel = parallel
@@ -149,6 +163,8 @@ class BatchEngine:
         params.n_threads_batch = threads
         params.kv_unified = False
         params.no_perf = True
+        params.flash_attn_type = FLASH_ATTENTION[flash_attention]
+        params.type_k = params.type_v = KV_TYPES[kv_cache_type]
         self._ctx = llama_cpp.llama_init_from_model(model.handle, params)
         if not self._ctx:
             raise EngineStoppedError("could not create a llama.cpp context (out of memory?)")

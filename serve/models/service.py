@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from serve.config import ServeConfig
-from serve.engine.model import LoadedModel, default_model_id
+from serve.engine.model import GpuPlacement, LoadedModel, default_model_id
 from serve.engine.scheduler import BatchEngine, EngineStoppedError
 
 
@@ -56,7 +56,8 @@ class ModelService:
         """Blocking: load (or reload) the configured files; returns the seconds it took."""
         started = time.perf_counter()
         config = self.config
-        model = LoadedModel.load(self.model_path, self.adapter_path, config.model_name)
+        placement = GpuPlacement(config.gpu_layers, config.main_gpu, tuple(config.tensor_split))
+        model = LoadedModel.load(self.model_path, self.adapter_path, config.model_name, placement)
         engine = BatchEngine(
             model,
             parallel=config.parallel,
@@ -64,6 +65,8 @@ class ModelService:
             batch_tokens=config.batch_tokens,
             threads=config.threads or os.cpu_count() or 1,
             queue_size=config.queue_size,
+            flash_attention=config.flash_attention,
+            kv_cache_type=config.kv_cache_type,
         )
         with self._swap_lock:
             old, self._engine = self._engine, engine
