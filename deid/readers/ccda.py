@@ -28,7 +28,12 @@ from deid.anonymize.operators import CORPUS_SCOPE, AppliedSpan
 from deid.detection.entities import Entity
 from deid.detection.known_phi import KnownPhi
 from deid.readers.base import ReaderContext, RecordFormat, Unit, UnitResult
-from deid.readers.hl7_text import facility_surrogate, patient_scope, person_surrogate, scrub_pieces
+from deid.readers.hl7_text import (
+    facility_surrogate,
+    patient_scope,
+    person_surrogate,
+    scrub_pieces,
+)
 from deid.readers.hl7v2_message import parse_ts, shift_ts
 from deid.readers.text import MAX_NOTE_BYTES
 

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,7 +24,12 @@ from deid.anonymize.operators import CORPUS_SCOPE, AppliedSpan
 from deid.detection.entities import Entity
 from deid.detection.known_phi import KnownPhi
 from deid.readers.base import ReaderContext, RecordFormat, Unit, UnitResult
-from deid.readers.hl7_text import facility_surrogate, patient_scope, person_surrogate, scrub_pieces
+from deid.readers.hl7_text import (
+    facility_surrogate,
+    patient_scope,
+    person_surrogate,
+    scrub_pieces,
+)
 from deid.readers.hl7v2_fields import (
     CODED_TEXT_COMPONENTS,
     CODED_TYPES,
@@ -559,7 +565,7 @@ def report_texts(text: str) -> Iterator[tuple[int, str, str]]:
     notes. Messages without prose, and lines that are not segments, yield nothing."""
     lines = [match.group(0) for match in _LINE.finditer(text) if match.group(0)]
     starts = [i for i, line in enumerate(lines) if line.lstrip("\x0b")[:3] in UNIT_STARTS] + [len(lines)]
-    for start, end in zip(starts, starts[1:]):
+    for start, end in pairwise(starts):
         items = _parse_message("".join(lines[start:end]), "", start + 1)
         if isinstance(items, tuple):
             continue

@@ -16,10 +16,10 @@ from appliance.cli import main as cli_main
 from appliance.dataset.sources import read_corpus
 from deid.config import DeidConfig
 from deid.detection.engine import PhiDetector
+from deid.detection.known_phi import KnownPhi
 from deid.keystore import Keystore
 from deid.ledger.config import LedgerConfig
 from deid.pipeline import RunSummary, deidentify
-from deid.detection.known_phi import KnownPhi
 from deid.readers.base import ReaderContext, UnitResult
 from deid.readers.ccda import CcdaFormat
 from deid.readers.hl7_text import scrub_pieces
@@ -272,7 +272,7 @@ def test_a_killed_run_over_a_batch_file_resumes_at_the_message(tmp_path: Path, d
     script = tmp_path / "kill.py"
     script.write_text(KILL_SCRIPT)
     repo = Path(__file__).resolve().parents[3]
-    killed = subprocess.run([sys.executable, str(script), str(tmp_path), "17"], cwd=repo, capture_output=True, timeout=300)
+    killed = subprocess.run([sys.executable, str(script), str(tmp_path), "17"], cwd=repo, capture_output=True, timeout=300, check=False)
     assert killed.returncode == 9, killed.stderr.decode()[-2000:]
     assert not (tmp_path / "out" / "feed.hl7").exists()
 
@@ -296,7 +296,7 @@ def test_a_killed_run_over_a_batch_file_resumes_at_the_message(tmp_path: Path, d
 def test_line_endings_split_right_across_read_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
-    import deid.readers.hl7v2 as hl7v2
+    from deid.readers import hl7v2
 
     data = b"MSH|^~\\&|A\r\nPID|1\rOBX|1\nNTE|x\r\n\r\n"
     for chunk in (1, 2, 3, 5, 64):
