@@ -37,8 +37,9 @@ def _settings(args: argparse.Namespace) -> Any:
     """The appliance's defaults; only what the machine and the bench's length decide is set."""
     from appliance.config import load_settings
 
+    extra = json.loads(getattr(args, "train_json", None) or "{}")  # bench.gpu_check varies a setting or two
     return load_settings(train={"max_steps": args.steps, "checkpoint_interval": args.steps,
-                                "cpu_threads": args.threads})
+                                "cpu_threads": args.threads, **extra})
 
 
 def _dataset(workdir: Path, model: Path) -> Path:
@@ -102,7 +103,12 @@ def run_trainer(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(config.seed)
     workdir = Path(tempfile.mkdtemp(prefix="bench-trainer-"))
     cpu_started = time.process_time()
-    loaded = load_base_model(Path(args.model))
+    gpu = torch.cuda.is_available()
+    bf16 = gpu and torch.cuda.is_bf16_supported()
+    # on a GPU both sides hold the base in the compute dtype and train in mixed precision
+    loaded = load_base_model(Path(args.model), dtype=(torch.bfloat16 if bf16 else torch.float16) if gpu else torch.float32)
+    if gpu:
+        loaded.model.to("cuda")
     sequences = tokenize(read_examples(Path(args.dataset) / "train.jsonl"), loaded.tokenizer, config, TrainMode.sft)
     features = [{"input_ids": s.input_ids, "labels": s.labels, "attention_mask": [1] * len(s.input_ids)}
                 for s in sequences]
@@ -131,8 +137,8 @@ def run_trainer(args: argparse.Namespace) -> dict[str, Any]:
         gradient_accumulation_steps=config.gradient_accumulation_steps, learning_rate=config.learning_rate,
         lr_scheduler_type=config.schedule.value, warmup_steps=config.warmup_steps, weight_decay=config.weight_decay,
         max_grad_norm=config.max_grad_norm, logging_steps=args.steps, save_strategy="no", report_to=[],
-        dataloader_num_workers=0, remove_unused_columns=False, use_cpu=not torch.cuda.is_available(),
-        disable_tqdm=True, seed=config.seed,
+        dataloader_num_workers=0, remove_unused_columns=False, use_cpu=not gpu, bf16=bf16, fp16=gpu and not bf16,
+        gradient_checkpointing=config.gradient_checkpointing, disable_tqdm=True, seed=config.seed,
     )
     trainer = Trainer(model=model, args=training_args, train_dataset=features, data_collator=collate,
                       callbacks=[StepClock()])
@@ -145,7 +151,8 @@ def run_trainer(args: argparse.Namespace) -> dict[str, Any]:
 
 def _child(args: argparse.Namespace, which: str) -> dict[str, Any]:
     command = [sys.executable, "-m", "bench.train_speed", "--child", which, "--model", args.model,
-               "--steps", str(args.steps), "--threads", str(args.threads), "--dataset", args.dataset]
+               "--steps", str(args.steps), "--threads", str(args.threads), "--dataset", args.dataset,
+               "--train-json", getattr(args, "train_json", None) or "{}"]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{which} run failed:\n{done.stderr[-2000:]}")
@@ -160,6 +167,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each; medians are reported")
     parser.add_argument("--child", choices=["appliance", "trainer"], help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
+    parser.add_argument("--train-json", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         from appliance.offline import go_offline
