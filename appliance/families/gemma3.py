@@ -22,7 +22,8 @@ class Gemma3Family(Gemma2Family):
 
     def read_rope(self, config: dict[str, Any]) -> RopeScaling:
         params = config.get("rope_parameters") or {}
-        full = params.get("full_attention") if "full_attention" in params else params
+        # transformers 5 nests one rope per layer type; older configs give the global one as rope_scaling.
+        full = params.get("full_attention") if "full_attention" in params else (config.get("rope_scaling") or params)
         rope = parse_rope(dict(full or {}), float(config.get("rope_theta", 1_000_000.0)))
         if rope.kind not in (RopeScalingKind.NONE, RopeScalingKind.LINEAR):
             raise ModelError(f"gemma3: rope scaling '{rope.kind}' is not supported (linear only)")

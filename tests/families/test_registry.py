@@ -159,3 +159,16 @@ def test_appliance_train_refuses_an_unexportable_base_before_training(tmp_path: 
     allowed = _appliance(*args, home=tmp_path / "home", env={"APPLIANCE_TRAIN__ALLOW_UNEXPORTABLE": "true"})
     # Past the family check, the next thing missing is the dataset: the check no longer stops it.
     assert allowed.returncode != ModelError.exit_code and "train.jsonl" in allowed.stderr
+
+
+def test_gemma3_reads_both_config_generations(tmp_path: Path) -> None:
+    common = {"model_type": "gemma3_text", "head_dim": 32, "query_pre_attn_scalar": 32}
+    _family, older = read_export_shape(_config_dir(
+        tmp_path / "v4", **common, rope_theta=1e6, rope_local_base_freq=1e4,
+        rope_scaling={"rope_type": "linear", "factor": 8.0},
+    ))
+    _family, newer = read_export_shape(_config_dir(tmp_path / "v5", **common, rope_parameters={
+        "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1e6},
+        "sliding_attention": {"rope_type": "default", "rope_theta": 1e4},
+    }))
+    assert older.rope == newer.rope and newer.rope.kind is RopeScalingKind.LINEAR and newer.rope.theta == 1e6
