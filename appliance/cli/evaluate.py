@@ -44,6 +44,13 @@ def register(app: typer.Typer) -> None:
         medqa: Annotated[
             list[Path] | None, typer.Option("--medqa", help="multiple-choice file in the MedQA JSONL layout, repeatable")
         ] = None,
+        medmcqa: Annotated[
+            list[Path] | None, typer.Option("--medmcqa", help="multiple-choice file in the MedMCQA layout, repeatable")
+        ] = None,
+        mmlu_limit: Annotated[
+            int | None, typer.Option("--mmlu-limit", min=0, help="MMLU medical questions (by subject); 0 skips")
+        ] = None,
+        full: Annotated[bool, typer.Option("--full", help="every question of every benchmark")] = False,
         force: Annotated[bool, typer.Option("--force", help="evaluate again even when nothing changed")] = False,
     ) -> None:
         """Evaluate base, fine-tuned and every quant; write report.json/.html and model-card.md."""
@@ -52,13 +59,14 @@ def register(app: typer.Typer) -> None:
         from appliance.models import resolve_base_model
 
         settings = settings_from(ctx)
-        overrides = {
-            key: value
-            for key, value in (("pubmedqa_limit", pubmedqa_limit), ("few_shot", few_shot), ("medqa_files", medqa))
-            if value is not None
-        }
-        if overrides:
-            settings = settings.model_copy(update={"eval": settings.eval.updated(**overrides)})
+        options = (
+            ("pubmedqa_limit", pubmedqa_limit), ("few_shot", few_shot), ("medqa_files", medqa),
+            ("medmcqa_files", medmcqa), ("mmlu_limit", mmlu_limit),
+        )
+        overrides = {key: value for key, value in options if value is not None}
+        chosen = settings.eval.full() if full else settings.eval
+        if overrides or full:
+            settings = settings.model_copy(update={"eval": chosen.updated(**overrides)})
         target = workdir or settings.work_dir
         models = _parse_models(model) if model else default_models(target, resolve_base_model(settings.models.base))
         planted: list[str] | None = None
@@ -76,6 +84,6 @@ def register(app: typer.Typer) -> None:
             force=force,
         )
         for name, results in result.manifest.details["models"].items():
-            shown = ", ".join(f"{key} {value}" for key, value in results.items())
+            shown = ", ".join(f"{key} {value}" for key, value in results.items() if not isinstance(value, dict))
             console.print(f"{name}: {shown}", markup=False)
         console.print(f"report: {result.path('report.html')}  model card: {result.path('model-card.md')}", markup=False)

@@ -8,8 +8,10 @@ head of the de-identification ledger.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+from collections import Counter
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 from appliance.config import ApplianceSettings
 from appliance.dataset.config import DatasetConfig
 from appliance.dataset import gate
+from appliance.dataset.contamination import NGRAM_WORDS, ContaminationIndex
 from appliance.dataset.dedupe import duplicate_indices
 from appliance.dataset.qa import read_qa_file
 from appliance.dataset.recipes import (
@@ -30,6 +33,7 @@ from appliance.dataset.recipes import (
 from appliance.dataset.sources import Corpus, read_corpus
 from appliance.dataset.split import split_by_group
 from appliance.errors import InputError
+from appliance.evaluate.catalog import EvalText, evaluation_texts
 from appliance.pipeline.stage import StageContext, StageResult, run_stage
 from deid.fileio import atomic_write_text, sha256_file
 from deid.ledger.verify import ledger_head
@@ -55,21 +59,71 @@ def build_dataset_stage(
         inputs[f"qa{index}"] = path
     if not inputs:
         raise InputError("nothing to build from: give a de-identified corpus and/or Q&A files")
+    held_out = evaluation_texts(settings.eval)
     stage_settings = {
         "dataset": settings.dataset.model_dump(mode="json"),
         "deid_score_threshold": settings.deid.score_threshold,
+        # A new or changed evaluation file changes what must be kept out, so the set is rebuilt.
+        "evaluation_items_sha256": _evaluation_digest(held_out),
     }
     return run_stage(
         workdir,
         STAGE_NAME,
         settings=stage_settings,
         inputs=inputs,
-        build=lambda ctx: _build(ctx, settings, deid_dir, qa_files),
+        build=lambda ctx: _build(ctx, settings, deid_dir, qa_files, held_out),
         force=force,
     )
 
 
-def _build(ctx: StageContext, settings: ApplianceSettings, deid_dir: Path | None, qa_files: list[Path]) -> dict[str, Any]:
+def _evaluation_digest(texts: list[EvalText]) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(json.dumps([text.benchmark, text.question, *text.passages]).encode())
+    return digest.hexdigest()
+
+
+def _source_of(example: Example) -> str:
+    """The recipe, and for Q&A the file it came from: where contamination has to be fixed."""
+    if example.recipe == "qa" and example.group.count(":") >= 2:
+        return f"qa:{example.group.split(':', 2)[1]}"
+    return example.recipe
+
+
+def decontaminate(
+    pools: dict[str, list[Example]], index: ContaminationIndex
+) -> tuple[dict[str, list[Example]], dict[str, Any]]:
+    """Drop every example that overlaps an evaluation item; count the drops per source and benchmark."""
+    by_source: Counter[str] = Counter()
+    by_benchmark: Counter[str] = Counter()
+    clean: dict[str, list[Example]] = {}
+    for name, pool in pools.items():
+        clean[name] = []
+        for example in pool:
+            questions = [m["content"] for m in example.messages or [] if m.get("role") == "user"]
+            found = index.match(questions, example.content())
+            if found is None:
+                clean[name].append(example)
+            else:
+                by_source[_source_of(example)] += 1
+                by_benchmark[found] += 1
+    details = {
+        "dropped": sum(by_source.values()),
+        "by_source": dict(sorted(by_source.items())),
+        "by_benchmark": dict(sorted(by_benchmark.items())),
+        "evaluation_items": dict(sorted(index.items.items())),
+        "rule": f"question match or a shared {NGRAM_WORDS}-word run",
+    }
+    return clean, details
+
+
+def _build(
+    ctx: StageContext,
+    settings: ApplianceSettings,
+    deid_dir: Path | None,
+    qa_files: list[Path],
+    held_out: list[EvalText],
+) -> dict[str, Any]:
     config = settings.dataset
     rng = random.Random(config.seed)
     corpus = read_corpus(deid_dir) if deid_dir is not None else Corpus()
@@ -85,6 +139,7 @@ def _build(ctx: StageContext, settings: ApplianceSettings, deid_dir: Path | None
         pools["qa"] = rng.sample(pools["qa"], config.max_qa_examples)
     available = {name: len(pool) for name, pool in pools.items()}
 
+    pools, contamination = decontaminate(pools, ContaminationIndex.build(held_out))
     filtered, dropped = _filter(pools, config)
     chosen, taken = mix(filtered, config.recipes, rng)
     if not chosen:
@@ -117,6 +172,7 @@ def _build(ctx: StageContext, settings: ApplianceSettings, deid_dir: Path | None
         "recipe_settings": config.model_dump(mode="json"),
         "counts": counts,
         "phi_gate": gate_details,
+        "contamination": contamination,
         "deid_ledger": str(settings.deid_ledger),
         "deid_ledger_head": recorded_ledger_head(settings.deid_ledger),
         "examples": {
@@ -125,7 +181,12 @@ def _build(ctx: StageContext, settings: ApplianceSettings, deid_dir: Path | None
         },
     }
     atomic_write_text(ctx.output_dir / MANIFEST_FILE, json.dumps(manifest, indent=2))
-    return {"counts": counts, "phi_gate": gate_details, "deid_ledger_head": manifest["deid_ledger_head"]}
+    return {
+        "counts": counts,
+        "phi_gate": gate_details,
+        "contamination": contamination,
+        "deid_ledger_head": manifest["deid_ledger_head"],
+    }
 
 
 def _filter(pools: dict[str, list[Example]], config: DatasetConfig) -> tuple[dict[str, list[Example]], dict[str, int]]:

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from appliance.errors import InputError
 from appliance.evaluate.rouge import rouge_l
@@ -31,7 +32,7 @@ def shipped_heldout() -> Path:
     return Path(str(resources.files("appliance.data") / "benchmarks" / "medquad-heldout.jsonl.gz"))
 
 
-def load_medquad(path: Path, limit: int) -> list[QAItem]:
+def load_medquad(path: Path, limit: int | None) -> list[QAItem]:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rt", encoding="utf-8") as handle:
@@ -42,8 +43,11 @@ def load_medquad(path: Path, limit: int) -> list[QAItem]:
     return items[:limit]
 
 
-def evaluate(runner: ModelRunner, items: list[QAItem], max_new_tokens: int) -> dict[str, float | int]:
-    total_nll, total_tokens, rouge = 0.0, 0, 0.0
+def evaluate(runner: ModelRunner, items: list[QAItem], max_new_tokens: int) -> dict[str, Any]:
+    """Per-item answer log-loss (summed over its tokens) and ROUGE-L, kept apart for intervals and paired tests."""
+    losses: list[float] = []
+    tokens: list[int] = []
+    rouge: list[float] = []
     for item in items:
         prompt = question_ids(runner, item.question)
         # A raw prompt ends at "Answer:", so the answer follows a space; a chat turn starts on its own line.
@@ -51,12 +55,12 @@ def evaluate(runner: ModelRunner, items: list[QAItem], max_new_tokens: int) -> d
         answer = runner.tokenize(separator + item.answer, add_special=False)
         ids = (prompt + answer)[: runner.context_length]
         nll, count = negative_log_likelihood(runner, ids, start=len(prompt))
-        total_nll, total_tokens = total_nll + nll, total_tokens + count
+        losses.append(nll)
+        tokens.append(count)
         produced = runner.greedy(prompt[-(runner.context_length - max_new_tokens) :], max_new_tokens)
-        generated = runner.detokenize(strip_end(runner, produced))
-        rouge += rouge_l(generated, item.answer)
-    return {
-        "answer_perplexity": round(math.exp(total_nll / max(total_tokens, 1)), 4),
-        "rouge_l": round(rouge / len(items), 4) if items else 0.0,
-        "questions": len(items),
-    }
+        rouge.append(rouge_l(runner.detokenize(strip_end(runner, produced)), item.answer))
+    return {"nll": losses, "tokens": tokens, "rouge_l": rouge}
+
+
+def answer_perplexity(losses: list[float], tokens: list[int]) -> float:
+    return math.exp(sum(losses) / max(sum(tokens), 1))

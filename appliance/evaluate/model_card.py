@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from appliance.evaluate.report import flags, title
 from appliance.pipeline.stage import StageManifest, load_manifest
 
 INTENDED_USE = (
@@ -104,13 +105,44 @@ def training_summary(workdir: Path) -> list[str]:
     return ["| stage | count | value |", "|---|---|---|", *rows]
 
 
-def _results_table(models: dict[str, dict[str, Any]]) -> list[str]:
-    columns = sorted({k for r in models.values() for k, v in r.items() if isinstance(v, (int, float))})
-    lines = ["| model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for name, results in models.items():
-        cells = [f"{results[c]:.4g}" if isinstance(results.get(c), (int, float)) else "n/a" for c in columns]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+def _results_table(benchmarks: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    lines = [
+        "| benchmark | model | value | 95% interval | items | chance | commonest answer | flags |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    keys = list(dict.fromkeys(key for detail in benchmarks.values() for key in detail))
+    for key in keys:
+        for name, detail in benchmarks.items():
+            row = detail.get(key)
+            if row is None:
+                continue
+            guesses = (
+                f"{row['chance']:.3g} | {row['majority']:.3g}" if "majority" in row else "n/a | n/a"
+            )
+            lines.append(
+                f"| {title(key)} | {name} | {row['value']:.4g} | [{row['ci_low']:.4g}, {row['ci_high']:.4g}] | "
+                f"{row['questions']} | {guesses} | {flags(row) or '-'} |"
+            )
     return lines
+
+
+def _comparison_lines(comparisons: dict[str, list[dict[str, Any]]]) -> list[str]:
+    lines = [
+        f"- {model}, {title(row['benchmark'])}: {row['verdict']} (difference {row['difference']:+.4g}, "
+        f"{row['test']} p = {row['p_value']:.3g}, {row['questions']} items)"
+        for model, rows in comparisons.items()
+        for row in rows
+    ]
+    return lines or ["- no base model was evaluated beside it, so no paired comparison was made"]
+
+
+def _contamination_line(check: dict[str, Any]) -> str:
+    if not check.get("checked"):
+        return "Training-set contamination: not checked (no training set was given)."
+    return (
+        f"Training-set contamination: {check['contaminated']} of {check['examples']} training/validation "
+        f"examples overlap an evaluation item ({sum(check.get('evaluation_items', {}).values())} items checked)."
+    )
 
 
 def render_model_card(report: dict[str, Any], workdir: Path) -> str:
@@ -131,7 +163,15 @@ def render_model_card(report: dict[str, Any], workdir: Path) -> str:
         *training_summary(workdir),
         "",
         "## Evaluation",
-        *_results_table(report["models"]),
+        f"Evaluation took {report.get('seconds', 0):.0f} s. Intervals are 95% (Wilson for accuracies, "
+        "bootstrap for ROUGE-L and perplexity).",
+        "",
+        *_results_table(report.get("benchmarks", {})),
+        "",
+        "Fine-tuned against base on the same items:",
+        *_comparison_lines(report.get("comparisons", {})),
+        "",
+        _contamination_line(report.get("contamination", {})),
         "",
         f"Memorization check ({'passed' if memo.get('passed', True) else 'FAILED'}):",
         *memo_lines,
@@ -142,7 +182,8 @@ def render_model_card(report: dict[str, Any], workdir: Path) -> str:
         "## Limitations",
         LIMITATIONS,
         "",
-        "Benchmarks: PubMedQA (MIT), MedQuAD (CC BY 4.0); see the appliance's benchmark attribution.",
+        "Benchmarks: MMLU medical subjects (MIT), PubMedQA (MIT), MedQuAD (CC BY 4.0); see the appliance's "
+        "benchmark attribution.",
     ]
     return "\n".join(sections) + "\n"
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from appliance.errors import InputError
 from appliance.evaluate.choices import rank_options
+from appliance.evaluate.multiple_choice import collapse
 from appliance.export.runners import ModelRunner
 
 LABELS = ("yes", "no", "maybe")
@@ -50,8 +53,8 @@ def load_test_split(limit: int | None, context_chars: int) -> list[PubMedQAItem]
     return items[:limit] if limit else items
 
 
-def load_demonstrations(count: int, context_chars: int) -> list[PubMedQAItem]:
-    # Demonstrations keep shorter contexts so a few-shot prompt still fits small context windows.
+def load_demonstrations(count: int | None, context_chars: int) -> list[PubMedQAItem]:
+    """The first ``count`` demonstrations (None: all); shorter contexts, so a few-shot prompt fits small windows."""
     return _read(_benchmarks() / "pubmedqa-fewshot.jsonl", context_chars // 2)[:count]
 
 
@@ -75,16 +78,21 @@ def build_prompt(item: PubMedQAItem, demonstrations: list[PubMedQAItem]) -> str:
     return shots + format_question(item)
 
 
-def evaluate(runner: ModelRunner, items: list[PubMedQAItem], demonstrations: list[PubMedQAItem]) -> dict[str, float | int]:
-    correct = 0
-    predicted = dict.fromkeys(LABELS, 0)
-    for item in items:
-        choice = LABELS[rank_options(runner, build_prompt(item, demonstrations), [f" {label}" for label in LABELS])]
-        predicted[choice] += 1
-        correct += choice == item.answer
+def evaluate(runner: ModelRunner, items: list[PubMedQAItem], demonstrations: list[PubMedQAItem]) -> dict[str, Any]:
+    """Each label scored by its log-likelihood after the prompt (one token each, so no length
+    normalisation is needed); per-item correctness for paired tests, the spread of predictions
+    so an all-"no" model is flagged, and the always-the-commonest-label baseline beside it."""
+    predicted = [
+        LABELS[rank_options(runner, build_prompt(item, demonstrations), [f" {label}" for label in LABELS])]
+        for item in items
+    ]
+    counts = Counter(item.answer for item in items)
     return {
-        "accuracy": round(correct / len(items), 4) if items else 0.0,
-        "questions": len(items),
+        "correct": [choice == item.answer for choice, item in zip(predicted, items, strict=True)],
         "shots": len(demonstrations),
-        **{f"predicted_{label}": count for label, count in predicted.items()},
+        "predicted": {label: predicted.count(label) for label in LABELS},
+        "chance": round(1 / len(LABELS), 4),
+        "majority": round(max(counts.values()) / len(items), 4) if items else 0.0,
+        "majority_label": counts.most_common(1)[0][0] if items else None,
+        **collapse(predicted),
     }

@@ -15,19 +15,95 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config import ApplianceSettings
+from appliance.dataset.contamination import ContaminationIndex
 from appliance.errors import GateError, InputError
-from appliance.evaluate import medqa, medquad, memorization, pubmedqa
+from appliance.evaluate import medquad, memorization, multiple_choice, pubmedqa, stats
+from appliance.evaluate.catalog import evaluation_texts
 from appliance.evaluate.config import EvalConfig
 from appliance.evaluate.model_card import render_model_card
 from appliance.evaluate.report import render_html
 from appliance.export.heldout import read_texts
-from appliance.export.runners import open_runner, perplexity
+from appliance.export.runners import ModelRunner, negative_log_likelihood, open_runner
 from appliance.pipeline.stage import StageContext, StageResult, run_stage
 from deid.fileio import atomic_write_text, sha256_file
 
 STAGE_NAME = "evaluate"
 BASE_MODEL_NAME = "base"
+SIGNIFICANCE = 0.05
+# Fewer paired items than this cannot show a difference at 5% (McNemar needs 5 discordant pairs).
+MIN_PAIRED_ITEMS = 5
+# Per-item values are compared at this resolution: below it, transformers and llama.cpp disagree
+# only by float rounding, and a bootstrap would call a consistent 1e-6 shift significant.
+PAIRED_DECIMALS = 4
 Progress = Callable[[str], None]
+
+
+class Scores:
+    """One model's results: flat headline numbers, per-benchmark detail, and per-item values for paired tests."""
+
+    def __init__(self) -> None:
+        self.flat: dict[str, Any] = {}
+        self.detail: dict[str, dict[str, Any]] = {}
+        self.items: dict[str, list[float]] = {}
+
+    def accuracy(self, key: str, flat_key: str, scored: dict[str, Any], seconds: float) -> None:
+        correct = [bool(value) for value in scored.pop("correct")]
+        share = sum(correct) / len(correct) if correct else 0.0
+        low, high = stats.wilson(sum(correct), len(correct))
+        self.flat[flat_key] = round(share, 4)
+        self.detail[key] = {
+            "metric": "accuracy", "value": round(share, 4), "ci_low": round(low, 4), "ci_high": round(high, 4),
+            "questions": len(correct), "seconds": round(seconds, 1), "higher_is_better": True, **scored,
+        }
+        self.items[key] = [float(value) for value in correct]
+
+    def mean(self, key: str, flat_key: str, values: list[float], seconds: float) -> None:
+        value = sum(values) / len(values) if values else 0.0
+        low, high = stats.bootstrap_mean(values)
+        self.flat[flat_key] = round(value, 4)
+        self.detail[key] = {
+            "metric": "mean", "value": round(value, 4), "ci_low": round(low, 4), "ci_high": round(high, 4),
+            "questions": len(values), "seconds": round(seconds, 1), "higher_is_better": True,
+        }
+        self.items[key] = list(values)
+
+    def perplexity(self, key: str, flat_key: str, losses: list[float], tokens: list[int], seconds: float) -> None:
+        value = medquad.answer_perplexity(losses, tokens)
+        low, high = stats.bootstrap_perplexity(losses, tokens)
+        self.flat[flat_key] = round(value, 4)
+        self.detail[key] = {
+            "metric": "perplexity", "value": round(value, 4), "ci_low": round(low, 4), "ci_high": round(high, 4),
+            "questions": len(losses), "tokens": sum(tokens), "seconds": round(seconds, 1), "higher_is_better": False,
+        }
+        # Paired comparisons use each item's mean log-loss per token: lower is better, like perplexity.
+        self.items[key] = [loss / max(count, 1) for loss, count in zip(losses, tokens, strict=True)]
+
+
+def _heldout_losses(runner: ModelRunner, texts: list[str], max_tokens: int) -> tuple[list[float], list[int]]:
+    """Per-text log-loss of held-out notes, up to about ``max_tokens`` scored tokens in all."""
+    losses: list[float] = []
+    counts: list[int] = []
+    for text in texts:
+        ids = runner.tokenize(text)[: max_tokens - sum(counts) + 1]
+        nll, scored = negative_log_likelihood(runner, ids)
+        if scored:
+            losses.append(nll)
+            counts.append(scored)
+        if sum(counts) >= max_tokens:
+            break
+    return losses, counts
+
+
+def multiple_choice_sets(config: EvalConfig) -> dict[str, list[multiple_choice.MultipleChoiceItem]]:
+    """MMLU-medical (stratified by subject) and each hospital file, in the order they are reported."""
+    sets: dict[str, list[multiple_choice.MultipleChoiceItem]] = {}
+    if config.mmlu_limit != 0:
+        sets["mmlu_medical"] = multiple_choice.stratified(multiple_choice.load_mmlu(), config.mmlu_limit)
+    loaders = [(path, multiple_choice.load_medqa) for path in config.medqa_files]
+    loaders += [(path, multiple_choice.load_medmcqa) for path in config.medmcqa_files]
+    for path, load in loaders:
+        sets[f"mc_{path.stem}"] = multiple_choice.stratified(load(path), config.medqa_limit)
+    return sets
 
 
 def _evaluate_model(
@@ -37,39 +113,121 @@ def _evaluate_model(
     heldout: list[str] | None,
     canaries: list[str],
     say: Progress,
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+) -> tuple[Scores, dict[str, Any] | None]:
+    # Inputs are read before the model is loaded, so a bad file fails fast and in the same way for every model.
+    questions = pubmedqa.load_test_split(config.pubmedqa_limit, config.pubmedqa_context_chars)
+    choice_sets = multiple_choice_sets(config)
+    qa_items = (
+        medquad.load_medquad(config.medquad_file or medquad.shipped_heldout(), config.medquad_limit)
+        if config.medquad_limit != 0 else []
+    )
     runner = open_runner(path, context_length=config.context_length, threads=config.threads, name=name)
-    results: dict[str, Any] = {}
+    scores = Scores()
     try:
-        questions = pubmedqa.load_test_split(config.pubmedqa_limit, config.pubmedqa_context_chars)
         say(f"{name}: PubMedQA zero-shot ({len(questions)} questions)")
+        started = time.perf_counter()
         zero = pubmedqa.evaluate(runner, questions, [])
-        results["pubmedqa_zero_shot"] = zero["accuracy"]
-        results["pubmedqa_questions"] = zero["questions"]
-        results["pubmedqa_zero_shot_predicted"] = {label: zero[f"predicted_{label}"] for label in pubmedqa.LABELS}
+        scores.accuracy("pubmedqa_zero_shot", "pubmedqa_zero_shot", zero, time.perf_counter() - started)
+        scores.flat["pubmedqa_questions"] = len(questions)
         if config.few_shot:
             say(f"{name}: PubMedQA {config.few_shot}-shot")
+            started = time.perf_counter()
             demos = pubmedqa.load_demonstrations(config.few_shot, config.pubmedqa_context_chars)
-            results["pubmedqa_few_shot"] = pubmedqa.evaluate(runner, questions, demos)["accuracy"]
-        for file in config.medqa_files:
-            say(f"{name}: multiple choice {file.name}")
-            results[f"mc_{file.stem}_accuracy"] = medqa.evaluate(runner, medqa.load_medqa(file, config.medqa_limit))["accuracy"]
-        if config.medquad_limit:
-            say(f"{name}: MedQuAD held-out answers")
-            items = medquad.load_medquad(config.medquad_file or medquad.shipped_heldout(), config.medquad_limit)
-            scored = medquad.evaluate(runner, items, config.answer_max_tokens)
-            results["medquad_answer_perplexity"] = scored["answer_perplexity"]
-            results["medquad_rouge_l"] = scored["rouge_l"]
+            few = pubmedqa.evaluate(runner, questions, demos)
+            scores.accuracy("pubmedqa_few_shot", "pubmedqa_few_shot", few, time.perf_counter() - started)
+        for key, items in choice_sets.items():
+            say(f"{name}: multiple choice {key} ({len(items)} questions)")
+            started = time.perf_counter()
+            scored = multiple_choice.evaluate(runner, items)
+            scores.accuracy(key, f"{key}_accuracy", scored, time.perf_counter() - started)
+        if qa_items:
+            say(f"{name}: MedQuAD held-out answers ({len(qa_items)})")
+            started = time.perf_counter()
+            answered = medquad.evaluate(runner, qa_items, config.answer_max_tokens)
+            seconds = time.perf_counter() - started
+            scores.perplexity(
+                "medquad_answer_perplexity", "medquad_answer_perplexity", answered["nll"], answered["tokens"], seconds
+            )
+            scores.mean("medquad_rouge_l", "medquad_rouge_l", answered["rouge_l"], seconds)
         if heldout:
             say(f"{name}: held-out notes perplexity")
-            results["heldout_perplexity"] = round(perplexity(runner, heldout, config.perplexity_max_tokens), 4)
+            started = time.perf_counter()
+            losses, counts = _heldout_losses(runner, heldout, config.perplexity_max_tokens)
+            if losses:
+                scores.perplexity("heldout_perplexity", "heldout_perplexity", losses, counts, time.perf_counter() - started)
         memo = None
         if canaries:
             say(f"{name}: canary extraction ({len(canaries)} canaries)")
             memo = memorization.extraction(runner, canaries, config.canary_prefix_fraction)
     finally:
         runner.close()
-    return results, memo
+    return scores, memo
+
+
+def compare(reference: Scores, other: Scores) -> list[dict[str, Any]]:
+    """Paired tests of ``other`` against ``reference`` on every benchmark both scored on the same items."""
+    rows: list[dict[str, Any]] = []
+    for key, detail in other.detail.items():
+        first, second = reference.items.get(key), other.items.get(key)
+        if first is None or second is None or len(first) != len(second) or not first:
+            continue
+        first, second = [round(v, PAIRED_DECIMALS) for v in first], [round(v, PAIRED_DECIMALS) for v in second]
+        if detail["metric"] == "accuracy":
+            test = stats.mcnemar_exact([v > 0.5 for v in first], [v > 0.5 for v in second])
+            row: dict[str, Any] = {
+                "test": "McNemar exact", "difference": round((sum(second) - sum(first)) / len(first), 4), **test,
+            }
+        else:
+            row = {"test": "paired bootstrap", **stats.paired_bootstrap(first, second)}
+            if detail["metric"] == "perplexity":
+                row["compared"] = "mean log-loss per token of each item"
+        better = row["difference"] > 0 if detail["higher_is_better"] else row["difference"] < 0
+        changed = row["p_value"] < SIGNIFICANCE
+        verdict = ("better" if better else "worse") if changed else "no significant change"
+        row.update(
+            benchmark=key,
+            questions=len(first),
+            verdict=verdict if len(first) >= MIN_PAIRED_ITEMS else "too few items to test",
+        )
+        rows.append(row)
+    return rows
+
+
+def training_contamination(config: EvalConfig, training_files: list[Path]) -> dict[str, Any]:
+    """The dataset stage's overlap check, repeated on the training set this evaluation was given."""
+    if not training_files:
+        return {"checked": False, "reason": "no training set was given or found in the work directory"}
+    index = ContaminationIndex.build(evaluation_texts(config))
+    examples, found = 0, 0
+    by_benchmark: dict[str, int] = {}
+    for path in training_files:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            raise InputError(f"cannot read training file {path.name}") from None
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                messages = row.get("messages") or []
+                questions = [str(m["content"]) for m in messages if m.get("role") == "user"]
+                content = row["text"] if row.get("text") is not None else "\n".join(str(m["content"]) for m in messages)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise InputError(f"{path.name}: line {number} is not a training example") from None
+            examples += 1
+            match = index.match(questions, str(content))
+            if match:
+                found += 1
+                by_benchmark[match] = by_benchmark.get(match, 0) + 1
+    return {
+        "checked": True,
+        "files": [path.name for path in training_files],
+        "examples": examples,
+        "contaminated": found,
+        "by_benchmark": dict(sorted(by_benchmark.items())),
+        "evaluation_items": dict(sorted(index.items.items())),
+    }
 
 
 def _model_digest(path: Path) -> str:
@@ -86,21 +244,37 @@ def _build(
     workdir: Path,
     heldout: list[str] | None,
     canaries: list[str],
+    training_files: list[Path],
     say: Progress,
 ) -> dict[str, Any]:
+    started = time.perf_counter()
+    contamination = training_contamination(config, training_files)
     report: dict[str, Any] = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "settings_summary": f"pubmedqa_limit={config.pubmedqa_limit}, few_shot={config.few_shot}, "
-        f"medquad_limit={config.medquad_limit}",
+        f"mmlu_limit={config.mmlu_limit}, medquad_limit={config.medquad_limit}",
         "model_sha256": {name: _model_digest(path) for name, path in models.items()},
         "models": {},
+        "benchmarks": {},
+        "model_seconds": {},
+        "contamination": contamination,
     }
     memo_models: dict[str, Any] = {}
+    all_scores: dict[str, Scores] = {}
     for name, path in models.items():
-        results, memo = _evaluate_model(name, path, config, heldout, canaries, say)
-        report["models"][name] = results
+        model_started = time.perf_counter()
+        scores, memo = _evaluate_model(name, path, config, heldout, canaries, say)
+        report["model_seconds"][name] = round(time.perf_counter() - model_started, 1)
+        all_scores[name] = scores
+        report["models"][name] = scores.flat
+        report["benchmarks"][name] = scores.detail
         if memo is not None:
             memo_models[name] = memo
+    reference = all_scores.get(BASE_MODEL_NAME)
+    report["comparisons"] = {
+        name: compare(reference, scores) for name, scores in all_scores.items() if reference and name != BASE_MODEL_NAME
+    }
+    report["items"] = {name: scores.items for name, scores in all_scores.items()}
     gated = {name: memo for name, memo in memo_models.items() if name != BASE_MODEL_NAME}
     report["memorization"] = {
         "canaries": len(canaries),
@@ -108,10 +282,16 @@ def _build(
         "passed": all(memo["extracted"] == 0 for memo in gated.values()),
         "gated_models": sorted(gated),
     }
+    report["seconds"] = round(time.perf_counter() - started, 1)
     atomic_write_text(ctx.output_dir / "report.json", json.dumps(report, indent=2, sort_keys=True))
     atomic_write_text(ctx.output_dir / "report.html", render_html(report))
     atomic_write_text(ctx.output_dir / "model-card.md", render_model_card(report, workdir))
-    return {"models": report["models"], "memorization": report["memorization"]}
+    return {
+        "models": report["models"],
+        "memorization": report["memorization"],
+        "contamination": {k: v for k, v in contamination.items() if k != "files"},
+        "seconds": report["seconds"],
+    }
 
 
 def memorization_gate(result: StageResult) -> None:
@@ -137,10 +317,13 @@ def evaluate_stage(
     canaries: list[str] | None,
     progress: Progress | None = None,
     force: bool = False,
+    training_files: list[Path] | None = None,
 ) -> StageResult:
     """Evaluate ``models`` (name -> GGUF file or HF directory) into ``<workdir>/evaluate``.
 
     The model named ``base`` is reported but not gated by the canary check: it never saw the records.
+    ``training_files`` are checked for overlap with the benchmarks; by default the dataset stage's
+    train and validation sets in ``workdir``, when there are any.
     """
     if not models:
         raise InputError("no models to evaluate")
@@ -155,16 +338,20 @@ def evaluate_stage(
         "models": sorted(models),
         "canaries_sha256": hashlib.sha256("\n".join(planted).encode()).hexdigest(),
     }
+    if training_files is None:
+        training_files = [p for p in (workdir / "dataset" / "train.jsonl", workdir / "dataset" / "validation.jsonl") if p.is_file()]
     inputs = {f"model:{name}": path for name, path in models.items()}
     if heldout_texts is not None:
         inputs["heldout"] = heldout_texts
+    for index, path in enumerate(training_files):
+        inputs[f"training{index}"] = path
     say = progress or (lambda _message: None)
     result = run_stage(
         workdir,
         STAGE_NAME,
         settings=recorded,
         inputs=inputs,
-        build=lambda ctx: _build(ctx, config, models, workdir, heldout, planted, say),
+        build=lambda ctx: _build(ctx, config, models, workdir, heldout, planted, training_files, say),
         force=force,
     )
     memorization_gate(result)

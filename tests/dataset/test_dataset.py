@@ -122,7 +122,7 @@ def test_record_templates(tmp_path: Path) -> None:
 
 def test_medquad_importer_and_other_layouts(tmp_path: Path) -> None:
     dialogues = read_qa_file(MEDQUAD_SAMPLE)
-    assert len(dialogues) == 300
+    assert len(dialogues) == 298
     assert {d.messages[0]["role"] for d in dialogues} == {"user"}
     gz = tmp_path / "qa.jsonl.gz"
     rows = [{"instruction": "Define fever.", "output": "A raised body temperature."},

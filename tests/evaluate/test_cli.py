@@ -32,7 +32,7 @@ def test_export_then_eval_from_the_command_line(tiny_hf_model: Path, tmp_path: P
 
     done = appliance(
         "eval", "--workdir", str(work), "--model", f"base={tiny_hf_model}",
-        "--model", f"fine-tuned={work / 'export' / 'model-Q8_0.gguf'}", "--pubmedqa-limit", "2", "--few-shot", "0",
+        "--model", f"fine-tuned={work / 'export' / 'model-Q8_0.gguf'}", "--pubmedqa-limit", "2", "--few-shot", "0", "--mmlu-limit", "6",
         home=tmp_path / "home",
         env={"APPLIANCE_EVAL__MEDQUAD_LIMIT": "1", "APPLIANCE_EVAL__CONTEXT_LENGTH": "512", "APPLIANCE_EVAL__THREADS": "1",
              "APPLIANCE_EVAL__PUBMEDQA_CONTEXT_CHARS": "150", "APPLIANCE_EVAL__ANSWER_MAX_TOKENS": "4"},

@@ -10,6 +10,7 @@ import pytest
 from appliance.config import ApplianceSettings, load_settings
 from appliance.errors import GateError, InputError
 from appliance.evaluate.memorization import split_canary
+from appliance.evaluate.multiple_choice import MMLU_SUBJECTS
 from appliance.evaluate.rouge import lcs_length, rouge_l
 from appliance.evaluate.stage import evaluate_stage
 from appliance.pipeline.stage import StageContext, run_stage
@@ -29,7 +30,7 @@ def _settings(home: Path, medqa: Path | None = None) -> ApplianceSettings:
         eval={
             "pubmedqa_limit": 3, "few_shot": 1, "pubmedqa_context_chars": 150, "medquad_limit": 2,
             "answer_max_tokens": 6, "perplexity_max_tokens": 128, "context_length": 512, "threads": 1,
-            "medqa_files": [str(medqa)] if medqa else [],
+            "medqa_files": [str(medqa)] if medqa else [], "mmlu_limit": 6,
         },
     )
 
@@ -65,7 +66,25 @@ def test_report_table_charts_and_model_card(
         assert 0.0 <= results["pubmedqa_zero_shot"] <= 1.0 and results["pubmedqa_questions"] == 3
         assert "pubmedqa_few_shot" in results and results["mc_medqa_accuracy"] in (0.0, 0.5, 1.0)
         assert results["heldout_perplexity"] > 1.0 and results["medquad_answer_perplexity"] > 1.0
-        assert 0.0 <= results["medquad_rouge_l"] <= 1.0
+        assert 0.0 <= results["medquad_rouge_l"] <= 1.0 and 0.0 <= results["mmlu_medical_accuracy"] <= 1.0
+    for name, detail in report["benchmarks"].items():
+        mmlu = detail["mmlu_medical"]
+        assert mmlu["questions"] == 6 and mmlu["chance"] == 0.25 and 0.25 <= mmlu["majority"] <= 1.0
+        assert sum(mmlu["predicted"].values()) == 6 and len(report["items"][name]["mmlu_medical"]) == 6
+        assert {s: v["questions"] for s, v in mmlu["subjects"].items()} == dict.fromkeys(MMLU_SUBJECTS, 1)
+        assert mmlu["collapsed"] == (mmlu["most_given_share"] > 0.8)
+        for row in detail.values():
+            assert row["ci_low"] <= row["value"] <= row["ci_high"], row
+        assert detail["pubmedqa_zero_shot"]["majority"] >= 0.33 and detail["pubmedqa_zero_shot"]["chance"] == 0.3333
+    # paired tests against the base on the same items, for every fine-tuned model and benchmark
+    compared = report["comparisons"]
+    assert set(compared) == {"fine-tuned", "fine-tuned-Q8_0"}
+    tests = {row["benchmark"]: row for row in compared["fine-tuned"]}
+    assert tests["mmlu_medical"]["test"] == "McNemar exact" and tests["medquad_rouge_l"]["test"] == "paired bootstrap"
+    # F32 GGUF against the same weights in transformers: nothing changed, and the report says so
+    assert {row["verdict"] for row in compared["fine-tuned"]} <= {"no significant change", "too few items to test"}
+    assert tests["mmlu_medical"]["verdict"] == "no significant change" and tests["mmlu_medical"]["p_value"] == 1.0
+    assert report["contamination"]["checked"] is False
     # the same weights give the same numbers through transformers and llama.cpp
     hf, gguf_f32 = report["models"]["base"], report["models"]["fine-tuned"]
     assert hf["heldout_perplexity"] == pytest.approx(gguf_f32["heldout_perplexity"], rel=1e-3)
@@ -74,11 +93,13 @@ def test_report_table_charts_and_model_card(
     assert report["memorization"]["models"]["fine-tuned"]["extraction_rate"] == 0.0
 
     html = result.path("report.html").read_text()
-    assert html.count("<svg") >= 4 and "<script" not in html and "fine-tuned-Q8_0" in html
+    assert html.count("<svg") >= 7 and "<script" not in html and "fine-tuned-Q8_0" in html
+    assert "95% interval" in html and "Did fine-tuning change anything?" in html and "McNemar exact" in html
     card = result.path("model-card.md").read_text()
     assert report["model_sha256"]["fine-tuned-Q8_0"] in card
     assert "ab" * 32 in card and "| dataset | examples | 42 |" in card and "by_recipe.qa" in card
     assert "## Intended use" in card and "## Limitations" in card
+    assert "| MMLU medical subjects, accuracy | fine-tuned |" in card and "McNemar exact p =" in card
     secret = split_canary(CANARY, 0.5)[1].strip()
     for text in (html, card, result.path("report.json").read_text(), *messages):
         assert CANARY not in text and secret not in text and "Zorbulon" not in text
