@@ -21,7 +21,7 @@ from appliance.config import ApplianceSettings
 from appliance.errors import WorkdirError
 from appliance.evaluate.stage import BASE_MODEL_NAME, default_models
 from appliance.models import resolve_base_model
-from appliance.offline import installed_guard
+from deid.egress import installed_guard
 from appliance.pipeline.stage import StageContext, StageResult, run_stage
 from deid.fileio import atomic_write_text
 

@@ -49,12 +49,6 @@ class GateError(ApplianceError):
     exit_code = 7
 
 
-class EgressBlockedError(ApplianceError, ConnectionRefusedError):
-    """Something tried to reach a non-loopback address; the appliance never does that."""
-
-    exit_code = 8
-
-
 class IncompleteRunError(ApplianceError):
     """A run finished but left input files out (an unsupported format in a folder); what it
     could read was written, and the summary names each file it skipped."""

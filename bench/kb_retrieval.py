@@ -24,7 +24,7 @@ from appliance.kb.base import KnowledgeBase
 from appliance.kb.config import KnowledgeConfig
 from appliance.kb.documents import medquad_document_id
 from appliance.kb.retrieval import Method
-from appliance.offline import go_offline
+from deid.egress import go_offline
 
 MEDQUAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "medquad" / "medquad.jsonl.gz"
 BUILD_BAR_S = 600.0

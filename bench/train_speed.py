@@ -170,7 +170,7 @@ def main() -> None:
     parser.add_argument("--train-json", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        from appliance.offline import go_offline
+        from deid.egress import go_offline
 
         go_offline()
         print(json.dumps(run_trainer(args) if args.child == "trainer" else run_appliance(args)))

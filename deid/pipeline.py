@@ -30,7 +30,7 @@ from deid.anonymize.operators import Anonymizer
 from deid.anonymize.scrubber import Detector, Scrubber
 from deid.anonymize.surrogates import SurrogateFactory
 from deid.config import DeidConfig
-from deid.detection.parallel import worker_context
+from deid.detection.parallel import guard_worker, worker_context
 from deid.errors import RunInputError, UnsupportedFormatError
 from deid.file_names import FILE_NAME_SECRET, output_name
 from deid.journal import FileProgress, Journal
@@ -145,6 +145,7 @@ _WORKER: dict[str, ReaderContext] = {}
 
 
 def _init_worker(spec: WorkerSpec) -> None:
+    guard_worker()
     _WORKER["context"] = build_context(spec)
 
 

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from appliance.config import ApplianceSettings
 from appliance.errors import ApplianceError, ConfigError
 from appliance.models import check_gguf_file, embedded_model_path
-from appliance.offline import go_offline
+from deid.egress import go_offline
 from serve.audit.router import build_router as audit_router
 from serve.audit.service import LedgerTarget, RequestLedger, refusal_recorder
 from serve.auth.keys import ApiKeyStore

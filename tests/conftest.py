@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.offline import enforce_offline_environment
+from deid.egress import enforce_offline_environment
 
 enforce_offline_environment()
 

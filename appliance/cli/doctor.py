@@ -13,7 +13,7 @@ import typer
 
 from appliance.cli.context import settings_from
 from appliance.errors import ApplianceError
-from appliance.offline import EgressMode, install_egress_guard, installed_guard
+from deid.egress import EgressMode, install_egress_guard, installed_guard
 
 
 def _package_version(name: str) -> str | None:

@@ -14,7 +14,7 @@ import typer
 from appliance import __version__
 from appliance.cli.context import console, settings_from
 from appliance.errors import ApplianceError
-from appliance.offline import go_offline
+from deid.egress import go_offline
 from deid.errors import DeidError
 
 app = typer.Typer(

@@ -6,6 +6,9 @@ input order. Where the platform has it, workers are forked from a ``forkserver``
 imported Presidio and spaCy once, so N workers start in about the time of one instead of each
 re-importing them; elsewhere plain ``spawn`` is used. The parent never imports the engine
 unless it detects in-process, so a pool costs it nothing.
+
+Workers read PHI, so each installs the egress guard (:mod:`deid.egress`) before anything else
+in its initializer: an audit hook of the parent does not reach a process the fork server made.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING
 from deid.config import DeidConfig
 from deid.detection.known_phi import KnownPhi
 from deid.detection.spans import DetectedSpan
+from deid.egress import EgressMode, enforce_offline_environment, install_egress_guard
 
 if TYPE_CHECKING:
     from deid.detection.engine import PhiDetector
@@ -44,7 +48,14 @@ def worker_context() -> BaseContext:
     return context
 
 
+def guard_worker() -> None:
+    """First thing in every worker initializer: refuse egress, whatever the worker goes on to load."""
+    enforce_offline_environment()
+    install_egress_guard(EgressMode.strict)
+
+
 def _initialize(config: DeidConfig) -> None:
+    guard_worker()
     from deid.detection.engine import PhiDetector
 
     _worker_detector.append(PhiDetector(config))

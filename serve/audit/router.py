@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from appliance.offline import installed_guard
+from deid.egress import installed_guard
 from serve.audit.protocol import AuditReport, AuditStatus
 from serve.auth.protocol import Role
 from serve.auth.service import Principal, require

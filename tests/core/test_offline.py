@@ -8,8 +8,7 @@ import textwrap
 
 import pytest
 
-from appliance.errors import EgressBlockedError
-from appliance.offline import EgressGuard, EgressMode, enforce_offline_environment, is_loopback
+from deid.egress import EgressBlockedError, EgressGuard, EgressMode, enforce_offline_environment, is_loopback
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.1", "::1", "[::1]", "localhost", b"localhost", "0.0.0.0"])
@@ -48,13 +47,18 @@ def test_installed_guard_blocks_real_sockets_in_a_fresh_interpreter() -> None:
     script = textwrap.dedent(
         """
         import socket, threading
-        from appliance.offline import go_offline
+        from deid.egress import go_offline
         guard = go_offline()
         outcomes = []
         for attempt in (
             lambda: socket.getaddrinfo("example.org", 443),
             lambda: socket.create_connection(("198.51.100.7", 9), timeout=1),
             lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("198.51.100.7", 53)),
+            lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendmsg([b"x"], [], 0, ("198.51.100.7", 53)),
+            lambda: socket.socket().connect_ex(("198.51.100.7", 9)),
+            lambda: socket.getnameinfo(("198.51.100.7", 443), 0),
+            lambda: socket.gethostbyname("example.org"),
+            lambda: socket.gethostbyaddr("198.51.100.7"),
         ):
             try:
                 attempt()
@@ -69,5 +73,30 @@ def test_installed_guard_blocks_real_sockets_in_a_fresh_interpreter() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["EgressBlockedError,EgressBlockedError,EgressBlockedError", "3"]
+    assert done.stdout.split() == [",".join(["EgressBlockedError"] * 8), "8"]
     assert socket  # the parent process is untouched
+
+
+def _connect_out() -> str:
+    """Run inside a worker: what happens when it tries to leave the machine."""
+    try:
+        socket.create_connection(("198.51.100.7", 443), timeout=1)
+    except OSError as error:
+        return type(error).__name__
+    return "open"
+
+
+def test_deid_workers_run_guarded() -> None:
+    """Workers come from a fork server the parent's hook never reached; each installs the guard itself."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from deid.config import DeidConfig
+    from deid.detection.parallel import _initialize, worker_context
+    from deid.pipeline import WorkerSpec, _init_worker
+
+    context = worker_context()
+    with context.Pool(1, initializer=_initialize, initargs=(DeidConfig(),)) as pool:
+        assert pool.apply(_connect_out) == "EgressBlockedError"  # a DetectorPool worker (deid detect)
+    spec = WorkerSpec(DeidConfig(), b"s" * 32, b"d" * 32, None)
+    with ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker, initargs=(spec,)) as executor:
+        assert executor.submit(_connect_out).result(timeout=300) == "EgressBlockedError"  # a deid run worker

@@ -1,9 +1,15 @@
-"""Offline by construction: hub variables and an egress guard for every entry point.
+"""Offline by construction: hub variables and an egress guard for every process that touches PHI.
 
-The guard is a ``sys.addaudithook`` hook, so it sees every socket connect, send and DNS lookup
-made through Python, including from libraries that keep their own reference to ``socket``.
-Audit hooks cannot be removed, so the hook consults a mutable :class:`EgressGuard` whose
-mode can change; installing twice in one process is a no-op.
+The guard is a ``sys.addaudithook`` hook, so it sees every socket connect, send and name lookup
+made through Python, including from libraries that keep their own reference to ``socket``:
+the ``socket.connect`` (also raised by ``connect_ex``), ``socket.sendto``, ``socket.sendmsg``,
+``socket.getaddrinfo``, ``socket.gethostbyname``, ``socket.gethostbyaddr`` and
+``socket.getnameinfo`` audit events. Audit hooks cannot be removed, so the hook consults a
+mutable :class:`EgressGuard` whose mode can change; installing twice in one process is a no-op.
+
+It lives in ``deid`` so that de-identification worker processes, which import nothing from
+the appliance, install it too (:func:`install_egress_guard` runs in every worker initializer);
+the CLI and the API call :func:`go_offline` first.
 """
 
 from __future__ import annotations
@@ -14,9 +20,9 @@ import socket
 import sys
 import threading
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
-from appliance.errors import EgressBlockedError
+from deid.errors import DeidError
 
 OFFLINE_ENVIRONMENT = {
     "HF_HUB_OFFLINE": "1",
@@ -34,6 +40,16 @@ OFFLINE_ENVIRONMENT = {
 }
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", ""})
+# Events whose arguments are (socket, address); the address is None for a send on a connected socket.
+_SOCKET_ADDRESS_EVENTS = {"socket.connect": "connect", "socket.sendto": "sendto", "socket.sendmsg": "sendmsg"}
+# Events whose first argument is the host (or a (host, port) address) being looked up.
+_LOOKUP_EVENTS = frozenset({"socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr", "socket.getnameinfo"})
+
+
+class EgressBlockedError(DeidError, ConnectionRefusedError):
+    """Something tried to reach a non-loopback address; the appliance never does that."""
+
+    exit_code = 8
 
 
 def enforce_offline_environment() -> None:
@@ -42,7 +58,7 @@ def enforce_offline_environment() -> None:
         os.environ[name] = value
 
 
-class EgressMode(str, Enum):
+class EgressMode(StrEnum):
     """``strict`` refuses non-loopback connections; ``monitor`` only counts them."""
 
     strict = "strict"
@@ -71,15 +87,16 @@ class EgressGuard:
             )
 
     def audit(self, event: str, args: tuple[object, ...]) -> None:
-        if event == "socket.connect" or event == "socket.sendto":
+        action = _SOCKET_ADDRESS_EVENTS.get(event)
+        if action is not None:
             sock, address = args[0], args[1]
             if getattr(sock, "family", None) == socket.AF_UNIX:
                 return
-            self.check(_host_of(address), event.split(".")[1])
-        elif event == "socket.getaddrinfo":
-            self.check(args[0], "resolve")
-        elif event == "socket.gethostbyname" or event == "socket.gethostbyaddr":
-            self.check(args[0], "resolve")
+            if address is None:  # sendmsg on a connected socket: its connect was checked
+                return
+            self.check(_host_of(address), action)
+        elif event in _LOOKUP_EVENTS:
+            self.check(_host_of(args[0]), "resolve")
 
 
 def _host_of(address: object) -> object:
