@@ -12,13 +12,13 @@ def test_demo_settings_are_quick_but_never_override_the_operator(
     appliance_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     quick = demo_settings(load_settings())
-    assert quick.train.max_steps == 8 and quick.eval.few_shot == 0 and quick.eval.pubmedqa_limit == 20
+    assert quick.train.max_steps == 8 and quick.eval.few_shot == 0 and quick.eval.pubmedqa_limit == 100
 
     monkeypatch.setenv("APPLIANCE_TRAIN__MAX_STEPS", "40")
     monkeypatch.setenv("APPLIANCE_EVAL__FEW_SHOT", "3")
     chosen = demo_settings(load_settings())
     assert chosen.train.max_steps == 40 and chosen.eval.few_shot == 3
-    assert chosen.eval.pubmedqa_limit == 20
+    assert chosen.eval.pubmedqa_limit == 100 and chosen.eval.mmlu_limit == 102
 
 
 def test_shipped_samples_and_canaries() -> None:
