@@ -25,7 +25,7 @@ from appliance.errors import InputError
 from appliance.pipeline.stage import StageContext
 from appliance.train import checkpoint
 from appliance.train.config import Overlong, TrainConfig
-from appliance.train.data import Sequence, chat_sequence, collate, real_tokens
+from appliance.train.data import IGNORE, Sequence, chat_sequence, collate, real_tokens
 from appliance.train.distributed import DistInfo
 from appliance.train.loop import (
     ProgressFn,
@@ -77,23 +77,33 @@ def preference_inputs(preferences: Path | None, base_model: Path, start: Path | 
 
 
 def tokenize_pairs(rows: list[dict[str, str]], tokenizer: Any, config: TrainConfig) -> list[Pair]:
-    """Both answers as chats after the prompt, learned (scored) only on the answer's tokens."""
+    """Both answers as chats after the prompt, scored only on the answer's tokens.
+
+    An answer that runs past ``max_seq_length`` keeps its beginning (pairs come from
+    clinicians and public Q&A, not from the dataset stage that sizes examples to the context);
+    ``train.overlong = "drop"`` leaves such pairs out instead. A prompt that leaves no room
+    for an answer is an error (or dropped).
+    """
     pairs: list[Pair] = []
-    overlong = 0
+    no_room = 0
+    limit = config.max_seq_length
     for row in rows:
         sides = [chat_sequence(tokenizer, [{"role": "user", "content": row["prompt"]},
                                            {"role": "assistant", "content": row[key]}], mask_prompt=True)
                  for key in ("chosen", "rejected")]
-        if any(len(s.input_ids) > config.max_seq_length for s in sides):
-            overlong += 1
-            if config.overlong is Overlong.drop:
-                continue
-            sides = [Sequence(s.input_ids[: config.max_seq_length], s.labels[: config.max_seq_length], False)
-                     for s in sides]
-        pairs.append(Pair(*sides))
-    if overlong and config.overlong is Overlong.error:
-        raise InputError(f"{overlong} preference pairs are longer than the context (max_seq_length "
-                         f"{config.max_seq_length}); set train.overlong to 'truncate' or 'drop'")
+        if all(len(s.input_ids) <= limit for s in sides):
+            pairs.append(Pair(*sides))
+            continue
+        if config.overlong is Overlong.drop:
+            continue
+        cut = [Sequence(s.input_ids[:limit], s.labels[:limit], False) for s in sides]
+        if any(all(label == IGNORE for label in s.labels[1:]) for s in cut):
+            no_room += 1
+            continue
+        pairs.append(Pair(*cut))
+    if no_room and config.overlong is not Overlong.drop:
+        raise InputError(f"{no_room} preference prompts leave no room for an answer in max_seq_length {limit}; "
+                         "raise train.max_seq_length or set train.overlong to 'drop'")
     return pairs
 
 
