@@ -237,7 +237,9 @@ class MessageScrubber:
                 self.reference = date(int(match["y"]), int(match["m"] or 1), int(match["d"] or 1))
         pid = next((s for s in self.segments if s.name == "PID"), None)
         if header.name == "MSH" and len(header.fields) > 10:
-            self.identity = f"MSH-10/{header.text((10, 1, 1, 1))}"
+            # with the position: feeds resend messages under one control id, and the ledger
+            # (and a resumed run's look-up of what it already logged) needs one id per message
+            self.identity = f"{self.position}/MSH-10/{header.text((10, 1, 1, 1))}"
         if pid is None:
             self.patient = f"hl7:{self.position}"
             return
