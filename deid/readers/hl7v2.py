@@ -363,7 +363,7 @@ class MessageScrubber:
                     elif any(ch.isdigit() for ch in segment.raw(address)):
                         self._date(segment, address)
         elif kind is Kind.FACILITY:
-            self._facility(segment, number, rep, (1, 2))
+            self._facility(segment, number, rep)
         elif kind is Kind.ORGANIZATION:
             for address in leaves(number, rep, 1):
                 self._replace(segment, address, Entity.HOSPITAL)
@@ -390,13 +390,13 @@ class MessageScrubber:
         elif kind is Kind.OBSERVATION:
             self._observation(segment, rep)
 
-    def _facility(self, segment: Segment, number: int, rep: int, components: tuple[int, int]) -> None:
-        """HD: the namespace names a facility; the universal id is kept when it is an OID (it
-        names an assigning authority), replaced when it is an IP address or a host name."""
-        namespace, universal = components
-        for address in segment.leaves(number, rep, namespace)[:1]:
+    def _facility(self, segment: Segment, number: int, rep: int) -> None:
+        """HD: the namespace (component 1) names a facility; the universal id (2) is kept when
+        it is an OID (it names an assigning authority), replaced when it is an IP address or
+        a host name."""
+        for address in segment.leaves(number, rep, 1)[:1]:
             self._replace(segment, address, Entity.HOSPITAL)
-        for address in segment.leaves(number, rep, universal)[:1]:
+        for address in segment.leaves(number, rep, 2)[:1]:
             value = segment.text(address).strip()
             if _OID.fullmatch(value):
                 continue
