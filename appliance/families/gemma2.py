@@ -4,7 +4,9 @@ layer, tanh soft-capping of attention scores and final logits, and every other l
 llama.cpp scales the embeddings and caps the logits itself from the metadata; the norms
 are stored with the one added, because llama.cpp multiplies by the stored weight. It scales
 queries by 1/sqrt(head_dim), except for the 46-layer (27B) size, where it uses
-1/sqrt(hidden / heads): a checkpoint whose ``query_pre_attn_scalar`` says otherwise is refused.
+1/sqrt(hidden / heads), and reads no key for it. A checkpoint whose ``query_pre_attn_scalar``
+differs gets the ratio folded into its query weights (and into LoRA B of ``q_proj``), so
+llama.cpp's fixed scale yields the checkpoint's own.
 """
 
 from __future__ import annotations
@@ -28,14 +30,20 @@ class Gemma2Family(ModelFamily):
     # Layers of this size get llama.cpp's other query scale (see the module docstring).
     wide_query_scale_layers: tuple[int, ...] = (46,)
 
-    def check(self, shape: ModelShape) -> None:
-        scalar = float(shape.setting("query_pre_attn_scalar", shape.head_dim))
-        expected = shape.hidden_size / shape.n_head if shape.n_layers in self.wide_query_scale_layers else shape.head_dim
-        if not np.isclose(scalar, expected):
-            raise ModelError(
-                f"{self.name}: query_pre_attn_scalar {scalar:g} differs from the {expected:g} llama.cpp "
-                "uses for this size; the GGUF would attend differently"
-            )
+    # transformers' default when a config leaves query_pre_attn_scalar out.
+    default_query_scalar = 256.0
+
+    def query_fold(self, shape: ModelShape) -> float:
+        """The factor on queries that turns llama.cpp's 1/sqrt(d) into the checkpoint's 1/sqrt(scalar)."""
+        scalar = float(shape.setting("query_pre_attn_scalar", self.default_query_scalar))
+        if scalar <= 0:
+            raise ModelError(f"{self.name}: query_pre_attn_scalar must be positive")
+        used = shape.hidden_size / shape.n_head if shape.n_layers in self.wide_query_scale_layers else shape.head_dim
+        return float(np.sqrt(used / scalar))
+
+    def folds_query_scale(self, hf_name: str) -> bool:
+        """Gemma 2 scales the query projection; a later RMS norm would undo that (see Gemma 3)."""
+        return ".self_attn.q_proj." in hf_name
 
     def read_shape(self, config: dict[str, Any]) -> ModelShape:
         # Gemma ties embeddings unless the config says otherwise, and transformers' default is to tie.
@@ -60,5 +68,12 @@ class Gemma2Family(ModelFamily):
 
     def transform(self, hf_name: str, array: np.ndarray, shape: ModelShape) -> np.ndarray:
         if hf_name.endswith("norm.weight"):
-            return array + 1.0
+            array = array + 1.0
+        if self.folds_query_scale(hf_name):
+            array = array * self.query_fold(shape)
         return super().transform(hf_name, array, shape)
+
+    def transform_lora_b(self, hf_name: str, lora_b: np.ndarray, shape: ModelShape) -> np.ndarray:
+        if self.folds_query_scale(hf_name):
+            lora_b = lora_b * self.query_fold(shape)
+        return super().transform_lora_b(hf_name, lora_b, shape)

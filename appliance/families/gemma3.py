@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from appliance.errors import ModelError
 from appliance.families.base import ModelShape, RopeScaling, RopeScalingKind, parse_rope
 from appliance.families.gemma2 import Gemma2Family
@@ -36,8 +38,14 @@ class Gemma3Family(Gemma2Family):
             raise ModelError("gemma3: scaled rope on sliding layers is not supported by llama.cpp")
         return local
 
+    def folds_query_scale(self, hf_name: str) -> bool:
+        """Queries pass an RMS norm after the projection: the fold goes into that norm's weight."""
+        return ".self_attn.q_norm." in hf_name
+
+    def transform_lora_b(self, hf_name: str, lora_b: np.ndarray, shape: ModelShape) -> np.ndarray:
+        return lora_b  # q_norm renormalises the adapted query; no rope permutation either
+
     def check(self, shape: ModelShape) -> None:
-        super().check(shape)
         self.local_rope(shape)
 
     def write_metadata(self, writer: Any, shape: ModelShape) -> None:

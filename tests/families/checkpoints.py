@@ -61,12 +61,12 @@ KINDS: dict[str, tuple[str, dict[str, Any]]] = {
     "qwen3": ("qwen3", {"head_dim": 32, "tie_word_embeddings": True}),
     "gemma2": (
         "gemma2",
-        {"head_dim": 32, "query_pre_attn_scalar": 32, "sliding_window": 12, "hidden_activation": "gelu_pytorch_tanh"},
+        {"head_dim": 32, "query_pre_attn_scalar": 256, "sliding_window": 12, "hidden_activation": "gelu_pytorch_tanh"},
     ),
     "gemma3": (
         "gemma3_text",
         {
-            "head_dim": 32, "query_pre_attn_scalar": 32, "sliding_window": 12, "num_hidden_layers": 3,
+            "head_dim": 32, "sliding_window": 12, "num_hidden_layers": 3,  # query_pre_attn_scalar: default 256
             "layer_types": ["sliding_attention", "sliding_attention", "full_attention"],
             "rope_parameters": {
                 "full_attention": {"rope_type": "linear", "rope_theta": 1000000.0, "factor": 8.0},

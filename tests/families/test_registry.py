@@ -87,10 +87,18 @@ def test_shapes_read_head_dim_partial_rotary_and_gemma_tying(tmp_path: Path) -> 
     assert family.gguf_arch == "gemma2" and gemma.tied_embeddings and gemma.head_dim == 32
 
 
-def test_gemma_with_a_query_scale_llama_cpp_would_not_use_is_refused(tmp_path: Path) -> None:
-    directory = _config_dir(tmp_path / "gemma", model_type="gemma2", head_dim=32, query_pre_attn_scalar=256)
-    with pytest.raises(ModelError, match="query_pre_attn_scalar 256"):
-        read_export_shape(directory)
+def test_gemma_query_scale_llama_cpp_does_not_read_is_folded_into_the_queries(tmp_path: Path) -> None:
+    directory = _config_dir(tmp_path / "gemma", model_type="gemma2", head_dim=32, query_pre_attn_scalar=128)
+    family, shape = read_export_shape(directory)
+    weight = np.ones((128, 64), dtype=np.float32)
+    fold = np.sqrt(32 / 128)  # llama.cpp divides by sqrt(head_dim); the checkpoint by sqrt(128)
+    assert np.allclose(family.transform("model.layers.0.self_attn.q_proj.weight", weight, shape), fold)
+    assert np.allclose(family.transform("model.layers.0.self_attn.k_proj.weight", weight, shape), 1.0)
+    assert np.allclose(family.transform("model.layers.0.input_layernorm.weight", np.zeros(64), shape), 1.0)
+    gemma3, shape3 = read_export_shape(_config_dir(tmp_path / "g3", model_type="gemma3_text", head_dim=32))
+    q_norm = gemma3.transform("model.layers.0.self_attn.q_norm.weight", np.zeros(32, dtype=np.float32), shape3)
+    assert np.allclose(q_norm, np.sqrt(32 / 256))  # transformers' default scalar, folded after the +1
+    assert np.allclose(gemma3.transform("model.layers.0.self_attn.q_proj.weight", weight, shape3), 1.0)
 
 
 def test_rope_scaling_kinds_parse_and_unknown_ones_are_refused() -> None:
