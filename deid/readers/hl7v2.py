@@ -175,7 +175,7 @@ def _parse_message(text: str, source: str, first_line: int) -> list[str | Segmen
             else:
                 return position, "no_header", "message does not start with MSH, FHS or BHS"
         if len(body) > 3 and body[3] != delimiters.field:
-            return position, "bad_segment", f"{name} segment id not followed by the field separator"
+            return position, "bad_segment", "segment id not followed by the field separator"  # the id may be text
         trailer = ""
         if body.endswith(MLLP_END):
             body, trailer = body[: -len(MLLP_END)], MLLP_END
