@@ -136,8 +136,9 @@ def child(connection: Connection) -> None:
             detector._nlp_engine.process_text(text, LANGUAGE)
         else:
             for recognizer in detector._analyzer.registry.recognizers:
-                if recognizer.name == name:
-                    recognizer.analyze(text, recognizer.supported_entities, None)
+                if str(recognizer.name) == name:
+                    # the clinical recognizers read only the text; None stands for no spaCy artefacts
+                    recognizer.analyze(text, recognizer.supported_entities, None)  # type: ignore[arg-type]
         connection.send(time.perf_counter() - started)
 
 
@@ -173,7 +174,7 @@ class Timer:
     def recognizer_names(self) -> list[str]:
         from deid.detection.engine import PhiDetector
 
-        return [recognizer.name for recognizer in PhiDetector()._analyzer.registry.recognizers]
+        return [str(recognizer.name) for recognizer in PhiDetector()._analyzer.registry.recognizers]
 
     def close(self) -> None:
         if self._process is not None:

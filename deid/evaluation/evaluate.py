@@ -124,8 +124,10 @@ def table(report: GoldReport) -> list[str]:
     """Printable lines: counts and rates with 95% Wilson intervals, never record text."""
     evaluation = report.evaluation
     lines = [
-        f"{evaluation.documents} documents, {evaluation.tokens} tokens, {evaluation.gold_spans} gold spans, "
-        f"{evaluation.predicted_spans} predicted spans, {len(report.malformed)} malformed lines",
+        (
+            f"{evaluation.documents} documents, {evaluation.tokens} tokens, {evaluation.gold_spans} gold spans, "
+            f"{evaluation.predicted_spans} predicted spans, {len(report.malformed)} malformed lines"
+        ),
         f"{'':24} {'value':>6} {'95% interval':>15} {'hits/total':>13}",
     ]
     rows: Sequence[tuple[str, Rate]] = (

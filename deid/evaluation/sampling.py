@@ -62,9 +62,7 @@ def _leaves(value: Any, path: str) -> Iterator[str]:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _leaves(item, f"{path}[{index}]")
-    elif isinstance(value, str):
-        yield f"{path}: {value}"
-    elif isinstance(value, int | float) and not isinstance(value, bool):
+    elif isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool)):
         yield f"{path}: {value}"
 
 
@@ -145,13 +143,17 @@ def _csv(drawn: list[Drawn]) -> str:
 def _html(drawn: list[Drawn], summary: SampleSummary) -> str:
     parts = [
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>De-identification review sheet</title>",
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}pre{white-space:pre-wrap;"
-        "background:#f6f6f6;padding:1em;border:1px solid #ccc}code{font-size:90%}</style></head><body>",
+        (
+            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}pre{white-space:pre-wrap;"
+            "background:#f6f6f6;padding:1em;border:1px solid #ccc}code{font-size:90%}</style></head><body>"
+        ),
         "<h1>De-identification review sheet</h1>",
-        f"<p>{summary.drawn} of {summary.population} documents, seed {summary.seed}. Mark every phrase that is "
-        "still PHI: add <code>{\"start\", \"end\", \"label\"}</code> to the document's <code>spans</code> in "
-        f"<code>{SHEET_JSONL}</code> (offsets count characters of the text), then run "
-        f"<code>appliance deid evaluate {SHEET_JSONL}</code>.</p>",
+        (
+            f"<p>{summary.drawn} of {summary.population} documents, seed {summary.seed}. Mark every phrase that is "
+            "still PHI: add <code>{\"start\", \"end\", \"label\"}</code> to the document's <code>spans</code> in "
+            f"<code>{SHEET_JSONL}</code> (offsets count characters of the text), then run "
+            f"<code>appliance deid evaluate {SHEET_JSONL}</code>.</p>"
+        ),
     ]
     for item in drawn:
         parts.append(f"<h2><code>{html.escape(item.id)}</code></h2><pre>{html.escape(item.text)}</pre>")

@@ -25,9 +25,14 @@ TOKEN = re.compile(r"[^\W_]+")
 
 
 class PredictedSpan(Protocol):
-    start: int
-    end: int
-    entity_type: str
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def end(self) -> int: ...
+
+    @property
+    def entity_type(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,11 +172,11 @@ def add_document(evaluation: Evaluation, text: str, gold: Sequence[GoldSpan], pr
         if covered_prefix[last] - covered_prefix[first] == last - first:
             evaluation.gold_spans_found[span.label] += 1
     gold_ends = [end for _, end, _ in gold_disjoint]
-    for span in predicted:
-        evaluation.predicted_spans_by_type[span.entity_type] += 1
-        index = bisect.bisect_right(gold_ends, span.start)
-        if index < len(gold_disjoint) and gold_disjoint[index][0] < span.end:
-            evaluation.predicted_spans_right[span.entity_type] += 1
+    for found in predicted:
+        evaluation.predicted_spans_by_type[found.entity_type] += 1
+        index = bisect.bisect_right(gold_ends, found.start)
+        if index < len(gold_disjoint) and gold_disjoint[index][0] < found.end:
+            evaluation.predicted_spans_right[found.entity_type] += 1
 
 
 def score(documents: Iterable[tuple[str, Sequence[GoldSpan], Sequence[PredictedSpan]]]) -> Evaluation:

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from deid.evaluation.gold import GoldDocument, read_gold
-from deid.evaluation.sampling import MANIFEST, SHEET_CSV, SHEET_HTML, SHEET_JSONL, document_text, draw, write_sheet
+from deid.evaluation.sampling import (
+    MANIFEST,
+    SHEET_CSV,
+    SHEET_HTML,
+    SHEET_JSONL,
+    document_text,
+    draw,
+    write_sheet,
+)
 
 SECRET = b"k" * 32
 

@@ -38,7 +38,7 @@ def cli(home: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "APPLIANCE_HOME": str(home)}
     environment.pop("APPLIANCE_CONFIG", None)
     return subprocess.run(
-        [sys.executable, "-m", "appliance", *arguments], capture_output=True, text=True, env=environment, timeout=600
+        [sys.executable, "-m", "appliance", *arguments], check=False, capture_output=True, text=True, env=environment, timeout=600
     )
 
 
