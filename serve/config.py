@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
+
+from deid.egress import is_loopback
 
 
 class FlashAttention(StrEnum):
     auto = "auto"
     on = "on"
     off = "off"
+
+
+class EngineKind(StrEnum):
+    """Who generates: llama.cpp in this process, or an OpenAI-compatible engine on loopback."""
+
+    local = "local"
+    upstream = "upstream"
 
 
 class KvCacheType(StrEnum):
@@ -62,6 +72,30 @@ class ServeConfig(BaseModel):
     )
     flash_attention: FlashAttention = Field(FlashAttention.auto, description="Fused attention kernels; auto = where supported")
     kv_cache_type: KvCacheType = Field(KvCacheType.f16, description="KV-cache element type (keys and values)")
+    engine: EngineKind = Field(EngineKind.local, description="local = llama.cpp here; upstream = the engine at upstream_url")
+    upstream_url: str = Field("http://127.0.0.1:8081", description="Base URL of the upstream engine; loopback only")
+    upstream_model: str | None = Field(None, max_length=256, description="Model id the upstream engine serves (required)")
+    upstream_model_sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="Digest of the upstream weights, for the ledger (optional)"
+    )
+    upstream_api_key: SecretStr | None = Field(None, description="Bearer key the upstream engine expects, if any")
+    upstream_command: list[str] = Field(
+        default_factory=list, description="Command that starts the engine; empty = it is run by someone else"
+    )
+    upstream_health_path: str = Field("/health", description="GET path that answers 200 once the engine can serve")
+    upstream_start_timeout_s: float = Field(600.0, gt=0, description="How long a (re)started engine may take to load")
+    upstream_request_timeout_s: float = Field(600.0, gt=0, description="Longest a generation may take upstream")
+
+    @model_validator(mode="after")
+    def _upstream_is_named_and_local(self) -> ServeConfig:
+        if self.engine != EngineKind.upstream:
+            return self
+        if not self.upstream_model:
+            raise ValueError("serve.engine = upstream needs serve.upstream_model (the id the engine serves)")
+        parts = urlsplit(self.upstream_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or not is_loopback(parts.hostname):
+            raise ValueError("serve.upstream_url must be an http(s) URL on loopback (the appliance never leaves the host)")
+        return self
 
     @model_validator(mode="after")
     def _quantized_cache_needs_flash_attention(self) -> ServeConfig:

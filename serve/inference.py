@@ -28,6 +28,7 @@ from serve.errors import ApiError, InvalidRequestError, ModelNotFoundError
 from serve.metrics import ApiMetrics
 from serve.models.service import ModelService
 from serve.privacy.service import PromptPrivacy
+from serve.upstream.engine import UpstreamEngine, UpstreamModel
 
 CLIENT_CLOSED = 499
 
@@ -51,6 +52,7 @@ class Prepared:
     model_id: str
     model_sha256: str
     adapter_sha256: str | None
+    upstream: dict[str, object] | None = field(default=None, repr=False)  # screened messages/prompt for an upstream engine
     started: float = field(default_factory=time.perf_counter)
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -91,6 +93,9 @@ class InferenceService:
         model = self._check(requested_model, params)
         screened = await run_in_threadpool(self.privacy.screen, [m["content"] for m in messages])
         shown = [{"role": m["role"], "content": text} for m, text in zip(messages, screened.texts, strict=True)]
+        if not isinstance(model, LoadedModel):
+            return self._prepared(principal, endpoint, [], params, screened.phi_types, id_prefix, "messages",
+                                  upstream={"messages": shown})
         prompt = await run_in_threadpool(lambda: model.tokenize(model.render_chat(shown)))
         return self._prepared(principal, endpoint, prompt, params, screened.phi_types, id_prefix, "messages")
 
@@ -106,10 +111,13 @@ class InferenceService:
         """A raw prompt (``/v1/completions``): screened the same way, tokenized as it is, no template."""
         model = self._check(requested_model, params)
         screened = await run_in_threadpool(self.privacy.screen, [text])
+        if not isinstance(model, LoadedModel):
+            return self._prepared(principal, endpoint, [], params, screened.phi_types, id_prefix, "prompt",
+                                  upstream={"prompt": screened.texts[0]})
         prompt = await run_in_threadpool(model.tokenize, screened.texts[0])
         return self._prepared(principal, endpoint, prompt, params, screened.phi_types, id_prefix, "prompt")
 
-    def _check(self, requested_model: str | None, params: SamplingParams) -> LoadedModel:
+    def _check(self, requested_model: str | None, params: SamplingParams) -> LoadedModel | UpstreamModel:
         model = self.models.engine.model
         if requested_model is not None and requested_model != model.model_id:
             raise ModelNotFoundError(
@@ -130,14 +138,16 @@ class InferenceService:
         phi_types: list[str],
         id_prefix: str,
         prompt_param: str,
+        upstream: dict[str, object] | None = None,
     ) -> Prepared:
+        """Token limits apply here to the local engine; an upstream engine counts with its own tokenizer."""
         engine = self.models.engine
         limit = min(self.config.max_prompt_tokens, engine.context_length - 1)
         if len(prompt) > limit:
             raise InvalidRequestError(
                 f"the prompt is {len(prompt)} tokens; this server accepts at most {limit}", param=prompt_param
             )
-        if not prompt:
+        if not prompt and upstream is None:
             raise InvalidRequestError("the prompt is empty", param=prompt_param)
         model = engine.model
         return Prepared(
@@ -150,11 +160,16 @@ class InferenceService:
             model_id=model.model_id,
             model_sha256=model.sha256,
             adapter_sha256=model.adapter_sha256,
+            upstream=upstream,
         )
 
     def start(self, prepared: Prepared) -> Generation:
         try:
-            return self.models.engine.submit(prepared.prompt, prepared.params)
+            engine = self.models.engine
+            if isinstance(engine, UpstreamEngine):
+                assert prepared.upstream is not None
+                return engine.submit(prepared.upstream, prepared.params)
+            return engine.submit(prepared.prompt, prepared.params)
         except EngineBusyError as busy:
             busy.headers = {"Retry-After": str(self.config.retry_after_s)}
             raise  # the error handler records it as a refusal (bounded under a flood)
@@ -218,8 +233,8 @@ class InferenceService:
                 endpoint=prepared.endpoint,
                 key_id=prepared.principal.key_id,
                 role=prepared.principal.role.value,
-                model_sha256=prepared.model_sha256,
-                prompt_tokens=len(prepared.prompt),
+                model_sha256=prepared.model_sha256 or None,
+                prompt_tokens=last.prompt_tokens if finished else len(prepared.prompt),
                 completion_tokens=generation.generated if generation is not None else 0,
                 phi_types=prepared.phi_types,
                 latency_ms=int((time.perf_counter() - prepared.started) * 1000),

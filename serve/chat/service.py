@@ -137,6 +137,12 @@ class ChatService:
     ) -> tuple[Prepared, GroundedPrompt, Shape]:
         """The request admitted, with its grounding (no citations and no notice when not grounded)."""
         shape = answer_shape(body)
+        if shape.grammar is not None and self.inference.models.upstream:
+            field = "tools" if shape.tool_calls else "response_format"
+            raise InvalidRequestError(
+                f"{field} is enforced by this appliance's own engine; it is not available with an upstream engine",
+                param=field,
+            )
         if shape.grammar is not None:
             try:
                 check_grammar(self.inference.models.engine.model.vocab, shape.grammar)
