@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from appliance.cli.context import settings_from
+from appliance.config import ApplianceSettings
 from appliance.errors import ApplianceError
 from deid.egress import EgressMode, install_egress_guard, installed_guard
 
@@ -72,6 +73,56 @@ def _egress_check() -> dict[str, Any]:
     }
 
 
+def _available_memory(gpu: bool) -> tuple[str, int | None]:
+    """Free memory where the weights will live: all GPUs together when offloading, else RAM."""
+    if gpu:
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                return "gpu", sum(torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count()))
+        except (ImportError, RuntimeError):
+            pass
+        return "gpu", None
+    try:
+        for line in Path("/proc/meminfo").read_text(encoding="ascii").splitlines():
+            if line.startswith("MemAvailable:"):
+                return "ram", int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return "ram", None
+
+
+def _serving_memory(settings: ApplianceSettings) -> dict[str, Any]:
+    """Memory the configured model needs at serve.parallel x serve.context_length, against what is free."""
+    from serve.app import served_model_path
+    from serve.engine.memory import estimate
+    from serve.engine.model import GpuPlacement
+
+    config = settings.serve
+    try:
+        model = served_model_path(settings)
+        needed = estimate(model, config)
+    except (ApplianceError, OSError, KeyError, ValueError) as error:
+        return {"error": f"cannot estimate: {type(error).__name__}"}
+    gpu = GpuPlacement(config.gpu_layers, config.main_gpu, tuple(config.tensor_split)).offloaded_layers() != 0
+    where, available = _available_memory(gpu)
+    mib = 2**20
+    return {
+        "model": str(model),
+        "parallel": config.parallel,
+        "context_length": config.context_length,
+        "kv_cache_type": config.kv_cache_type.value,
+        "on": where,
+        "weights_mib": round(needed.weights_bytes / mib),
+        "kv_cache_mib": round(needed.kv_cache_bytes / mib),
+        "working_mib": round(needed.working_bytes / mib),
+        "needed_mib": round(needed.total_bytes / mib),
+        "available_mib": None if available is None else round(available / mib),
+        "fits": None if available is None else needed.total_bytes <= available,
+    }
+
+
 def collect(settings_home: Path, configured_model: Path | None) -> dict[str, Any]:
     from appliance.models import embedded_model_path, resolve_base_model
 
@@ -112,11 +163,16 @@ def register(app: typer.Typer) -> None:
         """Check the installation: packages, torch/CUDA, llama.cpp, models, disk and the egress guard."""
         settings = settings_from(ctx)
         report = collect(settings.home, settings.models.base)
+        report["serving_memory"] = _serving_memory(settings)
         if as_json:
             typer.echo(json.dumps(report, indent=2))
         else:
             _print_report(report)
-        healthy = report["egress"]["outbound_refused"] and "base_error" not in report["models"]
+        healthy = (
+            report["egress"]["outbound_refused"]
+            and "base_error" not in report["models"]
+            and report["serving_memory"].get("fits") is not False
+        )
         if not healthy:
             raise typer.Exit(1)
 
@@ -137,6 +193,17 @@ def _print_report(report: dict[str, Any]) -> None:
         table.add_row(f"model {name}", value)
     table.add_row("home", report["home"])
     table.add_row("disk free", f"{report['disk_free_gb']} GB")
+    memory = report.get("serving_memory", {})
+    if "needed_mib" in memory:
+        fits = {True: "fits", False: "DOES NOT FIT", None: "free memory unknown"}[memory["fits"]]
+        table.add_row(
+            "serving memory",
+            f"{memory['needed_mib']} MiB needed (weights {memory['weights_mib']} + KV cache {memory['kv_cache_mib']}"
+            f" for {memory['parallel']} x {memory['context_length']} + working {memory['working_mib']})"
+            f" vs {memory['available_mib']} MiB free {memory['on']}: {fits}",
+        )
+    elif memory:
+        table.add_row("serving memory", memory["error"])
     verdict = "refused (offline)" if egress["outbound_refused"] else "NOT REFUSED"
     table.add_row("outbound network", f"{verdict}; guard {egress['guard_mode']}")
     Console().print(table)
