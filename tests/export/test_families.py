@@ -183,3 +183,21 @@ def test_f16_conversion_streams_matrices_as_f16_and_keeps_parity(converted: dict
         assert _top1_agreement(hf, llama, ids) >= MIN_TOP1
     finally:
         llama.close()
+
+
+def test_export_stage_carries_gemma2_with_an_adapter_through_the_f16_gates(tmp_path: Path) -> None:
+    """The whole stage on a family with soft-capping, (1 + w) norms and a folded query scale:
+    merge, F16 reference, parity against transformers rounded alike, Q8_0, the adapter GGUF."""
+    from appliance.export.stage import export_stage
+    from tests.export.conftest import export_settings
+
+    directory = build_checkpoint("gemma2", tmp_path / "gemma2")
+    adapter = make_lora_adapter(directory, tmp_path / "adapter", targets=lora_targets("gemma2"))
+    settings = export_settings(tmp_path / "home", quantizations=["Q8_0"], reference_type="F16")
+    result = export_stage(settings, base_model=directory, adapter_dir=adapter, workdir=tmp_path / "work")
+    parity = json.loads(result.path("parity.json").read_text())
+    assert parity["parity"]["passed"] and parity["reference"]["file"] == "model-f16.gguf"
+    assert [quant["type"] for quant in parity["quantizations"]] == ["Q8_0"]
+    assert result.manifest.details["adapter_modules"] == 2 * len(lora_targets("gemma2"))
+    _fields_f16, tensors = _fields(result.path("model-f16.gguf"))
+    assert tensors["blk.0.attn_q.weight"].tensor_type == gguf.GGMLQuantizationType.F16
