@@ -65,6 +65,7 @@ async function send(event) {
     state.history.push({ role: "assistant", content: answer.textContent });
     if (citations.length) showCitations(citations);
     answer.dataset.state = "done";
+    if (answer.dataset.responseId) addRating(answer.dataset.responseId);
   } catch (error) {
     answer.dataset.state = "error";
     $("status").textContent = error.name === "AbortError" ? "Stopped." : "Request failed: " + error.message;
@@ -95,6 +96,7 @@ async function readStream(response, target) {
       const chunk = JSON.parse(data);
       if (chunk.error) throw new Error(chunk.error.message);
       if (chunk.citations) citations = chunk.citations;
+      if (chunk.id && !target.dataset.responseId) target.dataset.responseId = chunk.id;
       for (const choice of chunk.choices || []) {
         if (choice.delta && choice.delta.content) target.textContent += choice.delta.content;
       }
@@ -143,6 +145,52 @@ async function togglePassage(entry, link) {
     passage.textContent = "Cannot show this passage: " + error.message;
     passage.dataset.state = "error";
   }
+}
+
+// Thumbs under an answer: POST /v1/feedback. A thumbs-down may carry the answer the clinician would
+// have given; the server keeps it only de-identified and turns ratings into training preferences.
+function addRating(responseId) {
+  const item = document.createElement("li");
+  item.className = "rating";
+  const up = document.createElement("button");
+  up.type = "button"; up.className = "thumb"; up.textContent = "\u{1F44D}"; up.title = "Good answer";
+  const down = document.createElement("button");
+  down.type = "button"; down.className = "thumb"; down.textContent = "\u{1F44E}"; down.title = "Poor answer";
+  const note = document.createElement("span");
+  note.className = "rating-note";
+  const correction = document.createElement("form");
+  correction.className = "correction";
+  correction.hidden = true;
+  const better = document.createElement("textarea");
+  better.rows = 2; better.placeholder = "What you would have answered (optional)";
+  const submit = document.createElement("button");
+  submit.type = "submit"; submit.textContent = "Send rating";
+  correction.append(better, submit);
+  const rate = async (rating, text) => {
+    up.disabled = down.disabled = submit.disabled = true;
+    const body = { response_id: responseId, rating };
+    if (text) body.correction = text;
+    try {
+      const response = await fetch("/v1/feedback", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Authorization: "Bearer " + key() },
+        body: JSON.stringify(body),
+      });
+      if (!response.ok) throw new Error(await apiError(response));
+      correction.hidden = true;
+      note.textContent = "Thank you: rating recorded.";
+      item.dataset.state = "done";
+    } catch (error) {
+      up.disabled = down.disabled = submit.disabled = false;
+      note.textContent = "Rating not recorded: " + error.message;
+      item.dataset.state = "error";
+    }
+  };
+  up.addEventListener("click", () => rate("up", ""));
+  down.addEventListener("click", () => { correction.hidden = false; better.focus(); });
+  correction.addEventListener("submit", (event) => { event.preventDefault(); rate("down", better.value.trim()); });
+  item.append(up, down, note, correction);
+  $("messages").appendChild(item);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
