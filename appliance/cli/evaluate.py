@@ -23,9 +23,40 @@ def _parse_models(values: list[str]) -> dict[str, Path]:
 
 
 def register(app: typer.Typer) -> None:
-    """Attach the ``eval`` command."""
+    """Attach the ``eval`` command and its ``review-sheet`` / ``import-review`` subcommands."""
+    eval_app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
+    app.add_typer(eval_app, name="eval")
 
-    @app.command("eval")
+    @eval_app.command("review-sheet")
+    def review_sheet(
+        ctx: typer.Context,
+        out: Annotated[Path, typer.Option("--out", help="folder for review-sheet.html and review.csv")],
+        workdir: Annotated[Path | None, typer.Option("--workdir", help="pipeline work directory")] = None,
+    ) -> None:
+        """Write the blinded answer sheet (HTML to read, CSV to grade) of the last evaluation's rubric review."""
+        from appliance.evaluate.stage import write_review_sheet
+
+        written = write_review_sheet(workdir or settings_from(ctx).work_dir, out)
+        console.print("review sheet: " + "  ".join(str(path) for path in written), markup=False)
+
+    @eval_app.command("import-review")
+    def import_review_command(
+        ctx: typer.Context,
+        grades: Annotated[Path, typer.Argument(help="the review CSV with clinicians' grades filled in")],
+        workdir: Annotated[Path | None, typer.Option("--workdir", help="pipeline work directory")] = None,
+    ) -> None:
+        """Add clinicians' grades to the report and the model card (written to <workdir>/review/)."""
+        from appliance.evaluate.stage import import_review
+
+        settings = settings_from(ctx)
+        result = import_review(settings, workdir or settings.work_dir, grades)
+        console.print(
+            f"{result.manifest.details['graded']} answers graded; report: {result.path('report.html')}  "
+            f"model card: {result.path('model-card.md')}",
+            markup=False,
+        )
+
+    @eval_app.callback()
     def evaluate(
         ctx: typer.Context,
         workdir: Annotated[Path | None, typer.Option("--workdir", help="pipeline work directory")] = None,
@@ -51,9 +82,15 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option("--mmlu-limit", min=0, help="MMLU medical questions (by subject); 0 skips")
         ] = None,
         full: Annotated[bool, typer.Option("--full", help="every question of every benchmark")] = False,
+        review_limit: Annotated[
+            int | None, typer.Option("--review-limit", min=0, help="questions in the rubric review; 0 skips")
+        ] = None,
+        judge: Annotated[Path | None, typer.Option("--judge", help="GGUF that grades the rubric review")] = None,
         force: Annotated[bool, typer.Option("--force", help="evaluate again even when nothing changed")] = False,
     ) -> None:
         """Evaluate base, fine-tuned and every quant; write report.json/.html and model-card.md."""
+        if ctx.invoked_subcommand is not None:
+            return
         from appliance.errors import InputError
         from appliance.evaluate.stage import default_models, evaluate_stage
         from appliance.models import resolve_base_model
@@ -61,7 +98,8 @@ def register(app: typer.Typer) -> None:
         settings = settings_from(ctx)
         options = (
             ("pubmedqa_limit", pubmedqa_limit), ("few_shot", few_shot), ("medqa_files", medqa),
-            ("medmcqa_files", medmcqa), ("mmlu_limit", mmlu_limit),
+            ("medmcqa_files", medmcqa), ("mmlu_limit", mmlu_limit), ("review_limit", review_limit),
+            ("judge_model", judge),
         )
         overrides = {key: value for key, value in options if value is not None}
         chosen = settings.eval.full() if full else settings.eval

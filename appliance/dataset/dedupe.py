@@ -55,11 +55,11 @@ def duplicate_indices(
     exact: set[int] = set()
     seen: dict[str, int] = {}
     for index, text in enumerate(texts):
-        key = hashlib.sha256(normalized(text).encode()).hexdigest()
-        if key in seen:
+        digest = hashlib.sha256(normalized(text).encode()).hexdigest()
+        if digest in seen:
             exact.add(index)
         else:
-            seen[key] = index
+            seen[digest] = index
     coefficients = _coefficients(permutations, seed)
     bands = _bands(permutations)
     rows = permutations // bands

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config import ApplianceSettings
-from appliance.dataset.config import DatasetConfig
 from appliance.dataset import gate
+from appliance.dataset.config import DatasetConfig
 from appliance.dataset.contamination import NGRAM_WORDS, ContaminationIndex
 from appliance.dataset.dedupe import duplicate_indices
 from appliance.dataset.qa import read_qa_file

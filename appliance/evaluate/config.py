@@ -24,6 +24,13 @@ class EvalConfig(BaseModel):
         None, description="held-out MedQuAD-layout JSONL(.gz); None = the shipped NIDDK slice"
     )
     medquad_limit: int | None = Field(None, ge=0, description="held-out answers scored; None = all, 0 = skip")
+    review_limit: int = Field(
+        10, ge=0, description="MedQuAD held-out questions answered through the consultation prompt and graded; 0 = skip"
+    )
+    review_max_tokens: int = Field(128, ge=8, description="greedy tokens per reviewed answer")
+    judge_model: Path | None = Field(
+        None, description="GGUF that grades reviewed answers on the rubric; None = the served model (a weak judge)"
+    )
     answer_max_tokens: int = Field(48, ge=1, description="greedy tokens generated per answer for ROUGE-L")
     perplexity_max_tokens: int = Field(1024, ge=16)
     canary_prefix_fraction: float = Field(0.5, gt=0.0, lt=1.0, description="share of a canary shown as prompt")

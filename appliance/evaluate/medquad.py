@@ -19,7 +19,12 @@ from typing import Any
 
 from appliance.errors import InputError
 from appliance.evaluate.rouge import rouge_l
-from appliance.export.runners import ModelRunner, negative_log_likelihood, question_ids, strip_end
+from appliance.export.runners import (
+    ModelRunner,
+    negative_log_likelihood,
+    question_ids,
+    strip_end,
+)
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,21 @@ def _contamination_line(check: dict[str, Any]) -> str:
     )
 
 
+def _review_lines(report: dict[str, Any]) -> list[str]:
+    found = report.get("review")
+    if not found:
+        return ["Rubric review: not run."]
+    weak = " (the served model grading itself: a weak judge)" if found["judge"].get("weak") else ""
+    lines = [f"Rubric review of {found['answers']} consultation answers, judge {found['judge']['model']}{weak}:"]
+    for source, grades in (("judge", found["judge_grades"]), ("clinicians", (report.get("human_review") or {}).get("grades", {}))):
+        for model, per_criterion in grades.items():
+            shown = ", ".join(f"{c} {g['mean']:.2f} [{g['ci_low']:.2f}, {g['ci_high']:.2f}]" for c, g in per_criterion.items())
+            lines.append(f"- {source}, {model}: {shown}")
+    if not report.get("human_review"):
+        lines.append("- clinicians: not graded yet")
+    return lines
+
+
 def render_model_card(report: dict[str, Any], workdir: Path) -> str:
     memo = report.get("memorization", {})
     memo_lines = [
@@ -163,8 +178,10 @@ def render_model_card(report: dict[str, Any], workdir: Path) -> str:
         *training_summary(workdir),
         "",
         "## Evaluation",
-        f"Evaluation took {report.get('seconds', 0):.0f} s. Intervals are 95% (Wilson for accuracies, "
-        "bootstrap for ROUGE-L and perplexity).",
+        (
+            f"Evaluation took {report.get('seconds', 0):.0f} s. Intervals are 95% (Wilson for accuracies, "
+            "bootstrap for ROUGE-L and perplexity)."
+        ),
         "",
         *_results_table(report.get("benchmarks", {})),
         "",
@@ -172,6 +189,8 @@ def render_model_card(report: dict[str, Any], workdir: Path) -> str:
         *_comparison_lines(report.get("comparisons", {})),
         "",
         _contamination_line(report.get("contamination", {})),
+        "",
+        *_review_lines(report),
         "",
         f"Memorization check ({'passed' if memo.get('passed', True) else 'FAILED'}):",
         *memo_lines,
@@ -182,8 +201,10 @@ def render_model_card(report: dict[str, Any], workdir: Path) -> str:
         "## Limitations",
         LIMITATIONS,
         "",
-        "Benchmarks: MMLU medical subjects (MIT), PubMedQA (MIT), MedQuAD (CC BY 4.0); see the appliance's "
-        "benchmark attribution.",
+        (
+            "Benchmarks: MMLU medical subjects (MIT), PubMedQA (MIT), MedQuAD (CC BY 4.0); see the appliance's "
+            "benchmark attribution."
+        ),
     ]
     return "\n".join(sections) + "\n"
 

@@ -45,9 +45,11 @@ def interval_chart(heading: str, rows: dict[str, dict[str, Any]], baseline: floa
         return label_width + plot * value / top
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-        f'aria-label="{escape(heading)}"><text x="0" y="16" font-size="13" font-weight="bold">{escape(heading)}'
-        f' ({"higher" if higher else "lower"} is better; whiskers: 95% interval)</text>'
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+            f'aria-label="{escape(heading)}"><text x="0" y="16" font-size="13" font-weight="bold">{escape(heading)}'
+            f' ({"higher" if higher else "lower"} is better; whiskers: 95% interval)</text>'
+        )
     ]
     for index, (name, row) in enumerate(rows.items()):
         y = 28 + index * bar_height
@@ -145,6 +147,46 @@ def contamination_section(check: dict[str, Any]) -> str:
     )
 
 
+def _grades_table(grades: dict[str, dict[str, dict[str, float]]]) -> str:
+    criteria = list(dict.fromkeys(c for per_model in grades.values() for c in per_model))
+    header = "".join(f"<th>{escape(c)}</th>" for c in criteria)
+    rows = "".join(
+        f"<tr><th>{escape(model)}</th>"
+        + "".join(
+            f"<td>{g[c]['mean']:.2f} [{g[c]['ci_low']:.2f}, {g[c]['ci_high']:.2f}] (n={g[c]['answers']})</td>"
+            if c in g else "<td>n/a</td>"
+            for c in criteria
+        )
+        + "</tr>"
+        for model, g in grades.items()
+    )
+    return f"<table><tr><th>model</th>{header}</tr>{rows}</table>"
+
+
+def review_section(report: dict[str, Any]) -> str:
+    """Judge grades, marked weak when the judge is the served model itself, and clinicians' grades when imported."""
+    found = report.get("review")
+    if not found:
+        return "<p>No rubric review ran (eval.review_limit = 0).</p>"
+    judge = found["judge"]
+    warning = (
+        f'<p class="fail">Weak judge: {escape(judge["model"])} is the served model grading answers like its own; '
+        "treat these grades as a smoke test and rely on clinicians' grades.</p>"
+        if judge.get("weak") else f"<p>Judge: {escape(judge['model'])} (sha256 {escape(judge['sha256'])}).</p>"
+    )
+    human = report.get("human_review")
+    clinicians = (
+        f"<h3>Clinicians' grades ({human['graded']} answers graded by hand)</h3>{_grades_table(human['grades'])}"
+        if human else "<p>No clinician grades yet: <code>appliance eval review-sheet --out DIR</code>, then "
+        "<code>appliance eval import-review FILE</code>.</p>"
+    )
+    return (
+        f"<p>{found['answers']} answers to MedQuAD held-out questions, asked through the consultation API's prompt, "
+        "graded 1-5 per criterion (mean and bootstrap 95% interval).</p>"
+        f"{warning}<h3>Judge model's grades</h3>{_grades_table(found['judge_grades'])}{clinicians}"
+    )
+
+
 def render_html(report: dict[str, Any]) -> str:
     benchmarks: dict[str, dict[str, dict[str, Any]]] = report.get("benchmarks", {})
     keys = _benchmark_keys(benchmarks)
@@ -179,6 +221,7 @@ commonest correct answer).</p>
 <h2>Training-set contamination</h2>{contamination_section(report.get("contamination", {}))}
 <h2>Benchmarks</h2>{"".join(sections) or "<p>No benchmark ran.</p>"}
 <h2>Did fine-tuning change anything?</h2>{comparisons_table(report.get("comparisons", {}))}
+<h2>Rubric review of consultation answers</h2>{review_section(report)}
 <h2>Charts</h2>{"".join(charts) or "<p>No numeric results.</p>"}
 <h2>Memorization check</h2>
 <p class="{"pass" if verdict == "PASSED" else "fail"}">Canary extraction gate: {verdict}</p>

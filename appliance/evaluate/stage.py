@@ -17,17 +17,26 @@ from typing import Any
 from appliance.config import ApplianceSettings
 from appliance.dataset.contamination import ContaminationIndex
 from appliance.errors import GateError, InputError
-from appliance.evaluate import medquad, memorization, multiple_choice, pubmedqa, stats
+from appliance.evaluate import (
+    medquad,
+    memorization,
+    multiple_choice,
+    pubmedqa,
+    review,
+    stats,
+)
 from appliance.evaluate.catalog import evaluation_texts
 from appliance.evaluate.config import EvalConfig
 from appliance.evaluate.model_card import render_model_card
 from appliance.evaluate.report import render_html
 from appliance.export.heldout import read_texts
 from appliance.export.runners import ModelRunner, negative_log_likelihood, open_runner
+from appliance.models import embedded_model_path
 from appliance.pipeline.stage import StageContext, StageResult, run_stage
 from deid.fileio import atomic_write_text, sha256_file
 
 STAGE_NAME = "evaluate"
+REVIEW_FILE = "review.json"
 BASE_MODEL_NAME = "base"
 SIGNIFICANCE = 0.05
 # Fewer paired items than this cannot show a difference at 5% (McNemar needs 5 discordant pairs).
@@ -45,6 +54,7 @@ class Scores:
         self.flat: dict[str, Any] = {}
         self.detail: dict[str, dict[str, Any]] = {}
         self.items: dict[str, list[float]] = {}
+        self.answers: list[dict[str, Any]] = []
 
     def accuracy(self, key: str, flat_key: str, scored: dict[str, Any], seconds: float) -> None:
         correct = [bool(value) for value in scored.pop("correct")]
@@ -155,6 +165,10 @@ def _evaluate_model(
             losses, counts = _heldout_losses(runner, heldout, config.perplexity_max_tokens)
             if losses:
                 scores.perplexity("heldout_perplexity", "heldout_perplexity", losses, counts, time.perf_counter() - started)
+        if config.review_limit:
+            reviewed = medquad.load_medquad(config.medquad_file or medquad.shipped_heldout(), config.review_limit)
+            say(f"{name}: answering {len(reviewed)} review questions through the consultation prompt")
+            scores.answers = review.answer_questions(runner, name, reviewed, config.review_max_tokens)
         memo = None
         if canaries:
             say(f"{name}: canary extraction ({len(canaries)} canaries)")
@@ -245,6 +259,7 @@ def _build(
     heldout: list[str] | None,
     canaries: list[str],
     training_files: list[Path],
+    judge_path: Path,
     say: Progress,
 ) -> dict[str, Any]:
     started = time.perf_counter()
@@ -270,6 +285,20 @@ def _build(
         report["benchmarks"][name] = scores.detail
         if memo is not None:
             memo_models[name] = memo
+    answers = [answer for scores in all_scores.values() for answer in scores.answers]
+    if answers:
+        say(f"judge {judge_path.name}: grading {len(answers)} answers on the rubric")
+        judge_runner = open_runner(judge_path, context_length=config.context_length, threads=config.threads, name="judge")
+        try:
+            review.judge(judge_runner, answers)
+        finally:
+            judge_runner.close()
+        atomic_write_text(ctx.output_dir / REVIEW_FILE, json.dumps({"answers": answers}, indent=2))
+        report["review"] = {
+            "judge": {"model": judge_path.name, "sha256": _model_digest(judge_path), "weak": config.judge_model is None},
+            "answers": len(answers),
+            "judge_grades": review.summarize(answers, "judge"),
+        }
     reference = all_scores.get(BASE_MODEL_NAME)
     report["comparisons"] = {
         name: compare(reference, scores) for name, scores in all_scores.items() if reference and name != BASE_MODEL_NAME
@@ -340,7 +369,12 @@ def evaluate_stage(
     }
     if training_files is None:
         training_files = [p for p in (workdir / "dataset" / "train.jsonl", workdir / "dataset" / "validation.jsonl") if p.is_file()]
+    judge_path = config.judge_model or settings.serve.model or embedded_model_path()
+    if config.review_limit and not judge_path.is_file():
+        raise InputError(f"judge model not found: {judge_path}")
     inputs = {f"model:{name}": path for name, path in models.items()}
+    if config.review_limit:
+        inputs["judge"] = judge_path
     if heldout_texts is not None:
         inputs["heldout"] = heldout_texts
     for index, path in enumerate(training_files):
@@ -351,7 +385,7 @@ def evaluate_stage(
         STAGE_NAME,
         settings=recorded,
         inputs=inputs,
-        build=lambda ctx: _build(ctx, config, models, workdir, heldout, planted, training_files, say),
+        build=lambda ctx: _build(ctx, config, models, workdir, heldout, planted, training_files, judge_path, say),
         force=force,
     )
     memorization_gate(result)
@@ -369,3 +403,47 @@ def default_models(workdir: Path, base_model: Path) -> dict[str, Path]:
     for quant in parity["quantizations"]:
         models[f"fine-tuned-{quant['type']}"] = export_dir / quant["file"]
     return models
+
+
+def _reviewed_answers(workdir: Path) -> tuple[Path, list[dict[str, Any]]]:
+    directory = workdir / STAGE_NAME
+    try:
+        answers = json.loads((directory / REVIEW_FILE).read_text(encoding="utf-8"))["answers"]
+    except (OSError, ValueError, KeyError):
+        raise InputError(f"no rubric review in {directory}; run 'appliance eval' with eval.review_limit > 0 first") from None
+    return directory, answers
+
+
+def write_review_sheet(workdir: Path, out: Path) -> list[Path]:
+    """The blinded sheet clinicians grade: ``review-sheet.html`` to read, ``review.csv`` to fill in."""
+    _, answers = _reviewed_answers(workdir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "review-sheet.html", out / "review.csv"]
+    atomic_write_text(written[0], review.review_html(answers))
+    atomic_write_text(written[1], review.review_csv(answers))
+    return written
+
+
+def import_review(settings: ApplianceSettings, workdir: Path, grades_file: Path, force: bool = False) -> StageResult:
+    """Clinicians' grades into ``<workdir>/review/``: the report and model card again, with their grades beside the judge's."""
+    directory, answers = _reviewed_answers(workdir)
+    if not grades_file.is_file():
+        raise InputError(f"review file not found: {grades_file}")
+    grades = review.read_grades(grades_file, answers)
+
+    def build(ctx: StageContext) -> dict[str, Any]:
+        report = json.loads((directory / "report.json").read_text(encoding="utf-8"))
+        for answer in answers:
+            if answer["answer_id"] in grades:
+                answer["human"] = grades[answer["answer_id"]]
+        report["human_review"] = {"graded": len(grades), "grades": review.summarize(answers, "human")}
+        atomic_write_text(ctx.output_dir / "human-review.json", json.dumps(report["human_review"], indent=2))
+        atomic_write_text(ctx.output_dir / "report.html", render_html(report))
+        atomic_write_text(ctx.output_dir / "model-card.md", render_model_card(report, workdir))
+        return {"graded": len(grades), "grades": report["human_review"]["grades"]}
+
+    return run_stage(
+        workdir, "review", settings={"grades": len(grades)},
+        inputs={"grades": grades_file, "report": directory / "report.json", "answers": directory / REVIEW_FILE},
+        build=build, force=force,
+    )

@@ -54,3 +54,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
     assert done.returncode == 2 and "unknown quantization type" in done.stderr
     done = appliance("eval", "--workdir", str(tmp_path / "empty"), home=tmp_path)
     assert done.returncode == 3 and "run 'appliance export' first" in done.stderr
+    done = appliance("eval", "review-sheet", "--out", str(tmp_path / "sheet"), "--workdir", str(tmp_path / "empty"), home=tmp_path)
+    assert done.returncode == 3 and "no rubric review in" in done.stderr and "Traceback" not in done.stderr
+    done = appliance("eval", "--workdir", str(tmp_path / "empty"), "--mmlu-limit", "-1", home=tmp_path)
+    assert done.returncode == 64 and "--mmlu-limit" in done.stderr and "Traceback" not in done.stderr

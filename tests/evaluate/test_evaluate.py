@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -11,8 +12,9 @@ from appliance.config import ApplianceSettings, load_settings
 from appliance.errors import GateError, InputError
 from appliance.evaluate.memorization import split_canary
 from appliance.evaluate.multiple_choice import MMLU_SUBJECTS
+from appliance.evaluate.review import Criterion
 from appliance.evaluate.rouge import lcs_length, rouge_l
-from appliance.evaluate.stage import evaluate_stage
+from appliance.evaluate.stage import evaluate_stage, import_review, write_review_sheet
 from appliance.pipeline.stage import StageContext, run_stage
 from tests.evaluate.conftest import CANARY
 
@@ -30,7 +32,7 @@ def _settings(home: Path, medqa: Path | None = None) -> ApplianceSettings:
         eval={
             "pubmedqa_limit": 3, "few_shot": 1, "pubmedqa_context_chars": 150, "medquad_limit": 2,
             "answer_max_tokens": 6, "perplexity_max_tokens": 128, "context_length": 512, "threads": 1,
-            "medqa_files": [str(medqa)] if medqa else [], "mmlu_limit": 6,
+            "medqa_files": [str(medqa)] if medqa else [], "mmlu_limit": 6, "review_limit": 0,
         },
     )
 
@@ -55,8 +57,12 @@ def test_report_table_charts_and_model_card(
     workdir = tmp_path / "work"
     _plant_lineage(workdir)
     messages: list[str] = []
+    settings = _settings(tmp_path / "home", medqa)
+    settings = settings.model_copy(
+        update={"eval": settings.eval.updated(review_limit=2, review_max_tokens=8, judge_model=tiny_ggufs["f32"])}
+    )
     result = evaluate_stage(
-        _settings(tmp_path / "home", medqa),
+        settings,
         models={"base": tiny_hf_model, "fine-tuned": tiny_ggufs["f32"], "fine-tuned-Q8_0": tiny_ggufs["q8"]},
         workdir=workdir, heldout_texts=heldout, canaries=[CANARY], progress=messages.append,
     )
@@ -104,6 +110,37 @@ def test_report_table_charts_and_model_card(
     for text in (html, card, result.path("report.json").read_text(), *messages):
         assert CANARY not in text and secret not in text and "Zorbulon" not in text
     assert any("PubMedQA" in message for message in messages)
+
+    # rubric review: every model answered the same 2 questions, the judge graded all 5 criteria 1-5
+    answers = json.loads(result.path("review.json").read_text())["answers"]
+    assert len(answers) == 6 and {a["model"] for a in answers} == set(report["models"])
+    assert all(set(a["judge"]) == {c.value for c in Criterion} and set(a["judge"].values()) <= {1, 2, 3, 4, 5} for a in answers)
+    assert report["review"]["judge"]["weak"] is False and set(report["review"]["judge_grades"]) == set(report["models"])
+    assert "Judge model's grades" in html and "No clinician grades yet" in html and "Rubric review of 6" in card
+
+    # clinicians grade the blinded sheet; their grades enter a new report and model card
+    sheet, table = write_review_sheet(workdir, tmp_path / "sheet")
+    assert "Answer review sheet" in sheet.read_text() and "fine-tuned" not in table.read_text()
+    rows = list(csv.DictReader(table.read_text().splitlines()))
+    assert len(rows) == 6 and [r["answer_id"] for r in rows] == sorted(a["answer_id"] for a in answers)
+    for number, row in enumerate(rows[:4]):  # two answers stay ungraded: not yet reviewed
+        row.update({c.value: str(1 + (number + i) % 5) for i, c in enumerate(Criterion)})
+    graded = tmp_path / "graded.csv"
+    with graded.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    imported = import_review(settings, workdir, graded)
+    assert imported.manifest.details["graded"] == 4
+    assert "Clinicians' grades (4 answers graded by hand)" in imported.path("report.html").read_text()
+    assert "- clinicians, " in imported.path("model-card.md").read_text()
+    rows[0]["safe"] = "7"
+    with graded.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(InputError, match="row 2, column safe: a grade must be a whole number 1-5"):
+        import_review(settings, workdir, graded)
 
 
 def test_memorized_canary_fails_the_gate_but_keeps_the_report(
