@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from deid.errors import DeidError
+from deid.errors import ApplianceError, ExitCode
 
 OFFLINE_ENVIRONMENT = {
     "HF_HUB_OFFLINE": "1",
@@ -46,10 +46,10 @@ _SOCKET_ADDRESS_EVENTS = {"socket.connect": "connect", "socket.sendto": "sendto"
 _LOOKUP_EVENTS = frozenset({"socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr", "socket.getnameinfo"})
 
 
-class EgressBlockedError(DeidError, ConnectionRefusedError):
+class EgressBlockedError(ApplianceError, ConnectionRefusedError):
     """Something tried to reach a non-loopback address; the appliance never does that."""
 
-    exit_code = 8
+    exit_code = ExitCode.EGRESS
 
 
 def enforce_offline_environment() -> None:

@@ -22,16 +22,16 @@ from types import TracebackType
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from deid.errors import DeidError
+from deid.errors import ApplianceError, ExitCode
 from deid.ledger.writer import LedgerWriter
 
 REVEAL_ACTION = "vault.access"
 
 
-class VaultError(DeidError):
+class VaultError(ApplianceError):
     """The vault cannot serve a request; messages never include originals or surrogates."""
 
-    exit_code = 12
+    exit_code = ExitCode.VAULT
 
 
 def _derive(key: bytes, purpose: bytes) -> bytes:

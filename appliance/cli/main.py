@@ -10,12 +10,12 @@ from typing import Annotated
 
 import click
 import typer
+from typer.exceptions import TyperException
 
 from appliance import __version__
 from appliance.cli.context import console, settings_from
-from appliance.errors import ApplianceError
 from deid.egress import go_offline
-from deid.errors import DeidError
+from deid.errors import ApplianceError, ExitCode
 
 app = typer.Typer(
     name="appliance",
@@ -66,29 +66,34 @@ def run() -> None:
     _register_areas()
     try:
         outcome = app(standalone_mode=False)
-    except click.exceptions.Exit as done:
+    except (click.exceptions.Exit, typer.Exit) as done:
         sys.exit(done.exit_code)
-    except click.ClickException as usage:
-        usage.show()
-        sys.exit(usage.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
         console.print("interrupted; no partial output was kept")
-        sys.exit(130)
-    except (ApplianceError, DeidError) as error:
+        sys.exit(ExitCode.INTERRUPTED)
+    except (click.ClickException, TyperException) as usage:
+        # Typer bundles its own copy of click: its usage errors are not click's classes.
+        show = getattr(usage, "show", None)
+        if callable(show):
+            show()
+        else:
+            console.print(f"usage error: {usage}", markup=False)
+        sys.exit(ExitCode.USAGE)
+    except ApplianceError as error:
         console.print(f"error: {error}", markup=False)
         sys.exit(error.exit_code)
     except MemoryError:
         console.print("error: out of memory")
-        sys.exit(12)
+        sys.exit(ExitCode.OUT_OF_MEMORY)
     except OSError as error:
         console.print(f"error: {error.strerror or type(error).__name__} ({getattr(error, 'filename', '') or ''})", markup=False)
-        sys.exit(1)
+        sys.exit(ExitCode.FAILURE)
     except Exception as error:  # noqa: BLE001 - last line of defence: never print record text
         frame = error.__traceback__
         while frame and frame.tb_next:
             frame = frame.tb_next
         where = f"{frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame else "unknown"
         console.print(f"error: internal error {type(error).__name__} at {where}; please report it", markup=False)
-        sys.exit(70)
+        sys.exit(ExitCode.INTERNAL)
     # Without standalone mode click hands back typer.Exit's code instead of raising it.
     sys.exit(outcome if isinstance(outcome, int) else 0)

@@ -42,7 +42,6 @@ SPAN_KEYS = frozenset({"start", "end", "entity_type", "operator"})
 class LedgerPayloadError(LedgerError):
     """A payload carried a key or value that the ledger does not accept (possible PHI)."""
 
-    exit_code = 10
 
 
 def _where(key: str) -> str:
