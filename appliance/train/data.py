@@ -6,7 +6,6 @@ Batch order is a pure function of (seed, epoch), so a resumed run needs only its
 
 from __future__ import annotations
 
-import itertools
 import json
 import random
 from dataclasses import dataclass
@@ -27,26 +26,10 @@ class Sequence:
     labels: list[int]
     splittable: bool  # plain text may straddle packed windows; a chat turn may not
     real_length: int | None = None  # tokens before trailing padding; None = all
-    starts: tuple[int, ...] = (0,)  # where each packed example begins; positions restart there
 
     @property
     def attended(self) -> int:
         return len(self.input_ids) if self.real_length is None else self.real_length
-
-    def positions(self) -> list[int]:
-        """Position ids restarting at every packed example, so no example attends to its neighbours.
-
-        transformers turns restarting positions (with no attention mask) into a block-diagonal
-        causal mask. Trailing padding continues the last example's positions: it comes after
-        every real token, so causal attention never lets a real token see it.
-        """
-        positions: list[int] = []
-        bounds = [*self.starts, self.attended]
-        for begin, end in itertools.pairwise(bounds):
-            positions += range(end - begin)
-        last = bounds[-2]
-        positions += range(self.attended - last, len(self.input_ids) - last)
-        return positions
 
 
 def read_examples(path: Path) -> list[dict[str, Any]]:
@@ -135,26 +118,28 @@ def tokenize(examples: list[dict[str, Any]], tokenizer: Any, config: TrainConfig
 
 
 def pack(sequences: list[Sequence], length: int, pad_id: int) -> list[Sequence]:
-    """Fill windows of ``length`` tokens: text flows across windows, chat turns stay whole."""
+    """Fill windows of ``length`` tokens: text flows across windows, chat turns stay whole.
+
+    Texts in one window are one causal stream separated by their end-of-text tokens, as in
+    pretraining. Restarting positions per text would isolate them, but turns the causal
+    kernel into a masked one that is several times slower on a CPU.
+    """
     windows: list[Sequence] = []
     ids: list[int] = []
     labels: list[int] = []
-    starts: list[int] = []
 
     def close() -> None:
-        nonlocal ids, labels, starts
+        nonlocal ids, labels
         if ids:
             padding = length - len(ids)
-            windows.append(Sequence(ids + [pad_id] * padding, labels + [IGNORE] * padding, False, len(ids),
-                                    tuple(starts)))
-        ids, labels, starts = [], [], []
+            windows.append(Sequence(ids + [pad_id] * padding, labels + [IGNORE] * padding, False, len(ids)))
+        ids, labels = [], []
 
     for sequence in sequences:
         seq_ids, seq_labels = sequence.input_ids, sequence.labels
         if not sequence.splittable and len(ids) + len(seq_ids) > length:
             close()
         while seq_ids:
-            starts.append(len(ids))
             room = length - len(ids)
             ids += seq_ids[:room]
             labels += seq_labels[:room]
@@ -166,7 +151,7 @@ def pack(sequences: list[Sequence], length: int, pad_id: int) -> list[Sequence]:
 
 
 def collate(sequences: list[Sequence], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded ids, labels and position ids, and no attention mask.
+    """Right-padded ids and labels, and no attention mask.
 
     Padding sits after every real token, so causal attention already keeps real tokens from
     seeing it, and its labels are ignored: a mask would only cost the fast causal kernel.
@@ -174,19 +159,27 @@ def collate(sequences: list[Sequence], pad_id: int) -> dict[str, torch.Tensor]:
     width = max(len(s.input_ids) for s in sequences)
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     labels = torch.full((len(sequences), width), IGNORE, dtype=torch.long)
-    positions = torch.arange(width, dtype=torch.long).repeat(len(sequences), 1)
     for row, sequence in enumerate(sequences):
         n = len(sequence.input_ids)
         input_ids[row, :n] = torch.tensor(sequence.input_ids)
         labels[row, :n] = torch.tensor(sequence.labels)
-        positions[row, :n] = torch.tensor(sequence.positions())
-        positions[row, n:] = torch.arange(int(positions[row, n - 1]) + 1, int(positions[row, n - 1]) + 1 + width - n)
-    return {"input_ids": input_ids, "labels": labels, "position_ids": positions}
+    return {"input_ids": input_ids, "labels": labels}
 
 
 def real_tokens(sequences: list[Sequence]) -> int:
     """Tokens that are not padding: what a throughput figure counts."""
     return sum(s.attended for s in sequences)
+
+
+def batch_items(sequences: list[Sequence], length: int, pad_id: int) -> list[Sequence]:
+    """What one of a batch's ``batch_size`` places holds when packing: a whole chat, or a full window of text.
+
+    Plain text flows into windows as one stream (a note split across windows costs nothing);
+    each chat keeps its own row, and batching chats of similar length (``group_by_length``)
+    keeps the padding small without laying chats end to end under a masked kernel.
+    """
+    text = [s for s in sequences if s.splittable]
+    return pack(text, length, pad_id) + [s for s in sequences if not s.splittable]
 
 
 class BatchPlan:
@@ -197,7 +190,7 @@ class BatchPlan:
         self.pad_id = pad_id
         self.rank = rank
         self.world = world
-        self.items = pack(sequences, config.max_seq_length, pad_id) if config.packing else sequences
+        self.items = batch_items(sequences, config.max_seq_length, pad_id) if config.packing else sequences
         per_epoch = len(self.items) // (config.batch_size * world)
         if per_epoch == 0:
             raise InputError(
@@ -212,7 +205,7 @@ class BatchPlan:
         order = list(range(len(self.items)))
         rng.shuffle(order)
         size = self.config.batch_size
-        if not self.config.packing and self.config.group_by_length:
+        if self.config.group_by_length:
             window = size * self.world * 32
             grouped: list[int] = []
             for start in range(0, len(order), window):
@@ -231,7 +224,7 @@ class BatchPlan:
 
 
 def evaluation_batches(sequences: list[Sequence], config: TrainConfig, *, pad_id: int, rank: int, world: int) -> list[dict[str, torch.Tensor]]:
-    items = pack(sequences, config.max_seq_length, pad_id) if config.packing else sequences
-    mine = items[rank::world]
+    items = batch_items(sequences, config.max_seq_length, pad_id) if config.packing else sequences
+    mine = sorted(items[rank::world], key=lambda s: len(s.input_ids))  # similar lengths: little padding
     batches = [collate(mine[i : i + config.batch_size], pad_id) for i in range(0, len(mine), config.batch_size)]
     return batches[: config.max_eval_batches] if config.max_eval_batches else batches

@@ -100,16 +100,15 @@ class CausalLMLoss(nn.Module):
         # a tuple, not attributes: nn.Module would register them as second copies of the children
         self._split = (backbone, head) if isinstance(backbone, nn.Module) else None
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor,
-                position_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(fp32 loss of every labelled position in row-major order, the row each belongs to)."""
         targets = labels[:, 1:]
         keep = targets != IGNORE
         rows = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(targets)[keep]
         if self._split is None:
-            logits = self.model(input_ids=input_ids, position_ids=position_ids, use_cache=False).logits
+            logits = self.model(input_ids=input_ids, use_cache=False).logits
             picked = logits[:, :-1][keep].float()
             return nn.functional.cross_entropy(picked, targets[keep], reduction="none"), rows
         backbone, head = self._split
-        hidden = backbone(input_ids=input_ids, position_ids=position_ids, use_cache=False)[0]
+        hidden = backbone(input_ids=input_ids, use_cache=False)[0]
         return token_losses(hidden[:, :-1][keep], head, targets[keep], chunk=self.chunk), rows

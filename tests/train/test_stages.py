@@ -148,3 +148,25 @@ def test_dpo_refuses_bad_pairs_by_line(tmp_path: Path, dataset_dir: Path, tiny_h
     with pytest.raises(InputError, match="recipe has a dpo stage"):
         run_recipe(_settings(recipe=["sft", "dpo"]), dataset_dir=dataset_dir, base_model=tiny_hf_model,
                    workdir=tmp_path)
+
+
+def test_batches_group_chats_of_similar_length_and_fill_text_windows(tiny_hf_model: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from appliance.train.data import BatchPlan, chat_sequence, text_sequence
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_hf_model), local_files_only=True)
+    chats = [chat_sequence(tokenizer, _chat(q, "Rest. " * (1 + i % 5), "g")["messages"], mask_prompt=True)
+             for i, q in enumerate(QUESTIONS)]
+    texts = [text_sequence(tokenizer, t) for t in NOTES * 4]
+    config = _settings(batch_size=2, max_seq_length=64).train
+    plan = BatchPlan(chats + texts, config, pad_id=tokenizer.pad_token_id, rank=0, world=1)
+    windows = [item for item in plan.items if item.attended == 64]
+    assert windows and sum(item.attended for item in plan.items) == sum(len(s.input_ids) for s in chats + texts)
+    padding = real = 0
+    for indices in plan.epoch(0):
+        batch = plan.batch(indices)
+        assert "attention_mask" not in batch  # right padding under the causal kernel needs no mask
+        real += plan.tokens(indices)
+        padding += batch["input_ids"].numel() - plan.tokens(indices)
+    assert padding < 0.15 * real  # similar lengths share a batch
