@@ -139,3 +139,36 @@ def test_two_processes_creating_the_keystore_at_once_agree(tmp_path: Path) -> No
         child.join(30)
     assert seen[0] == seen[1]
     assert Keystore.open(tmp_path / "ks").secret("document-id").hex() == seen[0][0]
+
+
+def test_listed_public_keys_are_bound_to_the_keystore(tmp_path: Path) -> None:
+    """A key listed in keystore.json by someone who cannot unlock it is refused, not trusted."""
+    directory = tmp_path / "ks"
+    store = Keystore.open(directory)
+    store.signing_key()
+    store.rotate()
+    assert len(Keystore.open(directory).keys()) == 2  # rotation keeps every binding valid
+    stranger = Keystore.open(tmp_path / "stranger")
+    stranger_info = stranger.keys()[0] if stranger.keys() else None
+    assert stranger_info is None  # listing never mints a key
+    stranger.signing_key()
+    foreign = json.loads((tmp_path / "stranger" / "keystore.json").read_text())["signing"]["ledger"][0]
+    path = directory / "keystore.json"
+    original = path.read_text()
+
+    # Copied with its binding: that binding is under the stranger's keystore key, not this one's.
+    data = json.loads(original)
+    data["signing"]["ledger"].insert(0, {**foreign, "private": None, "retired": foreign["created"]})
+    path.write_text(json.dumps(data))
+    with pytest.raises(KeystoreError, match=f"did not create.*{foreign['key_id']}|{foreign['key_id']}.*did not create"):
+        Keystore.open(directory).public_keys()
+
+    # A genuine listing whose public key was swapped for the stranger's fails as well.
+    data = json.loads(original)
+    data["signing"]["ledger"][0]["public_pem"] = foreign["public_pem"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(KeystoreError, match="did not create"):
+        Keystore.open(directory).keys()
+
+    path.write_text(original)
+    assert len(Keystore.open(directory).public_keys()) == 2
