@@ -107,6 +107,7 @@ _GENERIC_LAST = frozenset({"number", "no", "num", "nr", "id", "value", "date"})
 _NAME_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 _COMPACT_DATE = re.compile(r"(1[89]|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])")
 _CLEAN_KEYS = 4096
+_SCHEMA_KEY = re.compile(r"[a-z][a-z0-9_]*|[a-z]+(?:[A-Z][a-z0-9]*)+")  # snake_case or camelCase field names
 
 
 def implied_policy(name: str) -> FieldPolicy | None:
@@ -198,6 +199,8 @@ def apply_policy(
         return _apply_nested(value, policy, context, patient, path)
     text = str(value)
     if policy.policy is Policy.scan:
+        if isinstance(value, int | float) and len(text.lstrip("-").split(".")[0]) < 4:
+            return value, []  # a count or a measurement: too short to identify, and alone it reads as anything
         scrubbed, applied = context.scrubber.scrub(text, patient, field=path)
         return _same_type(value, scrubbed), applied
     if policy.policy is Policy.shift:
@@ -246,6 +249,10 @@ def _scan_key(key: str, context: ReaderContext, patient: str, path: str) -> tupl
     """
     policies = context.policies
     if policies.is_clean_key(key):
+        return key, []
+    if _SCHEMA_KEY.fullmatch(key) and not may_carry_phi(key):
+        # A schema word ("ward", "allergies"): alone, without a sentence, the detector may take it for a name.
+        policies.remember_clean_key(key)
         return key, []
     replaced, applied = context.scrubber.scrub(key, patient, field=path)
     if applied:
