@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from deid.detection.presidio_api import AnalyzerEngine
+from deid.detection.presidio_api import AnalyzerEngine, RecognizerResult
 
 from deid.config import DeidConfig
 from deid.detection.context import RecognizerOwnContext
@@ -19,6 +19,7 @@ from deid.detection.known_phi import KnownPhi
 from deid.detection.merge import merge_results
 from deid.detection.nlp import ClinicalSpacyEngine
 from deid.detection.spans import DetectedSpan
+from deid.detection.token_filter import TokenFilter, TokenModel
 from deid.recognizers.known_phi import KnownPhiRecognizer
 from deid.recognizers.lexicon import Lexicon, load_lexicon
 from deid.recognizers.registry import build_registry
@@ -47,6 +48,7 @@ class PhiDetector:
             log_decision_process=False,
             context_aware_enhancer=RecognizerOwnContext(),
         )
+        self.token_filter = TokenFilter(self.lexicon, TokenModel.load()) if self.config.token_filter else None
 
     def detect(self, text: str, known_phi: Sequence[KnownPhi] = ()) -> list[DetectedSpan]:
         """Sorted, non-overlapping PHI spans of ``text``; ``known_phi`` are this patient's own values."""
@@ -69,13 +71,22 @@ class PhiDetector:
             for index, (view, (_, nlp_artifacts)) in enumerate(zip(views, artifacts, strict=True))
         ]
 
-    def _analyze(self, text: str, nlp_artifacts: object, known_phi: Sequence[KnownPhi]) -> list[DetectedSpan]:
+    def candidates(self, text: str, known_phi: Sequence[KnownPhi] = ()) -> list[RecognizerResult]:
+        """Every rule result, however weak: what the token filter decides on (and what it is fit on)."""
+        return self._candidates(text, self._nlp_engine.process_text(text, LANGUAGE), known_phi)
+
+    def _candidates(self, text: str, nlp_artifacts: object, known_phi: Sequence[KnownPhi]) -> list[RecognizerResult]:
         ad_hoc = [KnownPhiRecognizer(known_phi, self.lexicon)] if known_phi else None
-        results = self._analyzer.analyze(
+        return self._analyzer.analyze(
             text,
             LANGUAGE,
             nlp_artifacts=nlp_artifacts,
             ad_hoc_recognizers=ad_hoc,
-            score_threshold=self.config.score_threshold,
+            score_threshold=0.0,
         )
+
+    def _analyze(self, text: str, nlp_artifacts: object, known_phi: Sequence[KnownPhi]) -> list[DetectedSpan]:
+        results = self._candidates(text, nlp_artifacts, known_phi)
+        if self.token_filter is not None:
+            results = self.token_filter.apply(text, results)
         return merge_results(results, self.config.score_threshold, text)

@@ -1,0 +1,156 @@
+"""The learned filter: keeps or drops each word the rule recognizers propose, and adds words they missed.
+
+Rules written against one hospital's notes do not carry over to another's: on real ICU nursing
+notes they took clinical shorthand for names and missed hospital initials and bare dates. The
+rules therefore act as generous candidate generators, and a logistic model over the generic
+features of ``deid.detection.token_features`` decides word by word. Working per word keeps span
+boundaries tight ("Dr." and "HOSPITAL" stay outside the name) and lets strong context flag a word
+no rule proposed.
+
+Structured identifiers whose patterns hardly ever misfire (e-mail, URL, SSN, IP, labelled ids,
+vehicle ids, ages over 89), the site's own terms and the patient's known values pass through
+unfiltered: real notes have too few of them to learn from, and they need no second opinion.
+
+The weights ship as ``deid/recognizers/data/token_filter.json``; ``bench/deid_cv.py`` fits them
+and measures them out of fold. The file holds feature weights only, no note text.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from deid.detection.entities import Entity
+from deid.detection.presidio_api import AnalysisExplanation, RecognizerResult
+from deid.detection.token_features import FeatureExtractor
+from deid.recognizers.base import note_style
+from deid.recognizers.lexicon import Lexicon
+
+MODEL_FILE = "token_filter.json"
+FILTER_NAME = "TokenFilter"
+PASS_THROUGH = frozenset({
+    "KnownPhiRecognizer", "SiteTermsRecognizer", "EmailRecognizer", "UrlRecognizer", "SsnRecognizer",
+    "IpAddressRecognizer", "LabeledIdRecognizer", "VehicleRecognizer", "AgeOver89Recognizer",
+})
+# Words the filter keeps are reported at 0.5 + p/2, so any kept word clears the rule threshold.
+KEPT_SCORE_FLOOR = 0.5
+# Kept words separated by at most this many characters (no line break) form one span ("7/22").
+MAX_JOIN_GAP = 3
+
+
+@dataclass(frozen=True)
+class TokenModel:
+    """A logistic model over feature strings: weights by name, a bias and the decision threshold."""
+
+    bias: float
+    weights: dict[str, float]
+    threshold: float
+
+    def probabilities(self, rows: Sequence[Sequence[str]]) -> list[float]:
+        weights = self.weights
+        out = []
+        for row in rows:
+            z = self.bias + sum(weights.get(feature, 0.0) for feature in row)
+            out.append(1.0 / (1.0 + math.exp(-z)) if z > -30 else 0.0)
+        return out
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "format": 1,
+            "bias": round(self.bias, 5),
+            "threshold": round(self.threshold, 4),
+            "weights": {name: round(value, 5) for name, value in sorted(self.weights.items())},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> TokenModel:
+        if data.get("format") != 1:
+            raise ValueError("unsupported token filter model format")
+        weights = data["weights"]
+        if not isinstance(weights, dict):
+            raise ValueError("token filter model has no weight table")
+        return cls(float(data["bias"]), {str(k): float(v) for k, v in weights.items()}, float(data["threshold"]))
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> TokenModel:
+        """The shipped model, or one written by ``bench/deid_cv.py --write``."""
+        if path is None:
+            resource = importlib.resources.files("deid.recognizers") / "data" / MODEL_FILE
+            return cls.from_json(json.loads(resource.read_text(encoding="utf-8")))
+        return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+class TokenFilter:
+    def __init__(self, lexicon: Lexicon, model: TokenModel) -> None:
+        self.extractor = FeatureExtractor(lexicon)
+        self.model = model
+
+    def apply(self, text: str, candidates: Sequence[RecognizerResult]) -> list[RecognizerResult]:
+        """The pass-through results plus one result per run of kept words."""
+        kept = [r for r in candidates if _recognizer(r) in PASS_THROUGH]
+        spans, rows, covering = self.extractor.features(text, note_style(text), candidates)
+        return kept + self.runs(text, spans, self.model.probabilities(rows), covering, self.model.threshold)
+
+    def runs(
+        self,
+        text: str,
+        spans: Sequence[tuple[int, int]],
+        probabilities: Sequence[float],
+        covering: Sequence[Sequence[tuple[RecognizerResult, str]]],
+        threshold: float,
+    ) -> list[RecognizerResult]:
+        """Kept words joined into spans, each typed by its strongest covering candidate."""
+        results: list[RecognizerResult] = []
+        run: list[int] = []
+        run_type = ""
+        for index, ((start, end), p) in enumerate(zip(spans, probabilities)):
+            if p < threshold:
+                continue
+            entity = _entity_for(text[start:end], covering[index], run_type if run else "")
+            if run:
+                gap = text[spans[run[-1]][1] : start]
+                if index != run[-1] + 1 or entity != run_type or len(gap) > MAX_JOIN_GAP or "\n" in gap:
+                    results.append(self._result(spans, probabilities, run, run_type))
+                    run = []
+            run.append(index)
+            run_type = entity
+        if run:
+            results.append(self._result(spans, probabilities, run, run_type))
+        return results
+
+    @staticmethod
+    def _result(
+        spans: Sequence[tuple[int, int]], probabilities: Sequence[float], run: list[int], entity: str
+    ) -> RecognizerResult:
+        score = KEPT_SCORE_FLOOR + max(probabilities[k] for k in run) / 2
+        return RecognizerResult(
+            entity_type=entity,
+            start=spans[run[0]][0],
+            end=spans[run[-1]][1],
+            score=score,
+            analysis_explanation=AnalysisExplanation(recognizer=FILTER_NAME, original_score=score),
+            recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: FILTER_NAME},
+        )
+
+
+def _recognizer(result: RecognizerResult) -> str:
+    metadata = result.recognition_metadata or {}
+    return str(metadata.get(RecognizerResult.RECOGNIZER_NAME_KEY, ""))
+
+
+def _entity_for(word: str, covering: Sequence[tuple[RecognizerResult, str]], run_type: str) -> str:
+    """The strongest covering candidate's type; without one, a number is a date, a word takes the run's type."""
+    rules = [result for result, _ in covering if _recognizer(result) not in PASS_THROUGH]
+    if rules:
+        return max(rules, key=lambda result: result.score).entity_type
+    if any(c.isdigit() for c in word):
+        return Entity.DATE.value
+    if run_type:
+        return run_type
+    if word.isupper() and len(word) <= 4:
+        return Entity.HOSPITAL.value
+    return Entity.PATIENT.value
