@@ -96,7 +96,7 @@ class InferenceService:
         if not isinstance(model, LoadedModel):
             return self._prepared(principal, endpoint, [], params, screened.phi_types, id_prefix, "messages",
                                   upstream={"messages": shown})
-        prompt = await run_in_threadpool(lambda: model.tokenize(model.render_chat(shown)))
+        prompt = await run_in_threadpool(model.tokenize_chat, shown)
         return self._prepared(principal, endpoint, prompt, params, screened.phi_types, id_prefix, "messages")
 
     async def prepare_text(

@@ -131,16 +131,36 @@ class LoadedModel:
         rendered = self.render_chat([{"role": "user", "content": marker}])
         return rendered.split(marker, 1)[0] if marker in rendered else ""
 
-    def tokenize(self, text: str) -> list[int]:
+    def tokenize(self, text: str, *, special: bool = False, add_bos: bool | None = None) -> list[int]:
+        """Tokens of ``text``. ``special`` parses control-token text such as ``<|im_start|>``: only the
+        chat template's own text is tokenized that way, never what a caller sent, or a prompt could
+        open a system turn of its own."""
         data = text.encode("utf-8")
+        bos = self.add_bos if add_bos is None else add_bos
         capacity = len(data) + 8
         tokens = (llama_cpp.llama_token * capacity)()
-        count = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, self.add_bos, True)
+        count = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, bos, special)
         if count < 0:
             capacity = -count
             tokens = (llama_cpp.llama_token * capacity)()
-            count = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, self.add_bos, True)
+            count = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, bos, special)
         return list(tokens[:count])
+
+    def tokenize_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        """The rendered conversation with the template's markers as control tokens and every message's
+        content as plain text: the template is rendered around placeholders, then each piece is
+        tokenized on its own terms."""
+        markers = [f"\u2063m{index}\u2063" for index in range(len(messages))]
+        rendered = self.render_chat([{**message, "content": marker} for message, marker in zip(messages, markers, strict=True)])
+        tokens: list[int] = []
+        rest = rendered
+        for message, marker in zip(messages, markers, strict=True):
+            before, found, rest = rest.partition(marker)
+            if not found:  # a template that drops or rewrites content: tokenize it all as plain text
+                return self.tokenize(self.render_chat(messages))
+            tokens += self.tokenize(before, special=True, add_bos=not tokens and self.add_bos)
+            tokens += self.tokenize(message["content"], special=False, add_bos=False)
+        return tokens + self.tokenize(rest, special=True, add_bos=False)
 
     def piece(self, token: int, buffer: ctypes.Array[ctypes.c_char]) -> bytes:
         """Bytes of one generated token; control tokens render as nothing."""

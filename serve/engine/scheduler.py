@@ -190,7 +190,7 @@ class BatchEngine:
 
     def _compute_preamble(self) -> list[int]:
         """Decode the template's preamble into its own stream once; [] when there is none worth sharing."""
-        tokens = self.model.tokenize(self.model.chat_preamble())[: self.context_length - 1]
+        tokens = self.model.tokenize(self.model.chat_preamble(), special=True)[: self.context_length - 1]
         if len(tokens) < MIN_SHARED_TOKENS:
             return []
         batch = self._batch
