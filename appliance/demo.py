@@ -23,6 +23,7 @@ from appliance.evaluate.stage import BASE_MODEL_NAME, default_models
 from appliance.models import resolve_base_model
 from deid.egress import installed_guard
 from appliance.pipeline.stage import StageContext, StageResult, run_stage
+from appliance.train.config import Method
 from deid.fileio import atomic_write_text
 
 SUMMARY_FILE = "demo-summary.json"
@@ -51,7 +52,7 @@ def demo_settings(settings: ApplianceSettings) -> ApplianceSettings:
     """Quick settings for a first look; anything the operator configured explicitly still wins."""
     return settings.model_copy(
         update={
-            "train": _quick(settings.train, {"max_steps": DEMO_TRAIN_STEPS, "recipe": ["cpt", "sft"]}),
+            "train": _quick(settings.train, {"max_steps": DEMO_TRAIN_STEPS, "recipe": [Method.cpt, Method.sft]}),
             "eval": _quick(
                 settings.eval,
                 {
@@ -173,7 +174,7 @@ class DemoRun:
         from appliance.train.stage import run_recipe, train_stage
 
         total = self.settings.train.max_steps
-        recipe = [method.value for method in self.settings.train.recipe]
+        recipe = [str(method) for method in self.settings.train.recipe]
 
         def progress(row: dict[str, Any]) -> None:
             if row.get("kind") == "train":

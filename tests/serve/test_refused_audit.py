@@ -20,6 +20,7 @@ def _entries(server: LiveServer) -> list[dict]:
 
 def test_refused_requests_add_ledger_entries_without_the_key(main_server: LiveServer) -> None:
     base = main_server.base_url
+    main_server.app.state.services.ledger.flush_refusals()  # a fresh window: the first of each kind is written
     before = len(_entries(main_server))
     assert httpx.get(f"{base}/v1/models", headers={"Authorization": f"Bearer {BOGUS_KEY}"}, timeout=10).status_code == 401
     denied = httpx.get(f"{base}/v1/audit/status", headers=main_server.auth(Role.clinician), timeout=10)
@@ -37,6 +38,7 @@ def test_refused_requests_add_ledger_entries_without_the_key(main_server: LiveSe
 
 
 def test_refused_request_records_the_route_not_the_raw_path(main_server: LiveServer) -> None:
+    main_server.app.state.services.ledger.flush_refusals()
     before = len(_entries(main_server))
     path_canary = "Quortelby-1961"
     response = httpx.delete(
