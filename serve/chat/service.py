@@ -28,7 +28,12 @@ from serve.chat.protocol import (
     Usage,
 )
 from serve.config import ServeConfig
-from serve.engine.grammar import SchemaError, json_object_grammar, schema_grammar, tool_call_grammar
+from serve.engine.grammar import (
+    SchemaError,
+    json_object_grammar,
+    schema_grammar,
+    tool_call_grammar,
+)
 from serve.engine.sampling import GrammarError, SamplingParams, check_grammar
 from serve.engine.scheduler import Generation
 from serve.errors import InvalidRequestError

@@ -24,7 +24,12 @@ from serve.embeddings.protocol import (
     EmbeddingUsage,
     TextEmbedder,
 )
-from serve.errors import ApiError, InvalidRequestError, ModelNotFoundError, NotFoundError
+from serve.errors import (
+    ApiError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    NotFoundError,
+)
 from serve.privacy.service import PromptPrivacy
 
 ENDPOINT = "/v1/embeddings"

@@ -79,7 +79,7 @@ class LoadedModel:
     def load(
         cls, path: Path, adapter: Path | None = None, model_id: str | None = None,
         placement: GpuPlacement | None = None,
-    ) -> "LoadedModel":
+    ) -> LoadedModel:
         check_gguf_file(path)
         if adapter is not None:
             check_gguf_file(adapter)

@@ -38,10 +38,15 @@ import llama_cpp
 
 from serve.config import FlashAttention, KvCacheType
 from serve.engine.model import LoadedModel
-from serve.engine.sampling import GrammarError, SamplingParams, build_sampler, free_sampler, pick_token
+from serve.engine.sampling import (
+    GrammarError,
+    SamplingParams,
+    build_sampler,
+    free_sampler,
+    pick_token,
+)
 from serve.engine.text import TextAssembler
 from serve.errors import ApiError
-
 
 FLASH_ATTENTION = {
     FlashAttention.auto: llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO,

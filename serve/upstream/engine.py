@@ -20,7 +20,12 @@ import httpx
 
 from serve.config import ServeConfig
 from serve.engine.sampling import SamplingParams
-from serve.engine.scheduler import EngineBusyError, EngineStoppedError, Generation, GenerationEvent
+from serve.engine.scheduler import (
+    EngineBusyError,
+    EngineStoppedError,
+    Generation,
+    GenerationEvent,
+)
 from serve.upstream.supervisor import EngineSupervisor
 
 log = logging.getLogger("serve.upstream")
