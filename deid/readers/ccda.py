@@ -17,7 +17,6 @@ nobody can vouch for what they say. Everything else (codes, namespaces, prefixes
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -27,7 +26,7 @@ from lxml import etree
 from deid.anonymize.operators import CORPUS_SCOPE, AppliedSpan
 from deid.detection.entities import Entity
 from deid.detection.known_phi import KnownPhi
-from deid.readers.base import ReaderContext, RecordFormat, Unit, UnitResult
+from deid.readers.base import ReaderContext, Unit, UnitResult
 from deid.readers.hl7_text import (
     facility_surrogate,
     patient_scope,
@@ -35,7 +34,7 @@ from deid.readers.hl7_text import (
     scrub_pieces,
 )
 from deid.readers.hl7v2_message import parse_ts, shift_ts
-from deid.readers.text import MAX_NOTE_BYTES
+from deid.readers.text import WholeFileFormat
 
 V3 = "urn:hl7-org:v3"
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
@@ -77,20 +76,12 @@ def _local(element: etree._Element) -> str:
     return etree.QName(tag).localname if isinstance(tag, str) else ""
 
 
-class CcdaFormat(RecordFormat):
+class CcdaFormat(WholeFileFormat):
     name = "ccda"
 
-    def units(self, path: Path, source: str, start: int, start_line: int) -> Iterator[tuple[Unit, int, int]]:
-        if start > 0:
-            return
-        size = path.stat().st_size
-        yield Unit(source, source, path.read_bytes() if size <= MAX_NOTE_BYTES else None), size, 0
-
-    def transform(self, unit: Unit, context: ReaderContext) -> UnitResult:
-        if unit.data is None:
-            return UnitResult(b"", malformed=[(unit.position, "too_large", f"larger than {MAX_NOTE_BYTES >> 20} MiB")])
+    def transform_file(self, unit: Unit, data: bytes, context: ReaderContext) -> UnitResult:
         try:
-            tree = etree.ElementTree(etree.fromstring(unit.data, _parser()))
+            tree = etree.ElementTree(etree.fromstring(data, _parser()))
         except etree.XMLSyntaxError as error:
             # the line only: libxml2's message can quote the document
             line = error.lineno or 0
@@ -107,7 +98,7 @@ class CcdaFormat(RecordFormat):
         )
         if not out.endswith(b"\n"):
             out += b"\n"
-        return UnitResult(out, [context.document(unit.source, unit.position, walk.identity or unit.position, unit.data, out, walk.applied)])
+        return UnitResult(out, [context.document(unit.source, unit.position, walk.identity or unit.position, data, out, walk.applied)])
 
 
 @dataclass(slots=True)

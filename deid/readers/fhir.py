@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-from deid.readers.base import ReaderContext, RecordFormat, Unit, UnitResult
+from deid.readers.base import ReaderContext, Unit, UnitResult
 from deid.readers.fhir_resource import ResourceScrubber
 from deid.readers.jsonl import JsonLinesFormat, decode_object
-from deid.readers.text import MAX_NOTE_BYTES
+from deid.readers.text import WholeFileFormat
 
 
 def _identity(resource: dict[str, Any], fallback: str) -> str:
@@ -31,21 +29,13 @@ class FhirNdjsonFormat(JsonLinesFormat):
         return UnitResult(out, [document])
 
 
-class FhirJsonFormat(RecordFormat):
+class FhirJsonFormat(WholeFileFormat):
     """A Bundle (each entry's resource one document) or a single resource, as one JSON file."""
 
     name = "fhir-json"
 
-    def units(self, path: Path, source: str, start: int, start_line: int) -> Iterator[tuple[Unit, int, int]]:
-        if start > 0:
-            return
-        size = path.stat().st_size
-        yield Unit(source, source, path.read_bytes() if size <= MAX_NOTE_BYTES else None), size, 0
-
-    def transform(self, unit: Unit, context: ReaderContext) -> UnitResult:
-        if unit.data is None:
-            return UnitResult(b"", malformed=[(unit.position, "too_large", f"larger than {MAX_NOTE_BYTES >> 20} MiB")])
-        document = decode_object(unit.data)
+    def transform_file(self, unit: Unit, data: bytes, context: ReaderContext) -> UnitResult:
+        document = decode_object(data)
         if isinstance(document, tuple):
             return UnitResult(b"", malformed=[(unit.position, *document)])
         if not isinstance(document.get("resourceType"), str):
@@ -54,7 +44,7 @@ class FhirJsonFormat(RecordFormat):
         if document["resourceType"] != "Bundle":
             scrubbed, applied = scrubber.scrub(document)
             out = _dump(scrubbed)
-            return UnitResult(out, [context.document(unit.source, unit.position, _identity(document, unit.position), unit.data, out, applied)])
+            return UnitResult(out, [context.document(unit.source, unit.position, _identity(document, unit.position), data, out, applied)])
         return self._bundle(document, unit, context, scrubber)
 
     def _bundle(self, bundle: dict[str, Any], unit: Unit, context: ReaderContext, scrubber: ResourceScrubber) -> UnitResult:
