@@ -30,6 +30,7 @@ from appliance.train.distributed import DistInfo
 from appliance.train.loop import (
     ProgressFn,
     _scheduler,
+    optimizer_step,
     peak_memory_bytes,
     resolve_precision,
 )
@@ -213,16 +214,7 @@ def dpo_build(ctx: StageContext, config: TrainConfig, inputs: dict[str, Path], i
             step_loss += float(loss.detach())
             step_tokens += real_tokens(sequences)
             rewards.append(reward.detach())
-        if scaler:
-            scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-        if scaler:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(optimizer, scheduler, scaler, trainable, config.max_grad_norm)
         state.step += 1
         elapsed = time.perf_counter() - started
         seconds += elapsed

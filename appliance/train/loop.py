@@ -64,6 +64,22 @@ def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any:
     return get_scheduler(name, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.max_steps)
 
 
+def optimizer_step(
+    optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, trainable: list[torch.nn.Parameter], max_grad_norm: float
+) -> None:
+    """One update from the accumulated gradients: unscale (fp16), clip, step, advance the schedule, clear."""
+    if scaler:
+        scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
+    if scaler:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {key: value.to(device) for key, value in batch.items()}
 
@@ -151,16 +167,7 @@ def run_training(
                 loss = summed * scale
                 (scaler.scale(loss) if scaler else loss).backward()
             step_loss += float(summed.detach())
-        if scaler:
-            scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-        if scaler:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(optimizer, scheduler, scaler, trainable, config.max_grad_norm)
         state.step += 1
         loss_sum, tokens_all = distributed.all_reduce_sum(info, [step_loss, float(step_tokens)])
         elapsed = time.perf_counter() - started
