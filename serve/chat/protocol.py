@@ -122,7 +122,27 @@ UNSUPPORTED_CHAT_FIELDS = (
 )
 
 
-class ChatCompletionRequest(BaseModel):
+class StopSequences(BaseModel):
+    """``stop`` as OpenAI takes it (one string or up to four), shared by chat and text completions."""
+
+    stop: str | list[Annotated[str, Field(min_length=1, max_length=64)]] | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _at_most_four(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and len(value) > 4:
+            raise ValueError("at most 4 stop sequences")
+        if isinstance(value, str) and not 1 <= len(value) <= 64:
+            raise ValueError("a stop sequence has 1 to 64 characters")
+        return value
+
+    def stops(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+
+
+class ChatCompletionRequest(StopSequences):
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(..., min_length=1, max_length=256)
@@ -131,7 +151,6 @@ class ChatCompletionRequest(BaseModel):
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    stop: str | list[Annotated[str, Field(min_length=1, max_length=64)]] | None = None
     seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -154,20 +173,6 @@ class ChatCompletionRequest(BaseModel):
     web_search_options: dict[str, Any] | None = None
     reasoning_effort: str | None = None
     modalities: list[str] | None = None
-
-    @field_validator("stop")
-    @classmethod
-    def _at_most_four(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(value, list) and len(value) > 4:
-            raise ValueError("at most 4 stop sequences")
-        if isinstance(value, str) and not 1 <= len(value) <= 64:
-            raise ValueError("a stop sequence has 1 to 64 characters")
-        return value
-
-    def stops(self) -> tuple[str, ...]:
-        if self.stop is None:
-            return ()
-        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
     def unsupported(self) -> str | None:
         """The first field set to a value this server would have to ignore, else None."""

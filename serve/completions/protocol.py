@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from serve.chat.protocol import StreamOptions, Usage, first_unsupported
+from serve.chat.protocol import StopSequences, StreamOptions, Usage, first_unsupported
 
 UNSUPPORTED_COMPLETION_FIELDS = (
     "suffix", "logprobs", "logit_bias", "presence_penalty", "frequency_penalty",
@@ -20,7 +20,7 @@ Prompt = Annotated[str, Field(max_length=200_000)]
 TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=65_536)]
 
 
-class CompletionRequest(BaseModel):
+class CompletionRequest(StopSequences):
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(..., min_length=1, max_length=256)
@@ -28,7 +28,6 @@ class CompletionRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
-    stop: str | list[Annotated[str, Field(min_length=1, max_length=64)]] | None = None
     seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -41,20 +40,6 @@ class CompletionRequest(BaseModel):
     logit_bias: dict[str, float] | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
-
-    @field_validator("stop")
-    @classmethod
-    def _at_most_four(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(value, list) and len(value) > 4:
-            raise ValueError("at most 4 stop sequences")
-        if isinstance(value, str) and not 1 <= len(value) <= 64:
-            raise ValueError("a stop sequence has 1 to 64 characters")
-        return value
-
-    def stops(self) -> tuple[str, ...]:
-        if self.stop is None:
-            return ()
-        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
     def unsupported(self) -> str | None:
         return first_unsupported(self, UNSUPPORTED_COMPLETION_FIELDS, neutral={"suffix": ""})
