@@ -22,7 +22,7 @@ from pydantic_settings import (
 
 from appliance.bundle.config import BundleConfig
 from appliance.dataset.config import DatasetConfig
-from appliance.errors import ConfigError
+from deid.errors import ConfigError
 from appliance.evaluate.config import EvalConfig
 from appliance.export.config import ExportConfig
 from appliance.kb.config import KnowledgeConfig

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from appliance.config import ApplianceSettings
-from appliance.errors import WorkdirError
+from deid.errors import WorkdirError
 from appliance.evaluate.stage import BASE_MODEL_NAME, default_models
 from appliance.models import resolve_base_model
 from deid.egress import installed_guard

@@ -102,7 +102,7 @@ def main() -> None:
     os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
     import torch
 
-    from appliance.models import embedded_model_path
+    from serve.engine.gguf_file import embedded_model_path
     from bench.train_speed import _child, _dataset
 
     embedded = embedded_model_path()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from appliance.evaluate.rouge import rouge_l
 from appliance.kb.config import KnowledgeConfig
-from appliance.models import embedded_model_path
+from serve.engine.gguf_file import embedded_model_path
 from deid.egress import go_offline
 from bench.kb_retrieval import MEDQUAD, held_out
 from serve.consult.service import consult_messages

@@ -20,7 +20,7 @@ PROMPT = "Question: What are the common symptoms and first-line treatments of co
 def _export(workdir: Path, threads: int) -> Path:
     from appliance.config import load_settings
     from appliance.export.stage import export_stage
-    from appliance.models import embedded_model_path
+    from serve.engine.gguf_file import embedded_model_path
 
     settings = load_settings(home=workdir / "home", export={"quantizations": ["Q8_0", "Q5_K_M", "Q4_K_M"], "threads": threads})
     result = export_stage(settings, base_model=embedded_model_path(), adapter_dir=None, workdir=workdir,

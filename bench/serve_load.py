@@ -226,7 +226,7 @@ def bare_ceilings(model: Path, threads: int, steps: int, rounds: int = 2) -> dic
 
 
 def main() -> int:
-    from appliance.models import embedded_model_path
+    from serve.engine.gguf_file import embedded_model_path
     from serve.auth.keys import ApiKeyStore
     from serve.auth.protocol import Role
 

@@ -141,7 +141,7 @@ def engine_rate(model: Path, threads: int, max_tokens: int, rounds: int) -> floa
 
 
 def main() -> int:
-    from appliance.models import embedded_model_path
+    from serve.engine.gguf_file import embedded_model_path
     from serve.auth.keys import ApiKeyStore
     from serve.auth.protocol import Role
 

@@ -14,7 +14,7 @@ appliance packs examples into windows.
     .venv/bin/python -m bench.train_speed [--model PATH] [--steps 10] [--threads 1] [--rounds 2]
 
 Without ``--model`` a tiny llama is built on the fly (seconds); pass the embedded GGUF
-(``appliance.models.embedded_model_path()``) for the demo model (minutes on a CPU).
+(``serve.engine.gguf_file.embedded_model_path()``) for the demo model (minutes on a CPU).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
 
+from deid.field_policy import parse_policy
+
 
 class AnonymizationMode(str, Enum):
     surrogate = "surrogate"
@@ -41,7 +43,7 @@ class DeidConfig(BaseModel):
         description="CSV column / JSONL field path (a.b.c) -> drop | pseudonymize[:ENTITY] | shift | keep | scan",
     )
     default_field_policy: str = Field(
-        "scan", description="policy for fields not listed; under scan, names like ssn or dob imply one (deid.readers.policy)"
+        "scan", description="policy for fields not listed; under scan, names like ssn or dob imply one (deid.field_policy)"
     )
     file_naming: FileNaming = Field(
         FileNaming.keep_safe, description="output file names: keyed pseudonyms where a name may carry PHI, or always"
@@ -54,8 +56,6 @@ class DeidConfig(BaseModel):
     @field_validator("field_policies")
     @classmethod
     def _known_policies(cls, value: dict[str, str]) -> dict[str, str]:
-        from deid.readers.policy import parse_policy
-
         for policy in value.values():
             parse_policy(policy)
         return value
@@ -63,7 +63,5 @@ class DeidConfig(BaseModel):
     @field_validator("default_field_policy")
     @classmethod
     def _known_default(cls, value: str) -> str:
-        from deid.readers.policy import parse_policy
-
         parse_policy(value)
         return value

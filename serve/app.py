@@ -1,4 +1,4 @@
-"""``create_app(settings)``: the whole API wired from one settings object, no module state.
+"""``create_app(context)``: the whole API wired from one :class:`ServeContext`, no module state.
 
 Everything a request needs hangs off ``app.state.services``; routers reach it through the
 request, so two apps in one process (tests, a blue/green reload) never share anything but the
@@ -10,22 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from appliance.config import ApplianceSettings
-from appliance.errors import ApplianceError, ConfigError
-from appliance.models import check_gguf_file, embedded_model_path
+from deid.errors import ApplianceError, ConfigError
 from deid.egress import go_offline
 from serve.audit.router import build_router as audit_router
-from serve.audit.service import LedgerTarget, RequestLedger, refusal_recorder
+from serve.audit.service import RequestLedger, refusal_recorder
 from serve.auth.keys import ApiKeyStore
 from serve.auth.router import build_router as keys_router
 from serve.auth.protocol import Role
@@ -36,16 +32,16 @@ from serve.completions.router import build_router as completions_router
 from serve.completions.service import CompletionService
 from serve.consult.router import build_router as consult_router
 from serve.consult.service import ConsultService
-from serve.embeddings.protocol import TextEmbedder
+from serve.context import ServeContext
 from serve.embeddings.router import build_router as embeddings_router
 from serve.embeddings.service import EmbeddingService
+from serve.engine.gguf_file import check_gguf_file
 from serve.errors import install_error_handlers
 from serve.feedback.router import mount_feedback
 from serve.grounding import Grounding
 from serve.health.router import build_router as health_router
 from serve.inference import InferenceService
 from serve.knowledge.router import mount_knowledge
-from appliance.kb.grounding import KnowledgeService
 from serve.metrics import ApiMetrics
 from serve.middleware import BodyLimit, Observe
 from serve.models.router import build_router as models_router
@@ -58,7 +54,7 @@ log = logging.getLogger("serve")
 
 @dataclass
 class Services:
-    settings: ApplianceSettings
+    context: ServeContext
     models: ModelService
     auth: Authenticator
     ledger: RequestLedger
@@ -73,56 +69,24 @@ class Services:
     knowledge_failure: str | None = None
 
 
-def served_model_path(settings: ApplianceSettings) -> Path:
-    """The configured GGUF (e.g. the demo's quantized export), else the embedded model."""
-    configured = settings.serve.model
-    return check_gguf_file(configured) if configured is not None else embedded_model_path()
-
-
-def replica_name(settings: ApplianceSettings) -> str:
-    return f"{socket.gethostname()}-{settings.serve.port}"
-
-
-def build_grounding(settings: ApplianceSettings) -> KnowledgeService | None:
-    """The knowledge base's grounding service when one has been built, else None."""
-    if not settings.serve.knowledge:
-        return None
-    return KnowledgeService.open(settings)
-
-
-def create_app(
-    settings: ApplianceSettings, *, replica: str | None = None, embedder: TextEmbedder | None = None
-) -> FastAPI:
-    """``embedder`` serves /v1/embeddings (the appliance passes its knowledge base's); None = 404 there."""
-    config = settings.serve
+def create_app(context: ServeContext) -> FastAPI:
+    config = context.config
     go_offline()
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ConfigError("serve.tls_cert and serve.tls_key must be given together")
-    model_path = served_model_path(settings)
+    check_gguf_file(context.model_path)
     if config.adapter is not None:
         check_gguf_file(config.adapter)
-    replica = replica or replica_name(settings)
     metrics = ApiMetrics()
-    models = ModelService(config, model_path, config.adapter)
-    passphrase = settings.keystore.passphrase
-    ledger = RequestLedger(
-        LedgerTarget(
-            path=settings.ledger_dir / f"api-{replica}.jsonl",
-            replica=replica,
-            keystore_dir=settings.keystore_dir,
-            keystore_passphrase=passphrase.get_secret_value() if passphrase else None,
-            signing_key_name=settings.ledger.signing_key_name,
-            checkpoint_every=settings.ledger.checkpoint_every,
-            refusal_window_seconds=config.refusal_window_seconds,
-        )
-    )
+    models = ModelService(config, context.model_path, config.adapter)
+    ledger = RequestLedger(context.ledger)
     privacy = PromptPrivacy(None, redact_prompts=False)
     inference = InferenceService(config, models, privacy, ledger, metrics)
-    grounding = build_grounding(settings)
+    grounding = context.grounding
     services = Services(
-        settings=settings,
+        context=context,
         models=models,
-        auth=Authenticator(ApiKeyStore(settings.api_keys_file), RateLimiter(config.rate_limit_per_minute)),
+        auth=Authenticator(ApiKeyStore(context.api_keys_file), RateLimiter(config.rate_limit_per_minute)),
         ledger=ledger,
         metrics=metrics,
         privacy=privacy,
@@ -130,14 +94,14 @@ def create_app(
         chat=ChatService(config, inference, grounding),
         consult=ConsultService(config, inference, grounding),
         completions=CompletionService(config, inference),
-        embeddings=EmbeddingService(embedder, lambda: inference.privacy, ledger),
+        embeddings=EmbeddingService(context.embedder, lambda: inference.privacy, ledger),
         grounding=grounding,
     )
 
     def warm_up() -> None:
         """Slow loads (model, NLP pipeline) happen after the socket is open; /readyz says when done."""
         if config.detect_phi:
-            inference.privacy = PromptPrivacy(build_detector(settings), redact_prompts=config.redact_phi)
+            inference.privacy = PromptPrivacy(build_detector(context.deid), redact_prompts=config.redact_phi)
         models.load()
 
     def record_model_failure(reason: str) -> None:
@@ -180,7 +144,7 @@ def create_app(
                   audit_router, keys_router):
         app.include_router(build())
     mount_knowledge(app, grounding)
-    mount_feedback(app, config, settings.home, ledger, lambda: inference.privacy)
+    mount_feedback(app, config, context.feedback_home, ledger, lambda: inference.privacy)
     _mount_openapi(app)
     mount_web(app)
     if config.cors_origins:

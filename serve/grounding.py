@@ -44,6 +44,10 @@ class Grounding(Protocol):
         """Whether ``warm`` has finished, so ``/readyz`` can tell."""
         ...
 
+    def close(self) -> None:
+        """Release the index and the embedder when the API stops."""
+        ...
+
 
 @runtime_checkable
 class PassageSource(Protocol):

@@ -7,26 +7,25 @@ from collections.abc import Callable
 
 import uvicorn
 
-from appliance.config import ApplianceSettings
-from serve.app import create_app, served_model_path
-from serve.embeddings.protocol import TextEmbedder
+from serve.app import create_app
+from serve.config import ServeConfig
+from serve.context import ServeContext
 from serve.engine.model import default_model_id
 
 EXAMPLE_QUESTION = "What are first-line treatments for hypertension?"
 
 
-def base_url(settings: ApplianceSettings) -> str:
-    config = settings.serve
+def base_url(config: ServeConfig) -> str:
     scheme = "https" if config.tls_cert else "http"
     host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
     host = f"[{host}]" if ":" in host else host
     return f"{scheme}://{host}:{config.port}"
 
 
-def curl_example(settings: ApplianceSettings) -> str:
+def curl_example(context: ServeContext) -> str:
     """A copy-paste request that works once ``APPLIANCE_API_KEY`` holds a clinician key."""
-    config = settings.serve
-    model_id = config.model_name or default_model_id(served_model_path(settings), config.adapter)
+    config = context.config
+    model_id = config.model_name or default_model_id(context.model_path, config.adapter)
     body = (
         '{"model": "%s", "max_tokens": %d, "messages": [{"role": "user", "content": "%s"}]}'
         % (model_id, min(128, config.max_tokens_limit), EXAMPLE_QUESTION)
@@ -34,15 +33,15 @@ def curl_example(settings: ApplianceSettings) -> str:
     parts = ["curl", "-s"]
     if config.tls_cert:
         parts += ["--cacert", str(config.tls_cert)]
-    parts += [f"{base_url(settings)}/v1/chat/completions", "-H", "Content-Type: application/json"]
+    parts += [f"{base_url(config)}/v1/chat/completions", "-H", "Content-Type: application/json"]
     command = " ".join(shlex.quote(part) for part in parts)
     return f'{command} -H "Authorization: Bearer $APPLIANCE_API_KEY" -d {shlex.quote(body)}'
 
 
-def uvicorn_config(settings: ApplianceSettings, embedder: TextEmbedder | None = None) -> uvicorn.Config:
-    config = settings.serve
+def uvicorn_config(context: ServeContext) -> uvicorn.Config:
+    config = context.config
     return uvicorn.Config(
-        create_app(settings, embedder=embedder),
+        create_app(context),
         host=config.host,
         port=config.port,
         ssl_certfile=str(config.tls_cert) if config.tls_cert else None,
@@ -54,12 +53,11 @@ def uvicorn_config(settings: ApplianceSettings, embedder: TextEmbedder | None = 
     )
 
 
-def run_server(
-    settings: ApplianceSettings, announce: Callable[[str], None], embedder: TextEmbedder | None = None
-) -> None:
+def run_server(context: ServeContext, announce: Callable[[str], None]) -> None:
     """Blocks until interrupted; the egress guard is installed by ``create_app`` before any load."""
-    server = uvicorn.Server(uvicorn_config(settings, embedder))
-    announce(f"serving {served_model_path(settings)} at {base_url(settings)} (chat page at {base_url(settings)}/)")
+    server = uvicorn.Server(uvicorn_config(context))
+    url = base_url(context.config)
+    announce(f"serving {context.model_path} at {url} (chat page at {url}/)")
     announce("create a clinician key with: appliance keys create --role clinician")
-    announce(curl_example(settings))
+    announce(curl_example(context))
     server.run()

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.bundle.verify_bundle import FORMAT, MANIFEST_NAME, SIGNATURE_NAME
-from appliance.errors import InputError, WorkdirError
+from deid.errors import InputError, WorkdirError
 from deid.fileio import CHUNK, atomic_output, sha256_file
 
 

@@ -40,8 +40,8 @@ from appliance.bundle.wheelhouse import (
     wheel_members,
     wheel_metadata,
 )
-from appliance.errors import InputError, ModelError, WorkdirError
-from appliance.models import check_gguf_file, embedded_model_path
+from deid.errors import InputError, ModelError, WorkdirError
+from serve.engine.gguf_file import check_gguf_file, embedded_model_path
 from deid.fileio import sha256_file
 
 INSTALLER_FILES = ("install.sh", "install.py")

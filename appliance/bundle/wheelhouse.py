@@ -29,7 +29,7 @@ from packaging.tags import sys_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from appliance.errors import InputError
+from deid.errors import InputError
 
 APPLIANCE_DIST = "medical-appliance"
 _SKIPPED_METADATA = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}

@@ -13,7 +13,7 @@ adapters_app = typer.Typer(help="Combine LoRA adapters trained on the same base 
 
 
 def _weights(text: str | None, count: int) -> list[float]:
-    from appliance.errors import InputError
+    from deid.errors import InputError
 
     if text is None:
         return [1.0 / count] * count
@@ -37,7 +37,7 @@ def merge(
     ] = None,
 ) -> None:
     """Write one adapter that blends ADAPTERS; 'appliance export --adapter OUT' and serve take it."""
-    from appliance.errors import InputError
+    from deid.errors import InputError
     from appliance.models import resolve_base_model
     from appliance.train.merge import MergeMethod, merge_adapters
 

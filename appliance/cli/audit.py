@@ -51,7 +51,7 @@ def _trusted_keys(settings: ApplianceSettings, files: list[Path] | None) -> tupl
     The auth (entry MACs, head records) is what catches entries appended and ledgers cut back by
     someone without the key, so it is used even when the public keys come from files.
     """
-    from appliance.errors import InputError
+    from deid.errors import InputError
     from deid.errors import KeystoreError
     from deid.keystore import Keystore
     from deid.ledger.auth import LedgerAuth
@@ -74,7 +74,7 @@ def _trusted_keys(settings: ApplianceSettings, files: list[Path] | None) -> tupl
 
 
 def _ledger_path(settings: ApplianceSettings, ledger: Path | None) -> Path:
-    from appliance.errors import InputError
+    from deid.errors import InputError
 
     path = ledger or settings.deid_ledger
     if not path.is_file():
@@ -138,7 +138,7 @@ def report(
     allow_unsealed: AllowUnsealedOption = False,
 ) -> None:
     """Write a self-contained HTML page and JSON: counts, timeline, HIPAA coverage, review flags, spot checks."""
-    from appliance.errors import InputError
+    from deid.errors import InputError
     from deid.fileio import atomic_write_text
     from deid.ledger.report import build_report
     from deid.ledger.report_html import render_html

@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Build the signed offline bundle (wheelhouse, models, config, systemd unit, installer, SBOM)."""
         from appliance.bundle.build import BuildRequest, build_bundle
-        from appliance.errors import ConfigError
+        from deid.errors import ConfigError
 
         keystore, settings = _keystore(ctx)
         chosen = target or settings.bundle.target
@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
         """Check the bundle's signature and every byte; exit 0 only when it is intact and authentic."""
         from appliance.bundle.verify_bundle import BundleRejected
         from appliance.bundle.verify_bundle import verify as verify_bundle
-        from appliance.errors import InputError
+        from deid.errors import InputError
 
         if public_key is not None:
             if not public_key.is_file():

@@ -21,7 +21,7 @@ def detect(
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="worker processes (default: settings)")] = None,
 ) -> None:
     """Find PHI spans (character offsets into each text); detection only, nothing is changed."""
-    from appliance.errors import InputError
+    from deid.errors import InputError
     from deid.detection.jsonl_detect import detect_jsonl
 
     if not input_path.is_file():
@@ -45,7 +45,7 @@ def run(
 ) -> None:
     """De-identify whole datasets; a killed run resumes when rerun with the same --out. Exits 13
     when files were skipped, 3 when records were malformed (the rest is written either way)."""
-    from appliance.errors import IncompleteRunError, InputError
+    from deid.errors import IncompleteRunError, InputError
     from deid.keystore import Keystore
     from deid.pipeline import ProgressUpdate, deidentify
 
@@ -102,7 +102,7 @@ def evaluate(
     recall and precision, overall, per gold label and per predicted type, with 95% intervals."""
     import json
 
-    from appliance.errors import InputError
+    from deid.errors import InputError
     from deid.detection.engine import PhiDetector
     from deid.evaluation import evaluate as evaluation
     from deid.fileio import atomic_write_text
@@ -148,7 +148,7 @@ def sample(
     officer to annotate; the annotated sheet.jsonl is the input of 'deid evaluate'."""
     import secrets
 
-    from appliance.errors import InputError
+    from deid.errors import InputError
     from deid.evaluation.evaluate import EVALUATION_SECRET
     from deid.evaluation.sampling import SHEET_JSONL, draw, write_sheet
     from deid.keystore import Keystore

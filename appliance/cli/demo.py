@@ -35,6 +35,7 @@ def demo(
 
     from serve.auth.keys import ApiKeyStore
     from serve.auth.protocol import Role
+    from appliance.serving import serve_context
     from serve.server import run_server
 
     changes: dict[str, object] = {"model": outcome.served_model}
@@ -44,4 +45,4 @@ def demo(
     key, info = ApiKeyStore(served.api_keys_file).create(Role.clinician, "demo")
     console.print(f"a clinician key ({info.key_id}) was created for this demo; try the API with the curl line below:")
     typer.echo(f"export APPLIANCE_API_KEY={key}")
-    run_server(served, lambda line: console.print(line, markup=False))
+    run_server(serve_context(served), lambda line: console.print(line, markup=False))

@@ -13,7 +13,7 @@ import typer
 
 from appliance.cli.context import settings_from
 from appliance.config import ApplianceSettings
-from appliance.errors import ApplianceError
+from deid.errors import ApplianceError
 from deid.egress import EgressMode, install_egress_guard, installed_guard
 
 
@@ -95,7 +95,7 @@ def _available_memory(gpu: bool) -> tuple[str, int | None]:
 
 def _serving_memory(settings: ApplianceSettings) -> dict[str, Any]:
     """Memory the configured model needs at serve.parallel x serve.context_length, against what is free."""
-    from serve.app import served_model_path
+    from appliance.serving import served_model_path
     from serve.engine.memory import estimate
     from serve.engine.model import GpuPlacement
 
@@ -124,7 +124,8 @@ def _serving_memory(settings: ApplianceSettings) -> dict[str, Any]:
 
 
 def collect(settings_home: Path, configured_model: Path | None) -> dict[str, Any]:
-    from appliance.models import embedded_model_path, resolve_base_model
+    from serve.engine.gguf_file import embedded_model_path
+    from appliance.models import resolve_base_model
 
     models: dict[str, Any] = {}
     try:

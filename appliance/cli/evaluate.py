@@ -11,7 +11,7 @@ from appliance.cli.context import console, settings_from
 
 
 def _parse_models(values: list[str]) -> dict[str, Path]:
-    from appliance.errors import InputError
+    from deid.errors import InputError
 
     models: dict[str, Path] = {}
     for value in values:
@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
         """Evaluate base, fine-tuned and every quant; write report.json/.html and model-card.md."""
         if ctx.invoked_subcommand is not None:
             return
-        from appliance.errors import InputError
+        from deid.errors import InputError
         from appliance.evaluate.stage import default_models, evaluate_stage
         from appliance.models import resolve_base_model
 

@@ -19,7 +19,7 @@ def export(
     out: Annotated[Path, typer.Option("--out", help="JSONL of {prompt, chosen, rejected} for 'train --method dpo'")],
 ) -> None:
     """Write preference pairs: a correction beats the answer it corrects; an answer rated up beats one rated down."""
-    from appliance.errors import InputError
+    from deid.errors import InputError
     from deid.fileio import atomic_write_text
     from serve.feedback.service import FeedbackStore, preference_pairs, store_path
 

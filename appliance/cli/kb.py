@@ -19,7 +19,7 @@ kb_app = typer.Typer(help="Approved knowledge that grounds consultation answers.
 
 
 def _open(ctx: typer.Context, *, create: bool) -> KnowledgeBase:
-    from appliance.errors import InputError
+    from deid.errors import InputError
     from appliance.kb.base import KnowledgeBase
 
     settings = settings_from(ctx)
@@ -80,7 +80,7 @@ def remove(
     targets: Annotated[list[str], typer.Argument(help="Source files (as listed) or document keys")],
 ) -> None:
     """Remove every document that came from the given sources."""
-    from appliance.errors import InputError
+    from deid.errors import InputError
 
     knowledge = _open(ctx, create=False)
     try:
@@ -112,7 +112,7 @@ def search(
     method: Annotated[str, typer.Option("--method", help="lexical, dense, hybrid or graph")] = "graph",
 ) -> None:
     """Show the passages a consultation would cite (chunk id, similarity, title, source)."""
-    from appliance.errors import InputError
+    from deid.errors import InputError
     from appliance.kb.retrieval import Method
 
     if method not in Method.__members__:

@@ -33,13 +33,14 @@ def serve(
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="Port; default serve.port")] = None,
 ) -> None:
     """Serve the OpenAI-compatible consultation API (and the chat page at /)."""
+    from appliance.serving import serve_context
     from serve.server import run_server
 
     settings = settings_from(ctx)
     changes = {name: value for name, value in
                {"model": model, "adapter": adapter, "host": host, "port": port}.items() if value is not None}
     settings = settings.model_copy(update={"serve": settings.serve.model_copy(update=changes)})
-    run_server(settings, lambda line: typer.echo(line), embedder=KnowledgeEmbedder(settings.kb))
+    run_server(serve_context(settings, embedder=KnowledgeEmbedder(settings.kb)), lambda line: typer.echo(line))
 
 
 class KnowledgeEmbedder:
@@ -104,7 +105,7 @@ def keys_create(
     label: Annotated[str, typer.Option("--label", help="A note for administrators")] = "",
 ) -> None:
     """Create a key; it is printed once, alone on the last line, and cannot be shown again."""
-    from appliance.errors import InputError
+    from deid.errors import InputError
     from serve.auth.keys import ApiKeyStore
     from serve.auth.protocol import Role
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from appliance.dataset.recipes import Example
-from appliance.errors import GateError
+from deid.errors import GateError
 from deid.anonymize.surrogates import TITLES
 from deid.detection.spans import DetectedSpan
 from deid.pipeline import STATE_DIR

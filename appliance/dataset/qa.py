@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.errors import InputError
+from deid.errors import InputError
 
 PAIR_KEYS = (("question", "answer"), ("prompt", "response"), ("instruction", "output"))
 ROLES = {"system", "user", "assistant"}

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.errors import InputError
+from deid.errors import InputError
 from deid.readers.ccda import narrative_text
 from deid.readers.hl7v2 import looks_like_hl7v2, report_texts
 

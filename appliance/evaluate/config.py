@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from appliance.errors import ConfigError
+from deid.errors import ConfigError
 
 
 class EvalConfig(BaseModel):

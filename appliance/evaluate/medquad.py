@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from appliance.errors import InputError
+from deid.errors import InputError
 from appliance.evaluate.rouge import rouge_l
 from appliance.export.runners import (
     ModelRunner,

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from appliance.errors import InputError
+from deid.errors import InputError
 from appliance.evaluate.choices import fit_to_context
 from appliance.export.runners import ModelRunner, log_softmax
 

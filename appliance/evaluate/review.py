@@ -21,7 +21,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from appliance.errors import InputError, ModelError
+from deid.errors import InputError, ModelError
 from appliance.evaluate.choices import rank_options
 from appliance.evaluate.medquad import QAItem
 from appliance.evaluate.stats import bootstrap_mean

@@ -16,7 +16,7 @@ from typing import Any
 
 from appliance.config import ApplianceSettings
 from appliance.dataset.contamination import ContaminationIndex
-from appliance.errors import GateError, InputError
+from deid.errors import GateError, InputError
 from appliance.evaluate import (
     medquad,
     memorization,
@@ -31,7 +31,7 @@ from appliance.evaluate.model_card import render_model_card
 from appliance.evaluate.report import render_html
 from appliance.export.heldout import read_texts
 from appliance.export.runners import ModelRunner, negative_log_likelihood, open_runner
-from appliance.models import embedded_model_path
+from serve.engine.gguf_file import embedded_model_path
 from appliance.pipeline.stage import StageContext, StageResult, run_stage
 from deid.fileio import atomic_write_text, sha256_file
 

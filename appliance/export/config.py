@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from appliance.errors import ConfigError
+from deid.errors import ConfigError
 
 # llama.cpp file types the quantizer accepts by name (``LLAMA_FTYPE_MOSTLY_<name>``).
 SUPPORTED_QUANTIZATIONS = (

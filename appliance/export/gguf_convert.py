@@ -19,7 +19,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from appliance.errors import ModelError
+from deid.errors import ModelError
 from appliance.export.tokenizer_gguf import read_tokenizer, write_tokenizer
 from appliance.families.base import ModelFamily, ModelShape, RopeScalingKind
 from appliance.families.registry import read_export_shape

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from appliance.errors import InputError
+from deid.errors import InputError
 
 _TEXT_FIELDS = ("text", "answer", "content")
 

@@ -16,7 +16,7 @@ from typing import Any
 import gguf
 import numpy as np
 
-from appliance.errors import ModelError
+from deid.errors import ModelError
 from appliance.export.gguf_convert import gguf_tensor_name, iter_safetensors
 from appliance.families.registry import read_export_shape
 

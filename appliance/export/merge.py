@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from appliance.errors import GateError, ModelError
+from deid.errors import GateError, ModelError
 from appliance.export.lora_gguf import read_adapter_config
 from appliance.train.base_model import load_base_model
 

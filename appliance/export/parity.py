@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.errors import GateError
+from deid.errors import GateError
 from appliance.export.runners import LlamaCppRunner, TransformersRunner, perplexity
 
 # Fixed, PHI-free probes: prose, digits, punctuation and a chat turn with special tokens.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gguf
 
-from appliance.errors import ModelError
+from deid.errors import ModelError
 
 
 def quantize_gguf(source: Path, destination: Path, kind: str, threads: int | None = None) -> Path:

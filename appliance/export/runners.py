@@ -16,8 +16,8 @@ from typing import Protocol
 
 import numpy as np
 
-from appliance.errors import ModelError
-from appliance.models import check_gguf_file
+from deid.errors import ModelError
+from serve.engine.gguf_file import check_gguf_file
 
 
 class ModelRunner(Protocol):

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config import ApplianceSettings
-from appliance.errors import GateError, ModelError
+from deid.errors import GateError, ModelError
 from appliance.export.config import ExportConfig
 from appliance.export.gguf_convert import convert_hf_to_gguf, read_gguf_pre_tokenizer
 from appliance.export.heldout import read_texts

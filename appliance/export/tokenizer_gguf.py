@@ -21,7 +21,7 @@ from typing import Any
 
 import gguf
 
-from appliance.errors import ModelError
+from deid.errors import ModelError
 
 _LLAMA3_DIGITS = "\\p{N}{1,3}"
 _QWEN2_LETTERS = "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"

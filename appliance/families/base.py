@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from appliance.errors import ModelError
+from deid.errors import ModelError
 
 
 class RopeLayout(StrEnum):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from appliance.errors import ModelError
+from deid.errors import ModelError
 from appliance.families.base import ModelFamily, ModelShape
 from appliance.families.llama import LLAMA_LIKE_TARGETS
 

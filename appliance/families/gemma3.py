@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from appliance.errors import ModelError
+from deid.errors import ModelError
 from appliance.families.base import ModelShape, RopeScaling, RopeScalingKind, parse_rope
 from appliance.families.gemma2 import Gemma2Family
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from appliance.errors import ModelError
+from deid.errors import ModelError
 from appliance.families.base import ModelFamily, RopeScaling
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from appliance.errors import ModelError
+from deid.errors import ModelError
 from appliance.families.base import ModelFamily, ModelShape, read_config
 from appliance.families.gemma2 import Gemma2Family
 from appliance.families.gemma3 import Gemma3Family

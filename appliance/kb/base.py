@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.errors import ConfigError
+from deid.errors import ConfigError
 from appliance.kb.chunking import Chunk, chunk_document
 from appliance.kb.config import KnowledgeConfig
 from appliance.kb.documents import SourceDocument, expand_paths, read_documents

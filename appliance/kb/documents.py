@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-from appliance.errors import InputError
+from deid.errors import InputError
 
 FORMATS = ("markdown", "text", "html", "pdf", "jsonl")
 _SUFFIXES = {

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.errors import ModelError
+from deid.errors import ModelError
 
 DIMENSIONS = 384
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.errors import WorkdirError
+from deid.errors import WorkdirError
 from appliance.kb.chunking import Chunk
 from appliance.kb.documents import SourceDocument
 

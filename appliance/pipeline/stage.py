@@ -23,7 +23,7 @@ from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field
 
 from appliance import __version__
-from appliance.errors import StageError, WorkdirError
+from deid.errors import StageError, WorkdirError
 from deid.fileio import atomic_write_text, is_disk_full, sha256_bytes, sha256_file, sha256_tree
 
 MANIFEST_NAME = "manifest.json"

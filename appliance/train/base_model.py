@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from appliance.errors import ModelError
+from deid.errors import ModelError
 from appliance.families.registry import lora_targets
-from appliance.models import check_gguf_file
+from serve.engine.gguf_file import check_gguf_file
 
 
 @dataclass

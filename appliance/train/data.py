@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from appliance.errors import InputError
+from deid.errors import InputError
 from appliance.train.config import Overlong, TrainConfig, TrainMode
 
 IGNORE = -100

@@ -21,9 +21,10 @@ from typing import Any
 import torch
 from torch.nn import functional
 
-from appliance.errors import InputError
+from deid.errors import InputError
 from appliance.pipeline.stage import StageContext
-from appliance.train import checkpoint
+from appliance.train import adapter_model, checkpoint
+from appliance.train.base_model import load_base_model
 from appliance.train.config import Overlong, TrainConfig
 from appliance.train.data import IGNORE, Sequence, chat_sequence, collate, real_tokens
 from appliance.train.distributed import DistInfo
@@ -154,26 +155,24 @@ def preference_report(policy: torch.Tensor, reference: torch.Tensor, beta: float
 
 def dpo_build(ctx: StageContext, config: TrainConfig, inputs: dict[str, Path], info: DistInfo,
               progress: ProgressFn | None) -> dict[str, Any]:
-    from appliance.train import stage
-
     if info.enabled:
         raise InputError("the dpo stage runs in one process; start it without torchrun")
     rows = read_pairs(inputs["preferences"])
-    device = stage._device(info)
+    device = adapter_model.device_for(info)
     if device.type == "cpu" and config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
     autocast = resolve_precision(config.precision, device)
-    stage._seed(config.seed)
-    loaded = stage.load_base_model(inputs["base_model"], dtype=stage.load_dtype(config, device),
+    adapter_model.seed_everything(config.seed)
+    loaded = load_base_model(inputs["base_model"], dtype=adapter_model.load_dtype(config, device),
                                    quantize_4bit=config.qlora, device_index=info.local_rank,
                                    attention=config.attention.value)
-    tokenizer = stage._load_tokenizer(config, loaded.tokenizer)
-    stage.check_tokenizer_matches(tokenizer, loaded.model)
+    tokenizer = adapter_model.load_tokenizer(config, loaded.tokenizer)
+    adapter_model.check_tokenizer_matches(tokenizer, loaded.model)
     pairs = tokenize_pairs(rows, tokenizer, config)
     train_ids, held_ids = split(len(pairs), config.dpo_holdout, config.seed)
     start = inputs.get("start_adapter")
     model = loaded.model if config.qlora else loaded.model.to(device)
-    model = stage.peft_model(model, config, loaded.architecture, quantized=config.qlora, start=start)
+    model = adapter_model.peft_model(model, config, loaded.architecture, quantized=config.qlora, start=start)
     loss_module = CausalLMLoss(model)
     scoring = {"pad_id": tokenizer.pad_token_id, "device": device, "autocast": autocast}
     reference = _reference(ctx.resume_dir, loss_module, pairs, config.batch_size, scoring)
@@ -244,7 +243,7 @@ def dpo_build(ctx: StageContext, config: TrainConfig, inputs: dict[str, Path], i
         "started_from": str(start) if start is not None else "base",
         "reference": "the starting policy, log-probabilities computed once before training",
         "architecture": loaded.architecture,
-        "target_modules": stage.adapter_targets(model),
+        "target_modules": adapter_model.adapter_targets(model),
         "beta": config.dpo_beta,
         "pairs": len(pairs),
         "train_pairs": len(train_ids),
@@ -267,7 +266,7 @@ def dpo_build(ctx: StageContext, config: TrainConfig, inputs: dict[str, Path], i
     }
     if not all(math.isfinite(float(v)) for v in (after["loss"], after["reward_margin"])):
         raise InputError("DPO diverged (non-finite loss); lower train.learning_rate or raise train.dpo_beta")
-    stage.save_outputs(ctx.output_dir, model, tokenizer, state.metrics, summary)
+    adapter_model.save_outputs(ctx.output_dir, model, tokenizer, state.metrics, summary)
     return summary
 
 

@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from appliance.errors import InputError, ModelError
+from deid.errors import InputError, ModelError
 from appliance.train.base_model import load_base_model
 
 ADAPTER_CONFIG = "adapter_config.json"

@@ -19,11 +19,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from appliance.config import ApplianceSettings
-from appliance.errors import InputError, ModelError
+from deid.errors import InputError, ModelError
 from appliance.families.registry import require_exportable_base
 from appliance.pipeline.stage import (
     StageContext,
@@ -33,16 +32,25 @@ from appliance.pipeline.stage import (
     load_manifest,
     run_stage,
 )
-from appliance.train import distributed, metrics
-from appliance.train.base_model import default_target_modules, load_base_model
+from appliance.train import distributed
+from appliance.train.base_model import load_base_model
 from appliance.train.config import Method, TrainConfig, TrainMode
 from appliance.train.data import read_examples, resolve_mode, tokenize
 from appliance.train.distributed import DistInfo
+from appliance.train.adapter_model import (
+    ADAPTER_DIR,
+    adapter_targets,
+    check_tokenizer_matches,
+    device_for,
+    load_dtype,
+    load_tokenizer,
+    peft_model,
+    save_outputs,
+    seed_everything,
+)
 from appliance.train.loop import ProgressFn, resolve_precision, run_training
-from deid.fileio import atomic_write_text
 
 STAGE_NAME = "train"
-ADAPTER_DIR = "adapter"
 TRAIN_FILE = "train.jsonl"
 VALIDATION_FILE = "validation.jsonl"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -181,86 +189,6 @@ def _follow(workdir: Path, name: str, stage_settings: dict[str, Any], inputs: di
     return StageResult(final_dir, manifest, skipped=existing is not None and existing.fingerprint == fingerprint)
 
 
-def _seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _device(info: DistInfo) -> torch.device:
-    return torch.device("cuda", info.local_rank) if torch.cuda.is_available() else torch.device("cpu")
-
-
-def _load_tokenizer(config: TrainConfig, default: Any) -> Any:
-    if config.tokenizer is None:
-        return default
-    from transformers import AutoTokenizer
-
-    if not config.tokenizer.exists():
-        raise ModelError(f"tokenizer path does not exist: {config.tokenizer}")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(config.tokenizer), local_files_only=True)
-    except Exception as error:  # noqa: BLE001 - many loader error types; the message names the file
-        raise ModelError(f"cannot load tokenizer {config.tokenizer}: {type(error).__name__}") from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
-def check_tokenizer_matches(tokenizer: Any, model: Any) -> None:
-    """Token ids beyond the embedding table would crash deep in training, or silently mislearn."""
-    rows = model.get_input_embeddings().num_embeddings
-    if len(tokenizer) > rows:
-        raise ModelError(
-            f"the tokenizer does not match the model: it has {len(tokenizer)} tokens but the model's "
-            f"embedding table has {rows} rows"
-        )
-
-
-def load_dtype(config: TrainConfig, device: torch.device) -> torch.dtype:
-    """Weights in the compute dtype on a GPU (bf16/fp16 halve memory); fp32 on a CPU or when asked."""
-    autocast = resolve_precision(config.precision, device)
-    return autocast if autocast is not None else torch.float32
-
-
-def peft_model(model: Any, config: TrainConfig, architecture: str, *, quantized: bool,
-               start: Path | None = None) -> Any:
-    """A fresh LoRA adapter on ``model``, or ``start``'s adapter made trainable again."""
-    from peft import LoraConfig, PeftModel, get_peft_model
-
-    if quantized:
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
-    elif config.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if start is not None:
-        try:
-            return PeftModel.from_pretrained(model, str(start), is_trainable=True)
-        except (ValueError, OSError, KeyError, RuntimeError) as error:
-            raise ModelError(f"cannot continue the adapter in {start}: {type(error).__name__}: "
-                             f"{str(error).splitlines()[0][:200] if str(error) else ''}") from None
-    targets = config.target_modules or default_target_modules(architecture)
-    lora = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=targets if targets != ["all-linear"] else "all-linear",
-        task_type="CAUSAL_LM",
-        bias="none",
-    )
-    try:
-        return get_peft_model(model, lora)
-    except ValueError as error:
-        raise ModelError(f"LoRA target modules {targets} do not fit this {architecture} model: {error}") from None
-
-
-def adapter_targets(model: Any) -> list[str]:
-    """The target modules of the adapter actually trained (a continued one keeps its own)."""
-    targets = model.peft_config["default"].target_modules
-    return sorted(targets) if isinstance(targets, (set, list, tuple)) else [str(targets)]
-
-
 def select_for(method: Method | None, examples: list[dict[str, Any]], mode: TrainMode) -> list[dict[str, Any]]:
     """The examples a method learns from: cpt the plain text, sft the chats, the mixed stage all."""
     if method is Method.cpt:
@@ -298,16 +226,16 @@ def _build(ctx: StageContext, config: TrainConfig, inputs: dict[str, Path], meth
                 Method.sft: " (no chat examples for instruction tuning)"}.get(method, "") if method else ""
         raise InputError(f"the training set is empty{kind}; rebuild the dataset with more sources")
     validation_examples = select_for(method, all_validation, mode)
-    device = _device(info)
+    device = device_for(info)
     if device.type == "cpu" and config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
     autocast = resolve_precision(config.precision, device)
-    _seed(config.seed)
+    seed_everything(config.seed)
     base_model = inputs["base_model"]
     start = inputs.get("start_adapter")
     loaded = load_base_model(base_model, dtype=load_dtype(config, device), quantize_4bit=config.qlora,
                              device_index=info.local_rank, attention=config.attention.value)
-    tokenizer = _load_tokenizer(config, loaded.tokenizer)
+    tokenizer = load_tokenizer(config, loaded.tokenizer)
     check_tokenizer_matches(tokenizer, loaded.model)
     mode = resolve_mode(mode, train_examples)
     train = tokenize(train_examples, tokenizer, config, mode)
@@ -316,7 +244,7 @@ def _build(ctx: StageContext, config: TrainConfig, inputs: dict[str, Path], meth
     validation = tokenize(validation_examples, tokenizer, config, mode)
     model = loaded.model if config.qlora else loaded.model.to(device)
     model = peft_model(model, config, loaded.architecture, quantized=config.qlora, start=start)
-    _seed(config.seed)
+    seed_everything(config.seed)
     outcome = run_training(
         model, train, validation, config,
         pad_id=tokenizer.pad_token_id, resume_dir=ctx.resume_dir, device=device, info=info, progress=progress,
@@ -356,12 +284,3 @@ def _build(ctx: StageContext, config: TrainConfig, inputs: dict[str, Path], meth
     return summary
 
 
-def save_outputs(directory: Path, model: Any, tokenizer: Any, rows: list[dict[str, Any]],
-                 summary: dict[str, Any]) -> None:
-    """The adapter with its tokenizer, the metrics, the loss curve and the summary (numbers, no text)."""
-    adapter_dir = directory / ADAPTER_DIR
-    model.save_pretrained(adapter_dir)
-    tokenizer.save_pretrained(adapter_dir)
-    metrics.write_jsonl(directory / "metrics.jsonl", rows)
-    metrics.plot_loss(directory / "loss.png", rows)
-    atomic_write_text(directory / "summary.json", json.dumps(summary, indent=2))

@@ -22,7 +22,7 @@ from deid.anonymize.scrubber import Scrubber
 from deid.config import DeidConfig
 from deid.detection.known_phi import KnownPhi
 from deid.keystore import keyed_hash
-from deid.readers.policy import FieldPolicies
+from deid.field_policy import FieldPolicies
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 Rows are read with the csv module over byte-counted lines, so a quoted field spanning lines
 still parses and the offset after each row is exact for resuming. Cells are treated like JSONL
-fields (see :mod:`deid.readers.policy`): a column named ``ssn`` or ``dob`` is pseudonymized or
+fields (see :mod:`deid.field_policy`): a column named ``ssn`` or ``dob`` is pseudonymized or
 shifted under the default policy. Column names themselves are written as they are: a header is
 a schema, and a column named after a patient is not a shape this reader expects.
 """
@@ -18,7 +18,8 @@ from deid.anonymize.operators import AppliedSpan
 from deid.readers.base import ReaderContext, RecordFormat, Unit, UnitResult
 from deid.readers.lines import lines_from
 from deid.config import DeidConfig
-from deid.readers.policy import DROPPED, FieldPolicies, Policy, apply_policy, record_patient
+from deid.field_policy import FieldPolicies, Policy
+from deid.readers.policy import DROPPED, apply_policy, record_patient
 
 
 class CsvFormat(RecordFormat):

@@ -1,4 +1,4 @@
-"""JSON Lines records: each line one document; every field, nested value and key under its policy (see :mod:`deid.readers.policy`)."""
+"""JSON Lines records: each line one document; every field, nested value and key under its policy (see :mod:`deid.field_policy`)."""
 
 from __future__ import annotations
 

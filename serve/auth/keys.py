@@ -21,7 +21,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from appliance.errors import ConfigError, InputError
+from deid.errors import ConfigError, InputError
 from deid.fileio import atomic_write_text
 from serve.auth.protocol import KeyInfo, Role
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from appliance.errors import InputError
+from deid.errors import InputError
 from serve.auth.protocol import CreatedKey, CreateKeyRequest, KeyInfo, KeyList, Role
 from serve.auth.service import Principal, require
 from serve.errors import NotFoundError

@@ -15,8 +15,8 @@ from pathlib import Path
 import llama_cpp
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from appliance.errors import ModelError
-from appliance.models import check_gguf_file
+from deid.errors import ModelError
+from serve.engine.gguf_file import check_gguf_file
 from deid.fileio import sha256_file
 
 CHATML_FALLBACK = (

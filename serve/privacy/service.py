@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from deid.config import DeidConfig
 from deid.detection.spans import DetectedSpan
 
 
@@ -78,8 +79,8 @@ class PromptPrivacy:
         return Screened(result, sorted(types))
 
 
-def build_detector(settings: object) -> SpanDetector:
+def build_detector(config: DeidConfig) -> SpanDetector:
     """The de-identification engine's detector, configured like the rest of the appliance."""
     from deid.detection.engine import PhiDetector
 
-    return PhiDetector(settings.deid)  # type: ignore[attr-defined]
+    return PhiDetector(config)

@@ -12,7 +12,7 @@ import pytest
 
 from appliance.bundle.build import check_target
 from appliance.bundle.wheelhouse import Wheel
-from appliance.errors import InputError
+from deid.errors import InputError
 
 APPLIANCE = str(Path(sys.executable).parent / "appliance")
 

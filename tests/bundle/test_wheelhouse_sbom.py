@@ -15,7 +15,7 @@ from packaging.utils import canonicalize_name
 
 from appliance.bundle.sbom import build_sbom, licence_of
 from appliance.bundle.wheelhouse import Wheel, gather, repack, requirement_closure, wheel_metadata
-from appliance.errors import InputError
+from deid.errors import InputError
 
 SMALL_DISTS = ("click", "shellingham", "typer")
 

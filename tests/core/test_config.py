@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from appliance.config import load_settings
-from appliance.errors import ConfigError
+from deid.errors import ConfigError
 
 
 def test_defaults_put_everything_under_the_home(appliance_home: Path) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance.errors import ModelError
-from appliance.models import check_gguf_file, embedded_model_path, resolve_base_model
+from deid.errors import ModelError
+from serve.engine.gguf_file import check_gguf_file, embedded_model_path
+from appliance.models import resolve_base_model
 
 
 @pytest.fixture()

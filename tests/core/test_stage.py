@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.errors import StageError, WorkdirError
+from deid.errors import StageError, WorkdirError
 from appliance.pipeline.stage import StageContext, load_manifest, run_stage
 from deid.fileio import sha256_file
 

@@ -29,7 +29,7 @@ from appliance.dataset.recipes import (
 from appliance.dataset.sources import read_corpus
 from appliance.dataset.split import split_by_group
 from appliance.dataset.stage import build_dataset_stage
-from appliance.errors import GateError, InputError
+from deid.errors import GateError, InputError
 from deid.fileio import sha256_file
 from deid.keystore import Keystore
 from deid.ledger.verify import ledger_head, verify_ledger

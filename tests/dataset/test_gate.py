@@ -14,7 +14,7 @@ from appliance.dataset.config import DatasetConfig
 from appliance.dataset.recipes import Example, pretrain_examples, record_instruction_examples
 from appliance.dataset.sources import read_corpus
 from appliance.dataset.stage import build_dataset_stage
-from appliance.errors import GateError
+from deid.errors import GateError
 from deid.config import AnonymizationMode, DeidConfig
 from deid.detection.engine import PhiDetector
 from deid.detection.spans import DetectedSpan

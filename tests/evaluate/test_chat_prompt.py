@@ -74,7 +74,7 @@ def test_a_model_without_template_gets_the_raw_prompt(untemplated_hf_model: Path
 
 def test_embedded_instruct_model_answers_a_chat_question() -> None:
     """SmolLM2-Instruct ends its turn at once on a raw prompt; asked through its template it answers."""
-    from appliance.models import embedded_model_path
+    from serve.engine.gguf_file import embedded_model_path
 
     runner = LlamaCppRunner(embedded_model_path(), context_length=256, threads=2)
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from appliance.config import ApplianceSettings, load_settings
-from appliance.errors import GateError, InputError
+from deid.errors import GateError, InputError
 from appliance.evaluate.memorization import split_canary
 from appliance.evaluate.multiple_choice import MMLU_SUBJECTS
 from appliance.evaluate.review import Criterion

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.errors import InputError
+from deid.errors import InputError
 from appliance.evaluate import stats
 from appliance.evaluate.multiple_choice import (
     MMLU_SUBJECTS,

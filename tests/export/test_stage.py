@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
 
-from appliance.errors import GateError
+from deid.errors import GateError
 from appliance.export.gguf_convert import convert_hf_to_gguf
 from appliance.export.parity import check_parity, require_parity
 from appliance.export.runners import LlamaCppRunner, TransformersRunner

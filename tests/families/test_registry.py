@@ -12,7 +12,7 @@ import gguf
 import numpy as np
 import pytest
 
-from appliance.errors import ModelError
+from deid.errors import ModelError
 from appliance.families.base import RopeScalingKind, parse_rope, rope_permute
 from appliance.families.registry import (
     FAMILIES,

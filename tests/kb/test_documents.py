@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.errors import InputError
+from deid.errors import InputError
 from appliance.kb.chunking import chunk_document
 from appliance.kb.documents import read_documents
 from tests.kb.conftest import PDF_TEXT, medquad_pairs, write_sources

@@ -65,6 +65,7 @@ def test_nothing_relevant_is_said_not_invented(service: KnowledgeService) -> Non
 
 def test_api_serves_cited_passages(tmp_path: Path, built_kb: tuple[Path, dict[str, Path]]) -> None:
     """Through the real app: the router is mounted when a knowledge base exists, keys are required."""
+    from appliance.serving import serve_context
     from serve.app import create_app
     from serve.auth.keys import ApiKeyStore
     from serve.auth.protocol import Role
@@ -73,7 +74,7 @@ def test_api_serves_cited_passages(tmp_path: Path, built_kb: tuple[Path, dict[st
     settings = load_settings(None, home=tmp_path / "home")
     shutil.copytree(kb_dir, settings.kb_dir)
     secret, _ = ApiKeyStore(settings.api_keys_file).create(Role.clinician)
-    app = create_app(settings)
+    app = create_app(serve_context(settings))
     service = app.state.services.consult.grounding
     assert isinstance(service, KnowledgeService)
     citation = service.retrieve("When must metformin be withheld in kidney disease?")[0]
@@ -96,6 +97,8 @@ def test_a_knowledge_base_that_cannot_load_keeps_readyz_failed(
     import sqlite3
     import time
 
+    from appliance.serving import serve_context
+
     from serve.app import create_app
     from serve.config import ServeConfig
 
@@ -105,7 +108,7 @@ def test_a_knowledge_base_that_cannot_load_keeps_readyz_failed(
     with sqlite3.connect(settings.kb_dir / "knowledge.sqlite") as db:
         db.execute("UPDATE meta SET value = 'another-embedder' WHERE key = 'embedder'")
     db.close()
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(serve_context(settings))) as client:
         deadline = time.monotonic() + 60
         while (ready := client.get("/readyz")).json()["status"] == "loading":
             assert time.monotonic() < deadline

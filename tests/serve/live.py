@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from appliance.config import ApplianceSettings
+from appliance.serving import serve_context
 from serve.app import create_app
 from serve.auth.keys import ApiKeyStore
 from serve.auth.protocol import Role
@@ -50,7 +51,7 @@ def live_server(
     """``app_options`` go to ``create_app`` (e.g. an embedder)."""
     store = ApiKeyStore(settings.api_keys_file)
     keys = {role: store.create(role, "test")[0] for role in Role}
-    app = create_app(settings, **app_options)
+    app = create_app(serve_context(settings, **app_options))
     config = uvicorn.Config(
         app, host="127.0.0.1", port=settings.serve.port, log_level="warning", access_log=False,
         ssl_certfile=str(settings.serve.tls_cert) if settings.serve.tls_cert else None,

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from appliance.models import embedded_model_path
+from serve.engine.gguf_file import embedded_model_path
 from serve.engine.model import LoadedModel
 from serve.engine.sampling import SamplingParams
 from serve.engine.scheduler import BatchEngine

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from appliance.models import embedded_model_path
+from serve.engine.gguf_file import embedded_model_path
 from serve.config import KvCacheType, ServeConfig
 from serve.engine.memory import estimate
 

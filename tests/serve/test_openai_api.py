@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from appliance.config import ApplianceSettings
-from appliance.models import embedded_model_path
+from serve.engine.gguf_file import embedded_model_path
 from serve.auth.protocol import Role
 from serve.config import ServeConfig
 from serve.consult.protocol import DISCLAIMER

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from appliance.config import ApplianceSettings
+from appliance.serving import serve_context
 from serve.app import create_app
 from serve.auth.keys import ApiKeyStore
 from serve.auth.protocol import Role
@@ -188,7 +189,7 @@ def test_models_lists_the_configured_id_while_loading(tmp_path) -> None:
     """No lifespan runs under a bare TestClient, so the model never loads: the state during a load."""
     settings = ApplianceSettings(home=tmp_path, serve=ServeConfig(port=free_port(), detect_phi=False))
     key, _ = ApiKeyStore(settings.api_keys_file).create(Role.clinician, "test")
-    listed = TestClient(create_app(settings)).get("/v1/models", headers={"Authorization": f"Bearer {key}"}).json()
+    listed = TestClient(create_app(serve_context(settings))).get("/v1/models", headers={"Authorization": f"Bearer {key}"}).json()
     assert listed["data"] == [
         {"id": "SmolLM2-135M-Instruct.Q4_1", "object": "model", "created": listed["data"][0]["created"],
          "owned_by": "appliance", "ready": False}

@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 from appliance.config import ApplianceSettings
 from deid.detection.spans import DetectedSpan
 from deid.egress import EgressBlockedError
+from appliance.serving import serve_context
 from serve.app import create_app
 from serve.auth.keys import ApiKeyStore
 from serve.auth.protocol import Role
@@ -102,7 +103,7 @@ def test_tls_serves_https_only_and_egress_guard_is_on(tmp_path: Path) -> None:
     port = free_port()
     settings = ApplianceSettings(home=tmp_path / "home", serve=ServeConfig(
         port=port, tls_cert=cert, tls_key=key, detect_phi=False, threads=1, context_length=256, parallel=1))
-    app = create_app(settings)
+    app = create_app(serve_context(settings))
     with pytest.raises(EgressBlockedError):
         socket.create_connection(("192.0.2.10", 443), timeout=1)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
@@ -128,7 +129,7 @@ def test_a_corrupt_model_keeps_readyz_failed_with_the_reason(tmp_path: Path) -> 
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 64)
     settings = ApplianceSettings(home=tmp_path / "home", serve=ServeConfig(model=broken, detect_phi=False, threads=1))
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(serve_context(settings))) as client:
         deadline = time.monotonic() + 30
         while (ready := client.get("/readyz")).json()["status"] == "loading":
             assert time.monotonic() < deadline

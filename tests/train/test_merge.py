@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from appliance.errors import InputError
+from deid.errors import InputError
 from appliance.train.base_model import load_base_model
 from appliance.train.merge import MergeMethod, merge_adapters
 

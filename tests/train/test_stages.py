@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from appliance.config import load_settings
-from appliance.errors import InputError
+from deid.errors import InputError
 from appliance.train.config import Method
 from appliance.train.dpo import read_pairs
 from appliance.train.loss import CausalLMLoss, token_losses

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from appliance.config import load_settings
-from appliance.errors import InputError, ModelError
+from deid.errors import InputError, ModelError
 from appliance.train.base_model import default_target_modules, load_base_model
 from appliance.train.config import TrainConfig
 from appliance.train.data import IGNORE, chat_sequence, pack, text_sequence
