@@ -1,4 +1,8 @@
-"""Applying field policies (:mod:`deid.field_policy`) to values, nested objects and keys of one record."""
+"""Applying field policies (:mod:`deid.field_policy`) to values, nested objects and keys of one record.
+
+Keys (JSON object keys, CSV column names) go through :func:`scan_key`: a field name is schema
+and usually stays, but a record can name its fields after people too.
+"""
 
 from __future__ import annotations
 
@@ -78,12 +82,14 @@ def _shift(text: str, context: ReaderContext, patient: str) -> str:
     return context.anonymizer.surrogates.register(text, moved)
 
 
-def _scan_key(key: str, context: ReaderContext, patient: str, path: str) -> tuple[str, list[AppliedSpan]]:
-    """A key scanned like text; one the detector passes but that is no schema word is coded.
+def scan_key(key: str, context: ReaderContext, patient: str, path: str) -> tuple[str, list[AppliedSpan]]:
+    """A key scanned like text; one the detector passes, or passes in part, but that is no schema word is coded.
 
     A key has no sentence around it, so a bare surname ("Hollingsworth-Pryce") can pass the
     detector; a key that is not made of ordinary, clinical or format words (the test file
     names get, :func:`deid.file_names.may_carry_phi`) becomes a keyed, format-preserving code.
+    The same goes for what a detection leaves of a key: in ``Vandermeer_Philippa`` the detector
+    may see only the surname, and the given name must not survive next to its surrogate.
     """
     policies = context.policies
     if policies.is_clean_key(key):
@@ -93,13 +99,21 @@ def _scan_key(key: str, context: ReaderContext, patient: str, path: str) -> tupl
         policies.remember_clean_key(key)
         return key, []
     replaced, applied = context.scrubber.scrub(key, patient, field=path)
-    if applied:
+    if applied and not may_carry_phi(_undetected(key, applied)):
         return replaced, applied
-    if may_carry_phi(key):
+    if applied or may_carry_phi(key):
         coded = context.anonymizer.surrogates.identifier(key, "*")
         return coded, [AppliedSpan(0, len(key), "ID", "pseudonymize", path)]
     policies.remember_clean_key(key)
     return key, []
+
+
+def _undetected(key: str, applied: list[AppliedSpan]) -> str:
+    """The key with every detected span blanked out: what the detector let through."""
+    chars = list(key)
+    for span in applied:
+        chars[span.start : span.end] = " " * (span.end - span.start)
+    return "".join(chars)
 
 
 def transform_object(
@@ -117,7 +131,7 @@ def transform_object(
             continue
         out_key = key
         if policy.policy is not Policy.keep:
-            out_key, key_spans = _scan_key(key, context, patient, path)
+            out_key, key_spans = scan_key(key, context, patient, path)
             applied.extend(key_spans)
         while out_key in output:  # two keys that became the same surrogate both survive
             out_key += "_"
