@@ -7,6 +7,7 @@ import importlib
 import typer
 
 AREA_MODULES = (
+    "appliance.cli.about",
     "appliance.cli.doctor",
     "appliance.cli.deid",
     "appliance.cli.audit",
@@ -17,6 +18,7 @@ AREA_MODULES = (
     "appliance.cli.export",
     "appliance.cli.evaluate",
     "appliance.cli.serve",
+    "appliance.cli.keys",
     "appliance.cli.kb",
     "appliance.cli.bundle",
     "appliance.cli.demo",

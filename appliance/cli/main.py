@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -12,8 +11,7 @@ import click
 import typer
 from typer.exceptions import TyperException
 
-from appliance import __version__
-from appliance.cli.context import console, settings_from
+from appliance.cli.context import console
 from deid.egress import go_offline
 from deid.errors import ApplianceError, ExitCode
 
@@ -24,8 +22,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
-app.add_typer(config_app, name="config")
 
 
 @app.callback()
@@ -36,18 +32,6 @@ def root(
     ] = None,
 ) -> None:
     ctx.obj = None
-
-
-@app.command()
-def version() -> None:
-    """Print the appliance version."""
-    typer.echo(__version__)
-
-
-@config_app.command("show")
-def config_show(ctx: typer.Context) -> None:
-    """Print the effective settings as JSON, secrets masked."""
-    typer.echo(json.dumps(settings_from(ctx).masked(), indent=2, default=str))
 
 
 def _register_areas() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.cli.serve import KnowledgeEmbedder
+from appliance.kb.api_embedder import KnowledgeEmbedder
 from appliance.config import ApplianceSettings
 from appliance.kb.base import KnowledgeBase
 from appliance.kb.config import KnowledgeConfig
