@@ -81,12 +81,13 @@ def create_app(context: ServeContext) -> FastAPI:
     models = ModelService(config, context.model_path, config.adapter)
     ledger = RequestLedger(context.ledger)
     privacy = PromptPrivacy(None, redact_prompts=False)
-    inference = InferenceService(config, models, privacy, ledger, metrics)
+    auth = Authenticator(ApiKeyStore(context.api_keys_file), RateLimiter(config.rate_limit_per_minute))
+    inference = InferenceService(config, models, privacy, ledger, metrics, auth)
     grounding = context.grounding
     services = Services(
         context=context,
         models=models,
-        auth=Authenticator(ApiKeyStore(context.api_keys_file), RateLimiter(config.rate_limit_per_minute)),
+        auth=auth,
         ledger=ledger,
         metrics=metrics,
         privacy=privacy,

@@ -23,6 +23,7 @@ class ApiError(Exception):
     status_code: int = 400
     error_type: str = "invalid_request_error"
     code: str | None = None
+    ledgered: bool = False  # the request's own ledger entry already records it: no refusal entry too
 
     def __init__(self, message: str, *, param: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -113,7 +114,8 @@ def install_error_handlers(app: FastAPI, on_refused: RefusalHook | None = None) 
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
-        await refused(request, error.status_code, refusal_reason(error))
+        if not error.ledgered:
+            await refused(request, error.status_code, refusal_reason(error))
         return error_response(error)
 
     @app.exception_handler(RequestValidationError)

@@ -4,39 +4,71 @@ Screen the prompt for PHI (types for the ledger, optional redaction), apply the 
 template, enforce the token limits, hand the tokens to the batch engine, and when the request
 ends (finished, failed or abandoned by its client) record metrics and one ledger entry that
 holds counts and types but no text.
+
+A request outlives the key check at its door, so while it runs its key is asked about again
+every ``KEY_CHECK_SECONDS`` (a stat of the key file; a parse only when it changed): once the
+key is revoked, generation stops, the slot is freed, and the request ends as a 401
+``key_revoked`` (an error event in a stream, which has already sent its 200).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from deid.errors import ConfigError
 from serve.audit.protocol import RequestRecord
 from serve.audit.service import RequestLedger
-from serve.auth.service import Principal
+from serve.auth.service import Authenticator, Principal
 from serve.config import ServeConfig
 from serve.engine.model import LoadedModel
 from serve.engine.sampling import SamplingParams
 from serve.engine.scheduler import EngineBusyError, Generation, GenerationEvent
-from serve.errors import ApiError, InvalidRequestError, ModelNotFoundError
+from serve.errors import ApiError, InvalidRequestError, ModelNotFoundError, error_body
 from serve.metrics import ApiMetrics
 from serve.models.service import ModelService
 from serve.privacy.service import PromptPrivacy
 from serve.upstream.engine import UpstreamEngine, UpstreamModel
 
+log = logging.getLogger("serve.inference")
+
 CLIENT_CLOSED = 499
+KEY_REVOKED = "key_revoked"
+KEY_CHECK_SECONDS = 0.5  # how late a revocation may stop a running request, at the cost of a stat
+KEY_REVOKED_MESSAGE = "the API key was revoked while this request ran; the answer was stopped"
 
 
 class GenerationFailedError(ApiError):
     status_code = 503
     error_type = "server_error"
     code = "generation_failed"
+
+
+class KeyRevokedError(ApiError):
+    """The key was revoked while its request ran; the request's own ledger entry already says so."""
+
+    status_code = 401
+    error_type = KEY_REVOKED
+    code = KEY_REVOKED
+    ledgered = True
+
+
+def stream_error(finish_reason: str) -> bytes:
+    """The event a stream ends with (before ``data: [DONE]``) when its generation did not finish."""
+    if finish_reason == KEY_REVOKED:
+        body = error_body(KEY_REVOKED_MESSAGE, KEY_REVOKED, KEY_REVOKED)
+    else:
+        body = error_body("generation failed", "server_error", "generation_failed")
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
 @dataclass
@@ -73,12 +105,14 @@ class InferenceService:
         privacy: PromptPrivacy,
         ledger: RequestLedger,
         metrics: ApiMetrics,
+        auth: Authenticator,
     ) -> None:
         self.config = config
         self.models = models
         self.privacy = privacy
         self.ledger = ledger
         self.metrics = metrics
+        self.auth = auth
 
     async def prepare(
         self,
@@ -175,21 +209,17 @@ class InferenceService:
             raise  # the error handler records it as a refusal (bounded under a flood)
 
     async def complete(self, prepared: Prepared, request: Request) -> Outcome:
-        """Run to the end; a client that hangs up cancels the generation."""
+        """Run to the end: the stream below, gathered (it records the request and stops it early)."""
         generation = self.start(prepared)
-        watcher = asyncio.create_task(_cancel_on_disconnect(request, generation))
         parts: list[str] = []
         last: GenerationEvent | None = None
-        try:
-            async for event in generation.events():
+        async with aclosing(self.stream(prepared, generation, request)) as events:
+            async for event in events:
                 parts.append(event.text)
                 last = event
-        finally:
-            watcher.cancel()
-            if last is None:
-                generation.cancel()
         status = self._status_of(last)
-        await run_in_threadpool(self._record, prepared, generation, last, status)
+        if last is not None and last.finish_reason == KEY_REVOKED:
+            raise KeyRevokedError(KEY_REVOKED_MESSAGE, headers={"WWW-Authenticate": "Bearer"})
         if status >= 500:
             raise GenerationFailedError("generation failed; retry the request")
         assert last is not None and last.finish_reason is not None
@@ -198,15 +228,22 @@ class InferenceService:
     async def stream(
         self, prepared: Prepared, generation: Generation, request: Request
     ) -> AsyncIterator[GenerationEvent]:
-        """Events as they come; a client that hangs up (even while queued) cancels the generation."""
+        """Events as they come, until the end, the client hanging up (even while queued) or the key revoked.
+
+        After a revocation nothing more of the answer goes out, not even text already generated:
+        the next event is the ``key_revoked`` end.
+        """
         last: GenerationEvent | None = None
-        watcher = asyncio.create_task(_cancel_on_disconnect(request, generation))
+        watch = _Watch(request, generation, prepared.principal, self.auth)
         try:
             async for event in generation.events():
-                last = event
-                yield event
+                revoked = watch.revoked
+                last = GenerationEvent("", KEY_REVOKED, len(prepared.prompt), generation.generated) if revoked else event
+                yield last
+                if revoked:
+                    break
         finally:
-            watcher.cancel()
+            watch.close()
             if last is None or last.finish_reason is None:
                 generation.cancel()
             status = self._status_of(last)
@@ -216,6 +253,8 @@ class InferenceService:
     def _status_of(last: GenerationEvent | None) -> int:
         if last is None or last.finish_reason is None or last.finish_reason == "cancelled":
             return CLIENT_CLOSED
+        if last.finish_reason == KEY_REVOKED:
+            return KeyRevokedError.status_code
         if last.finish_reason in ("stop", "length"):
             return 200
         return 503
@@ -243,6 +282,37 @@ class InferenceService:
                 adapter_sha256=prepared.adapter_sha256,
             )
         )
+
+
+class _Watch:
+    """The two reasons a running generation stops early: its client hangs up, or its key is revoked."""
+
+    def __init__(self, request: Request, generation: Generation, principal: Principal, auth: Authenticator) -> None:
+        self.generation = generation
+        self.revoked = False
+        self._tasks = (
+            asyncio.create_task(_cancel_on_disconnect(request, generation)),
+            asyncio.create_task(self._watch_key(principal, auth)),
+        )
+
+    async def _watch_key(self, principal: Principal, auth: Authenticator) -> None:
+        """Time-based, not per token: a stalled or queued generation is stopped just as soon."""
+        while True:
+            await asyncio.sleep(KEY_CHECK_SECONDS)
+            try:
+                active = auth.still_active(principal)
+            except ConfigError:
+                # New requests are refused while the key file is unreadable; this one is asked again.
+                log.warning("API key file unreadable; the running request's key is checked again shortly")
+                continue
+            if not active:
+                self.revoked = True
+                self.generation.stop(KEY_REVOKED)
+                return
+
+    def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
 
 
 async def _cancel_on_disconnect(request: Request, generation: Generation) -> None:

@@ -93,6 +93,15 @@ class ApiKeyStore:
             return None
         return record.info
 
+    def is_active(self, key_id: str) -> bool:
+        """Whether a key that verified earlier may still be used; cheap enough to ask twice a second.
+
+        A stat of the file, and a parse only when it changed (shared with :meth:`verify`), so
+        a running request learns of a revocation by the CLI or by another replica too.
+        """
+        record = self._current().get(key_id)
+        return record is not None and record.info.active
+
     def _current(self) -> dict[str, _StoredKey]:
         try:
             stat = os.stat(self.path)

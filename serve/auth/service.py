@@ -63,6 +63,10 @@ class Authenticator:
             raise AuthenticationError("invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
         return Principal(info.key_id, info.role)
 
+    def still_active(self, principal: Principal) -> bool:
+        """For requests that outlive their check at the door (a long stream): is the key still good?"""
+        return self.store.is_active(principal.key_id)
+
 
 def require(*roles: Role, metered: bool = False) -> Callable[[Request], Principal]:
     """A FastAPI dependency admitting only keys of ``roles``; metered ones count against the rate limit.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -38,7 +39,7 @@ from serve.engine.sampling import GrammarError, SamplingParams, check_grammar
 from serve.engine.scheduler import Generation
 from serve.errors import InvalidRequestError
 from serve.grounding import GroundedPrompt, Grounding, with_notice
-from serve.inference import InferenceService, Prepared
+from serve.inference import InferenceService, Prepared, stream_error
 
 ENDPOINT = "/v1/chat/completions"
 TOOLS_INSTRUCTIONS = (
@@ -228,35 +229,35 @@ class ChatService:
         opening = f"{grounded.notice}\n\n" if grounded.notice else ""
         yield chunk(Delta(role="assistant", content=opening), citations=grounded.citations or None)
         held: list[str] | None = [] if shape.tool_calls else None
-        async for event in self.inference.stream(prepared, generation, request):
-            if event.finish_reason is not None and event.finish_reason not in ("stop", "length"):
-                error = {"error": {"message": "generation failed", "type": "server_error", "code": "generation_failed"}}
-                yield b"data: " + json.dumps(error).encode() + b"\n\n"
-                return
-            text, finish = event.text, event.finish_reason
-            if held is not None:
-                held.append(text)
-                text = "".join(held)
-                if finish is None and (not text or text.startswith("{")):
+        async with aclosing(self.inference.stream(prepared, generation, request)) as events:
+            async for event in events:
+                if event.finish_reason is not None and event.finish_reason not in ("stop", "length"):
+                    yield stream_error(event.finish_reason)
+                    break
+                text, finish = event.text, event.finish_reason
+                if held is not None:
+                    held.append(text)
+                    text = "".join(held)
+                    if finish is None and (not text or text.startswith("{")):
+                        continue
+                    held = None
+                    call = parse_call(text) if finish is not None else None
+                    if call is not None:
+                        yield chunk(Delta(tool_calls=[ToolCallDelta(
+                            id=call.id, type="function", function=CalledFunctionDelta(name=call.function.name, arguments=""),
+                        )]))
+                        yield chunk(Delta(tool_calls=[ToolCallDelta(
+                            function=CalledFunctionDelta(arguments=call.function.arguments),
+                        )]))
+                        text, finish = "", "tool_calls"
+                if text:
+                    yield chunk(Delta(content=text))
+                if finish is None:
                     continue
-                held = None
-                call = parse_call(text) if finish is not None else None
-                if call is not None:
-                    yield chunk(Delta(tool_calls=[ToolCallDelta(
-                        id=call.id, type="function", function=CalledFunctionDelta(name=call.function.name, arguments=""),
-                    )]))
-                    yield chunk(Delta(tool_calls=[ToolCallDelta(
-                        function=CalledFunctionDelta(arguments=call.function.arguments),
-                    )]))
-                    text, finish = "", "tool_calls"
-            if text:
-                yield chunk(Delta(content=text))
-            if finish is None:
-                continue
-            yield chunk(Delta(), finish)
-            if include_usage:
-                total = event.prompt_tokens + event.completion_tokens
-                yield chunk(Delta(), usage=Usage(
-                    prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens, total_tokens=total
-                ))
+                yield chunk(Delta(), finish)
+                if include_usage:
+                    total = event.prompt_tokens + event.completion_tokens
+                    yield chunk(Delta(), usage=Usage(
+                        prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens, total_tokens=total
+                    ))
         yield b"data: [DONE]\n\n"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 from fastapi import Request
 
@@ -14,7 +14,7 @@ from serve.config import ServeConfig
 from serve.engine.sampling import SamplingParams
 from serve.engine.scheduler import Generation
 from serve.errors import InvalidRequestError
-from serve.inference import InferenceService, Prepared
+from serve.inference import InferenceService, Prepared, stream_error
 
 ENDPOINT = "/v1/completions"
 # OpenAI's default for this endpoint; a client that relies on it gets what it expects.
@@ -74,18 +74,18 @@ class CompletionService:
 
         if body.echo:
             yield chunk(str(body.prompt))
-        async for event in self.inference.stream(prepared, generation, request):
-            if event.finish_reason is None:
-                yield chunk(event.text)
-                continue
-            if event.finish_reason not in ("stop", "length"):
-                error = {"error": {"message": "generation failed", "type": "server_error", "code": "generation_failed"}}
-                yield b"data: " + json.dumps(error).encode() + b"\n\n"
-                return
-            yield chunk(event.text, event.finish_reason)
-            if include_usage:
-                total = event.prompt_tokens + event.completion_tokens
-                yield chunk("", usage=Usage(
-                    prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens, total_tokens=total
-                ))
+        async with aclosing(self.inference.stream(prepared, generation, request)) as events:
+            async for event in events:
+                if event.finish_reason is None:
+                    yield chunk(event.text)
+                    continue
+                if event.finish_reason not in ("stop", "length"):
+                    yield stream_error(event.finish_reason)
+                    break
+                yield chunk(event.text, event.finish_reason)
+                if include_usage:
+                    total = event.prompt_tokens + event.completion_tokens
+                    yield chunk("", usage=Usage(
+                        prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens, total_tokens=total
+                    ))
         yield b"data: [DONE]\n\n"

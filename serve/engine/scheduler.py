@@ -103,6 +103,15 @@ class Generation:
         """Called when the client goes away; the worker frees the slot at its next step."""
         self._cancelled.set()
 
+    def stop(self, reason: str) -> None:
+        """Cancel, and end the caller's stream now with ``reason`` rather than at the worker's next step.
+
+        On the event loop's thread only. A queued generation would otherwise hear nothing until
+        a slot frees; the worker's own final event then goes unread.
+        """
+        self._cancelled.set()
+        self._events.put_nowait(GenerationEvent("", reason, len(self.prompt), self.generated))
+
     @property
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
