@@ -16,7 +16,8 @@ from typing import Any
 
 from appliance.config import ApplianceSettings
 from appliance.dataset.contamination import ContaminationIndex
-from deid.errors import GateError, InputError
+from appliance.dataset.stage import STAGE_NAME as DATASET_STAGE
+from appliance.dataset.stage import TRAIN_FILE, VALIDATION_FILE
 from appliance.evaluate import (
     medquad,
     memorization,
@@ -31,9 +32,11 @@ from appliance.evaluate.model_card import render_model_card
 from appliance.evaluate.report import render_html
 from appliance.export.heldout import read_texts
 from appliance.export.runners import ModelRunner, negative_log_likelihood, open_runner
-from serve.engine.gguf_file import embedded_model_path
-from appliance.pipeline.stage import StageContext, StageResult, run_stage
+from appliance.export.stage import STAGE_NAME as EXPORT_STAGE
+from appliance.pipeline.stage import StageContext, StageResult, finished_stage, run_stage
+from deid.errors import GateError, InputError
 from deid.fileio import atomic_write_text, sha256_file
+from serve.engine.gguf_file import embedded_model_path
 
 STAGE_NAME = "evaluate"
 REVIEW_FILE = "review.json"
@@ -368,7 +371,10 @@ def evaluate_stage(
         "canaries_sha256": hashlib.sha256("\n".join(planted).encode()).hexdigest(),
     }
     if training_files is None:
-        training_files = [p for p in (workdir / "dataset" / "train.jsonl", workdir / "dataset" / "validation.jsonl") if p.is_file()]
+        dataset = finished_stage(workdir, DATASET_STAGE)
+        training_files = [] if dataset is None else [
+            path for path in (dataset.path(TRAIN_FILE), dataset.path(VALIDATION_FILE)) if path.is_file()
+        ]
     judge_path = config.judge_model or settings.serve.model or embedded_model_path()
     if config.review_limit and not judge_path.is_file():
         raise InputError(f"judge model not found: {judge_path}")
@@ -394,9 +400,12 @@ def evaluate_stage(
 
 def default_models(workdir: Path, base_model: Path) -> dict[str, Path]:
     """Base, the fine-tuned reference GGUF and every accepted quant, from the export stage in ``workdir``."""
-    export_dir = workdir / "export"
+    export = finished_stage(workdir, EXPORT_STAGE)
+    if export is None:
+        raise InputError(f"no finished export stage in {workdir}; run 'appliance export' first")
+    export_dir = export.directory
     try:
-        parity = json.loads((export_dir / "parity.json").read_text())
+        parity = json.loads(export.path("parity.json").read_text())
     except (OSError, ValueError):
         raise InputError(f"no finished export stage in {workdir}; run 'appliance export' first") from None
     models = {BASE_MODEL_NAME: base_model, "fine-tuned": export_dir / parity["reference"]["file"]}

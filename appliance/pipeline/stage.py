@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field
@@ -27,6 +27,7 @@ from deid.errors import StageError, WorkdirError
 from deid.fileio import atomic_write_text, is_disk_full, sha256_bytes, sha256_file, sha256_tree
 
 MANIFEST_NAME = "manifest.json"
+Details = TypeVar("Details", bound=BaseModel)
 
 
 class Artifact(BaseModel):
@@ -46,6 +47,10 @@ class StageManifest(BaseModel):
     started_at: str
     finished_at: str
     seconds: float
+
+    def details_as(self, model: type[Details]) -> Details:
+        """The details a stage recorded, read back through that stage's own typed model."""
+        return model.model_validate(self.details)
 
     def artifact(self, relative: str) -> Artifact:
         for item in self.artifacts:
@@ -104,6 +109,57 @@ def fingerprint_of(name: str, settings: dict[str, Any], inputs: dict[str, str]) 
     return sha256_bytes(payload.encode())
 
 
+def stage_dir(workdir: Path, name: str) -> Path:
+    return workdir / name
+
+
+def resume_dir_of(workdir: Path, name: str, fingerprint: str) -> Path:
+    """Checkpoints of an unfinished run live apart from the stage, keyed by what it was run with."""
+    return workdir / ".resume" / name / fingerprint[:16]
+
+
+def finished_stage(workdir: Path, name: str) -> StageResult | None:
+    """Another stage's finished output, for stages and commands that read it (None when absent).
+
+    Only the artifacts' sizes are checked: hashing every GGUF on each read would cost more than
+    the read; ``run_stage`` re-hashes before it trusts an output enough to skip a rebuild.
+    """
+    directory = stage_dir(workdir, name)
+    manifest = load_manifest(directory)
+    if manifest is None:
+        return None
+    for artifact in manifest.artifacts:
+        path = directory / artifact.path
+        if not path.is_file() or path.stat().st_size != artifact.bytes:
+            return None
+    return StageResult(directory, manifest, skipped=True)
+
+
+def plan_stage(name: str, settings: BaseModel | Mapping[str, Any], inputs: Mapping[str, Path]) -> tuple[dict[str, Any], dict[str, str], str]:
+    """The recorded settings, the inputs' hashes and the fingerprint ``run_stage`` would use."""
+    settings_data = _settings_data(settings)
+    input_hashes = hash_inputs(inputs)
+    return settings_data, input_hashes, fingerprint_of(name, settings_data, input_hashes)
+
+
+def follow_stage(
+    workdir: Path, name: str, *, settings: BaseModel | Mapping[str, Any], inputs: Mapping[str, Path],
+    build: BuildFunction, scratch: Path,
+) -> StageManifest | None:
+    """Run ``build`` beside the process that owns the stage (another rank of a distributed job).
+
+    It gets the owner's fingerprint and resume folder, so it reads the same checkpoints, but writes
+    its outputs into ``scratch``, which is thrown away. Returns the stage's manifest as it was before
+    (None when the stage had to be built).
+    """
+    _, _, fingerprint = plan_stage(name, settings, inputs)
+    existing = load_manifest(stage_dir(workdir, name))
+    if existing is not None and existing.fingerprint == fingerprint:
+        return existing
+    build(StageContext(name, scratch, resume_dir_of(workdir, name, fingerprint), fingerprint))
+    return None
+
+
 def load_manifest(stage_dir: Path) -> StageManifest | None:
     try:
         return StageManifest.model_validate_json((stage_dir / MANIFEST_NAME).read_text())
@@ -153,10 +209,8 @@ def run_stage(
     (counts, metrics; never record text) that go into the manifest.
     """
     prepare_workdir(workdir)
-    settings_data = _settings_data(settings)
-    input_hashes = hash_inputs(inputs)
-    fingerprint = fingerprint_of(name, settings_data, input_hashes)
-    final_dir = workdir / name
+    settings_data, input_hashes, fingerprint = plan_stage(name, settings, inputs)
+    final_dir = stage_dir(workdir, name)
 
     lock = FileLock(str(workdir / f".{name}.lock"))
     try:
@@ -174,7 +228,7 @@ def run_stage(
         shutil.rmtree(staging_root / name, ignore_errors=True)
         staging = staging_root / name
         staging.mkdir(parents=True)
-        resume_dir = workdir / ".resume" / name / fingerprint[:16]
+        resume_dir = resume_dir_of(workdir, name, fingerprint)
         resume_dir.mkdir(parents=True, exist_ok=True)
         started, clock = _utc_now(), time.monotonic()
         try:

@@ -13,7 +13,6 @@ alongside it and read the same checkpoints when resuming (the work directory mus
 
 from __future__ import annotations
 
-import json
 import random
 import tempfile
 from pathlib import Path
@@ -22,21 +21,16 @@ from typing import Any
 import torch
 
 from appliance.config import ApplianceSettings
-from deid.errors import InputError, ModelError
 from appliance.families.registry import require_exportable_base
 from appliance.pipeline.stage import (
     StageContext,
     StageResult,
-    fingerprint_of,
-    hash_inputs,
+    follow_stage,
     load_manifest,
     run_stage,
+    stage_dir,
 )
 from appliance.train import distributed
-from appliance.train.base_model import load_base_model
-from appliance.train.config import Method, TrainConfig, TrainMode
-from appliance.train.data import read_examples, resolve_mode, tokenize
-from appliance.train.distributed import DistInfo
 from appliance.train.adapter_model import (
     ADAPTER_DIR,
     adapter_targets,
@@ -48,7 +42,12 @@ from appliance.train.adapter_model import (
     save_outputs,
     seed_everything,
 )
+from appliance.train.base_model import load_base_model
+from appliance.train.config import Method, TrainConfig, TrainMode
+from appliance.train.data import read_examples, resolve_mode, tokenize
+from appliance.train.distributed import DistInfo
 from appliance.train.loop import ProgressFn, resolve_precision, run_training
+from deid.errors import InputError, ModelError
 
 STAGE_NAME = "train"
 TRAIN_FILE = "train.jsonl"
@@ -174,19 +173,13 @@ def _dataset_inputs(dataset_dir: Path, base_model: Path, start: Path | None, con
 def _follow(workdir: Path, name: str, stage_settings: dict[str, Any], inputs: dict[str, Path], build: Any,
             info: DistInfo) -> StageResult:
     """A non-zero rank: train in step with rank 0 but write nothing of the stage's own."""
-    settings_data = json.loads(json.dumps(stage_settings, default=str, sort_keys=True))
-    fingerprint = fingerprint_of(name, settings_data, hash_inputs(inputs))
-    final_dir = workdir / name
-    existing = load_manifest(final_dir)
-    if not (existing and existing.fingerprint == fingerprint):
-        resume_dir = workdir / ".resume" / name / fingerprint[:16]
-        with tempfile.TemporaryDirectory(prefix=f"train-rank{info.rank}-") as scratch:
-            build(StageContext(name, Path(scratch), resume_dir, fingerprint))
+    with tempfile.TemporaryDirectory(prefix=f"train-rank{info.rank}-") as scratch:
+        before = follow_stage(workdir, name, settings=stage_settings, inputs=inputs, build=build, scratch=Path(scratch))
     distributed.barrier(info)
-    manifest = load_manifest(final_dir)
+    manifest = load_manifest(stage_dir(workdir, name))
     if manifest is None:
         raise InputError(f"rank 0 did not finish the {name} stage in {workdir}")
-    return StageResult(final_dir, manifest, skipped=existing is not None and existing.fingerprint == fingerprint)
+    return StageResult(stage_dir(workdir, name), manifest, skipped=before is not None)
 
 
 def select_for(method: Method | None, examples: list[dict[str, Any]], mode: TrainMode) -> list[dict[str, Any]]:
