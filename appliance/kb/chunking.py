@@ -27,10 +27,6 @@ class Chunk:
         head = ". ".join(part for part in (self.title, self.section) if part)
         return f"{head}. {self.text}" if head else self.text
 
-    @property
-    def lexical_text(self) -> str:
-        return f"{self.title} {self.section} {self.text}"
-
 
 def chunk_document(document: SourceDocument, chunk_words: int, overlap_words: int) -> list[Chunk]:
     """Chunks of about ``chunk_words`` words, cut at sentence ends where possible, within one section.
