@@ -14,7 +14,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 CHUNK = 1 << 20
 
@@ -45,7 +45,7 @@ def sha256_tree(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+def atomic_output(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
     """Open a temporary sibling of ``path``; on clean exit fsync it and rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     binary = "b" in mode

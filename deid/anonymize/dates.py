@@ -109,7 +109,7 @@ def _ordinal(day: int, template: str) -> str:
 
 def _zero_padded(groups: dict[str, str | None]) -> bool:
     """Whether numeric day/month were written with leading zeros ("03/14" yes, "3/14" no, "12/14" assume yes)."""
-    numeric = [groups[name] for name in ("m", "d") if groups.get(name)]
+    numeric = [part for name in ("m", "d") if (part := groups.get(name))]
     if any(part.startswith("0") for part in numeric):
         return True
     return len(numeric) == 2 and all(len(part) == 2 for part in numeric)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from deid.anonymize.operators import AppliedSpan, Anonymizer
+from deid.anonymize.operators import Anonymizer, AppliedSpan
 from deid.detection.known_phi import KnownPhi
 from deid.detection.spans import DetectedSpan
 

@@ -8,9 +8,7 @@ so this enhancer returns the results unchanged.
 
 from __future__ import annotations
 
-from deid.detection.presidio_api import EntityRecognizer, RecognizerResult
-from deid.detection.presidio_api import ContextAwareEnhancer
-from deid.detection.presidio_api import NlpArtifacts
+from deid.detection.presidio_api import ContextAwareEnhancer, EntityRecognizer, NlpArtifacts, RecognizerResult
 
 
 class RecognizerOwnContext(ContextAwareEnhancer):

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from deid.detection.presidio_api import AnalyzerEngine, RecognizerResult
-
 from deid.config import DeidConfig
 from deid.detection.context import RecognizerOwnContext
 from deid.detection.guard import compact, restore, tokenizer_text
 from deid.detection.known_phi import KnownPhi
 from deid.detection.merge import merge_results
 from deid.detection.nlp import ClinicalSpacyEngine
+from deid.detection.presidio_api import AnalyzerEngine, EntityRecognizer, NlpArtifacts, RecognizerResult
 from deid.detection.spans import DetectedSpan
 from deid.detection.token_filter import TokenFilter, TokenModel
 from deid.recognizers.known_phi import KnownPhiRecognizer
@@ -65,18 +64,19 @@ class PhiDetector:
             raise ValueError("known_phi must give one sequence per text")
         views = [compact(text) for text in texts]  # linear time whatever the text (deid.detection.guard)
         tokenized = [tokenizer_text(view.text) for view in views]
-        artifacts = self._nlp_engine.process_batch(tokenized, LANGUAGE, batch_size=self.config.detect_batch_size)
+        batch = self._nlp_engine.process_batch(tokenized, LANGUAGE, batch_size=self.config.detect_batch_size)
+        artifacts = (produced[1] for produced in batch)  # (text, artifacts)
         return [
             restore(self._analyze(view.text, nlp_artifacts, known_phi[index] if known_phi is not None else ()), view)
-            for index, (view, (_, nlp_artifacts)) in enumerate(zip(views, artifacts, strict=True))
+            for index, (view, nlp_artifacts) in enumerate(zip(views, artifacts, strict=True))
         ]
 
     def candidates(self, text: str, known_phi: Sequence[KnownPhi] = ()) -> list[RecognizerResult]:
         """Every rule result, however weak: what the token filter decides on (and what it is fit on)."""
         return self._candidates(text, self._nlp_engine.process_text(text, LANGUAGE), known_phi)
 
-    def _candidates(self, text: str, nlp_artifacts: object, known_phi: Sequence[KnownPhi]) -> list[RecognizerResult]:
-        ad_hoc = [KnownPhiRecognizer(known_phi, self.lexicon)] if known_phi else None
+    def _candidates(self, text: str, nlp_artifacts: NlpArtifacts, known_phi: Sequence[KnownPhi]) -> list[RecognizerResult]:
+        ad_hoc: list[EntityRecognizer] | None = [KnownPhiRecognizer(known_phi, self.lexicon)] if known_phi else None
         return self._analyzer.analyze(
             text,
             LANGUAGE,
@@ -85,7 +85,7 @@ class PhiDetector:
             score_threshold=0.0,
         )
 
-    def _analyze(self, text: str, nlp_artifacts: object, known_phi: Sequence[KnownPhi]) -> list[DetectedSpan]:
+    def _analyze(self, text: str, nlp_artifacts: NlpArtifacts, known_phi: Sequence[KnownPhi]) -> list[DetectedSpan]:
         results = self._candidates(text, nlp_artifacts, known_phi)
         if self.token_filter is not None:
             results = self.token_filter.apply(text, results)

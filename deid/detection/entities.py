@@ -8,10 +8,10 @@ clinician names and hospital names.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Entity(str, Enum):
+class Entity(StrEnum):
     """PHI entity types; the value is what appears in ``DetectedSpan.entity_type``."""
 
     PATIENT = "PATIENT"  # names of the patient, relatives, friends and other non-staff persons

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from deid.detection.presidio_api import RecognizerResult
-
 from deid.detection.entities import NAME_ENTITIES
+from deid.detection.presidio_api import RecognizerResult
 from deid.detection.spans import DetectedSpan
 
 # Parts of one name found separately ("JOHN" + "WHITAKER") become one span when only this separates them.

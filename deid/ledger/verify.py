@@ -51,7 +51,6 @@ from deid.ledger.entry import (
 )
 from deid.ledger.writer import read_tail
 
-
 KEY_ID = re.compile(r"[0-9a-f]{16}")
 
 

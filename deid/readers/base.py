@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deid.anonymize.operators import AppliedSpan, Anonymizer
+from deid.anonymize.operators import Anonymizer, AppliedSpan
 from deid.anonymize.scrubber import Scrubber
 from deid.config import DeidConfig
 from deid.detection.known_phi import KnownPhi
-from deid.keystore import keyed_hash
 from deid.field_policy import FieldPolicies
+from deid.keystore import keyed_hash
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,7 +70,7 @@ def patient_of(resource: dict[str, Any], is_patient: Any) -> str | None:
     for key in ("subject", "patient", "beneficiary"):
         ref = resource.get(key)
         if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
-            target = ref["reference"]
+            target: str = ref["reference"]
             if target.startswith(_URN_UUID):
                 candidate = target[len(_URN_UUID) :]
                 if is_patient(candidate) or key == "patient":
@@ -158,7 +158,7 @@ class ResourceScrubber:
         return node
 
     def _dict(self, node: dict[str, Any], key: str, path: str, walk: _Walk, root: bool) -> dict[str, Any]:
-        if key in _NAME_FIELDS and ("family" in node or "given" in node or "text" in node and "use" in node):
+        if key in _NAME_FIELDS and ("family" in node or "given" in node or ("text" in node and "use" in node)):
             return self._human_name(node, path, walk)
         if key in ("address", "valueAddress"):
             return self._address(node, path, walk)
@@ -259,7 +259,8 @@ class ResourceScrubber:
         value = node.get("value")
         if isinstance(value, str):
             system = node.get("system")
-            entity = {"email": Entity.EMAIL, "url": Entity.URL, "fax": Entity.FAX}.get(system, Entity.PHONE)
+            kinds = {"email": Entity.EMAIL, "url": Entity.URL, "fax": Entity.FAX}
+            entity = kinds.get(system, Entity.PHONE) if isinstance(system, str) else Entity.PHONE
             result["value"] = self._replace(value, entity.value, f"{path}.value", walk)
         if "period" in node:
             result["period"] = self._node(node["period"], "period", f"{path}.period", walk)
