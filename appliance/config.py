@@ -22,12 +22,12 @@ from pydantic_settings import (
 
 from appliance.bundle.config import BundleConfig
 from appliance.dataset.config import DatasetConfig
-from deid.errors import ConfigError
 from appliance.evaluate.config import EvalConfig
 from appliance.export.config import ExportConfig
 from appliance.kb.config import KnowledgeConfig
 from appliance.train.config import TrainConfig
 from deid.config import DeidConfig
+from deid.errors import ConfigError
 from deid.ledger.config import LedgerConfig
 from serve.config import ServeConfig
 

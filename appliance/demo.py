@@ -18,12 +18,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from appliance.config import ApplianceSettings
-from deid.errors import WorkdirError
 from appliance.evaluate.stage import BASE_MODEL_NAME, default_models
 from appliance.models import resolve_base_model
-from deid.egress import installed_guard
 from appliance.pipeline.stage import StageContext, StageResult, run_stage
 from appliance.train.config import Method
+from deid.egress import installed_guard
+from deid.errors import WorkdirError
 from deid.fileio import atomic_write_text
 
 SUMMARY_FILE = "demo-summary.json"
@@ -156,7 +156,7 @@ class DemoRun:
             return details
 
         return self._step(
-            "De-identify sample records (audit ledger: %s)" % settings.deid_ledger,
+            f"De-identify sample records (audit ledger: {settings.deid_ledger})",
             lambda: run_stage(self.workdir, "deid", settings=settings.deid, inputs={"records": records}, build=build),
         )
 
@@ -198,7 +198,7 @@ class DemoRun:
         from appliance.export.stage import export_stage
 
         return self._step(
-            "Merge, convert to GGUF, quantize (%s), parity gate" % ", ".join(self.settings.export.quantizations),
+            f"Merge, convert to GGUF, quantize ({', '.join(self.settings.export.quantizations)}), parity gate",
             lambda: export_stage(
                 self.settings, base_model=base_model, adapter_dir=adapter_dir, workdir=self.workdir,
                 heldout_texts=heldout, progress=self._detail,

@@ -19,7 +19,7 @@ import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -40,7 +40,7 @@ class Entry:
 class _HashingWriter(io.RawIOBase):
     """Counts and hashes every byte tarfile writes, so the payload hash costs no second read."""
 
-    def __init__(self, sink: BinaryIO) -> None:
+    def __init__(self, sink: IO[bytes]) -> None:
         self._sink = sink
         self.digest = hashlib.sha256()
         self.count = 0
@@ -99,7 +99,7 @@ def write_signed_archive(
     try:
         with atomic_output(plain, "wb") as sink:
             writer = _HashingWriter(sink)
-            with tarfile.open(fileobj=writer, mode="w:", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[arg-type]
+            with tarfile.open(fileobj=writer, mode="w:", format=tarfile.PAX_FORMAT) as tar:
                 for entry in sorted(entries, key=lambda item: item.arcname):
                     if entry.arcname in files:
                         raise InputError(f"two bundle files share the name {entry.arcname}")
@@ -135,9 +135,12 @@ def write_signed_archive(
 
 def _compress(plain: Path, out: Path, compression: str) -> None:
     if compression == "gz":
-        with atomic_output(out, "wb") as sink, gzip.GzipFile(fileobj=sink, mode="wb", mtime=0, compresslevel=6) as zipped:
-            with open(plain, "rb") as source:
-                shutil.copyfileobj(source, zipped, CHUNK)
+        with (
+            atomic_output(out, "wb") as sink,
+            gzip.GzipFile(fileobj=sink, mode="wb", mtime=0, compresslevel=6) as zipped,
+            open(plain, "rb") as source,
+        ):
+            shutil.copyfileobj(source, zipped, CHUNK)
         return
     with atomic_output(out, "wb") as sink:
         done = subprocess.run(

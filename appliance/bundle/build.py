@@ -41,8 +41,8 @@ from appliance.bundle.wheelhouse import (
     wheel_metadata,
 )
 from deid.errors import InputError, ModelError, WorkdirError
-from serve.engine.gguf_file import check_gguf_file, embedded_model_path
 from deid.fileio import sha256_file
+from serve.engine.gguf_file import check_gguf_file, embedded_model_path
 
 INSTALLER_FILES = ("install.sh", "install.py")
 SOURCE_PARTS = ("appliance", "deid", "serve", "pyproject.toml", "README.md")
@@ -119,10 +119,12 @@ def check_target(target: str, wheels: list[Wheel]) -> None:
     """A CUDA bundle built from a CPU environment would install fine and then crawl: refuse it here."""
     if target != "cuda":
         return
-    by_name = {canonicalize_name(wheel.name): wheel for wheel in wheels}
+    by_name: dict[str, Wheel] = {canonicalize_name(wheel.name): wheel for wheel in wheels}
     torch = by_name.get("torch")
     if torch is not None and "+cpu" in torch.version:
-        raise InputError(f"target cuda but torch {torch.version} is the CPU build; build from a CUDA environment or pass its wheels with --wheelhouse")
+        raise InputError(
+            f"target cuda but torch {torch.version} is the CPU build; build from a CUDA environment or pass its wheels with --wheelhouse"
+        )
     llama = by_name.get("llama-cpp-python")
     if llama is not None and not any("cuda" in member for member in wheel_members(llama.path)):
         raise InputError("target cuda but the llama-cpp-python wheel has no CUDA backend; build it with LLAMA_CMAKE_ARGS=-DGGML_CUDA=on")
@@ -178,7 +180,9 @@ def _wheels(request: BuildRequest, root: Path, own_path: Path, scratch: Path) ->
     return own, [own, *found[0], *found[1]], pinned, loose
 
 
-def _entries(root: Path, models: list[Path], adapter: Path | None, card: Path, sbom: Path, wheels: list[Wheel], pins: tuple[Path, Path]) -> list[Entry]:
+def _entries(
+    root: Path, models: list[Path], adapter: Path | None, card: Path, sbom: Path, wheels: list[Wheel], pins: tuple[Path, Path]
+) -> list[Entry]:
     entries = [Entry(wheel.path, f"wheelhouse/{wheel.path.name}") for wheel in wheels]
     entries += [Entry(pins[0], "wheelhouse/requirements.txt"), Entry(pins[1], "wheelhouse/requirements-nodeps.txt")]
     entries += [Entry(model, f"models/{model.name}") for model in models + ([adapter] if adapter else [])]
@@ -212,7 +216,7 @@ def build_bundle(request: BuildRequest, signing_key: Ed25519PrivateKey, public_k
         scratch = Path(scratch_name)
         own, wheels, pinned, loose = _wheels(request, root, build_own_wheel(root, scratch / "own"), scratch)
         release = request.release or own.version
-        timestamp = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+        timestamp = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
         sbom = scratch / "sbom.cdx.json"
         sbom.write_text(json.dumps(build_sbom(release, wheels, shipped, timestamp), indent=2) + "\n")
         entries = _entries(root, models, request.adapter, _model_card(request, models, scratch), sbom, wheels, (pinned, loose))
@@ -231,7 +235,7 @@ def build_bundle(request: BuildRequest, signing_key: Ed25519PrivateKey, public_k
             "adapter": request.adapter.name if request.adapter else None,
             "key_fingerprint": verify_bundle.key_fingerprint(raw_key),
         }
-        mtime = int(os.environ.get("SOURCE_DATE_EPOCH") or dt.datetime.now(dt.timezone.utc).timestamp())
+        mtime = int(os.environ.get("SOURCE_DATE_EPOCH") or dt.datetime.now(dt.UTC).timestamp())
         write_signed_archive(request.out, entries, fields, signing_key, mtime)
     public_key_file = request.out.with_name(request.out.name + ".pub.pem")
     public_key_file.write_bytes(public_key_pem)

@@ -11,6 +11,7 @@ This module is shipped verbatim inside every bundle next to ``verify_bundle.py``
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 
 _P = 2**255 - 19
@@ -96,7 +97,7 @@ def public_key_from_pem(pem: bytes) -> bytes:
         begin = lines.index("-----BEGIN PUBLIC KEY-----")
         end = lines.index("-----END PUBLIC KEY-----")
         der = base64.b64decode("".join(lines[begin + 1 : end]), validate=True)
-    except (ValueError, base64.binascii.Error) as error:
+    except (ValueError, binascii.Error) as error:
         raise InvalidSignature("not a PEM public key") from error
     if len(der) != 44 or not der.startswith(_SPKI_PREFIX):
         raise InvalidSignature("not an Ed25519 public key")

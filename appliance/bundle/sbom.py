@@ -49,7 +49,7 @@ def _purl(name: str, version: str) -> str:
 
 
 def _requires(metadata: Any) -> list[str]:
-    names = []
+    names: list[str] = []
     for text in metadata.get_all("Requires-Dist") or []:
         try:
             requirement = Requirement(text)

@@ -183,7 +183,7 @@ def repack(dist: importlib.metadata.Distribution, out_dir: Path, compresslevel: 
     wheel_metadata = dist.read_text("WHEEL")
     if files is None or wheel_metadata is None:
         raise InputError(f"{name} {version} was not installed from a wheel; provide its wheel with --wheelhouse")
-    site = Path(dist.locate_file(""))
+    site = Path(str(dist.locate_file("")))
     prefix = Path(sys.prefix)
     info_dir = next(
         (str(item).split("/")[0] for item in files if str(item).split("/")[0].endswith(".dist-info")), None
@@ -240,7 +240,7 @@ def wheel_metadata(path: Path) -> importlib.metadata.Distribution:
         info_dirs = {name.split("/")[0] for name in archive.namelist() if name.split("/")[0].endswith(".dist-info")}
     if len(info_dirs) != 1:
         raise InputError(f"not a valid wheel (expected one .dist-info): {path.name}")
-    return importlib.metadata.PathDistribution(zipfile.Path(path, f"{info_dirs.pop()}/"))  # type: ignore[arg-type]
+    return importlib.metadata.PathDistribution(zipfile.Path(path, f"{info_dirs.pop()}/"))
 
 
 def wheel_members(path: Path) -> Iterator[str]:

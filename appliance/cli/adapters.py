@@ -37,9 +37,9 @@ def merge(
     ] = None,
 ) -> None:
     """Write one adapter that blends ADAPTERS; 'appliance export --adapter OUT' and serve take it."""
-    from deid.errors import InputError
     from appliance.models import resolve_base_model
     from appliance.train.merge import MergeMethod, merge_adapters
+    from deid.errors import InputError
 
     try:
         chosen = MergeMethod(method)

@@ -51,8 +51,7 @@ def _trusted_keys(settings: ApplianceSettings, files: list[Path] | None) -> tupl
     The auth (entry MACs, head records) is what catches entries appended and ledgers cut back by
     someone without the key, so it is used even when the public keys come from files.
     """
-    from deid.errors import InputError
-    from deid.errors import KeystoreError
+    from deid.errors import InputError, KeystoreError
     from deid.keystore import Keystore
     from deid.ledger.auth import LedgerAuth
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from appliance.cli.context import console, settings_from
 
+if TYPE_CHECKING:
+    from appliance.config import ApplianceSettings
+    from deid.keystore import Keystore
 
-def _keystore(ctx: typer.Context):  # noqa: ANN202 - the Keystore type is imported lazily
+
+def _keystore(ctx: typer.Context) -> tuple[Keystore, ApplianceSettings]:
     from deid.keystore import Keystore
 
     settings = settings_from(ctx)
@@ -26,13 +30,25 @@ def register(app: typer.Typer) -> None:
     def build(
         ctx: typer.Context,
         out: Annotated[Path, typer.Option("--out", help="Bundle file: .tar, .tar.gz or .tar.zst")],
-        models: Annotated[list[Path] | None, typer.Option("--models", help="GGUF file to ship (repeat); the first is served. Default: the embedded model")] = None,
+        models: Annotated[
+            list[Path] | None,
+            typer.Option("--models", help="GGUF file to ship (repeat); the first is served. Default: the embedded model"),
+        ] = None,
         adapter: Annotated[Path | None, typer.Option("--adapter", help="LoRA adapter GGUF to ship and serve")] = None,
         model_card: Annotated[Path | None, typer.Option("--model-card", help="Model card; default: MODEL_CARD.md beside the first model")] = None,
         target: Annotated[str | None, typer.Option("--target", help="cpu or cuda (default: bundle.target)")] = None,
         wheelhouse: Annotated[list[Path] | None, typer.Option("--wheelhouse", help="Directory of pre-made wheels to prefer (repeat)")] = None,
-        partial_wheelhouse: Annotated[bool, typer.Option("--partial-wheelhouse", help="Ship only the appliance wheel and --wheelhouse wheels (test bundles; the installer then needs --reuse-site-packages)")] = False,
-        release: Annotated[str | None, typer.Option("--release", help="Release label (default: the appliance version); names the install directory")] = None,
+        partial_wheelhouse: Annotated[
+            bool,
+            typer.Option(
+                "--partial-wheelhouse",
+                help="Ship only the appliance wheel and --wheelhouse wheels (test bundles; the installer then needs --reuse-site-packages)",
+            ),
+        ] = False,
+        release: Annotated[
+            str | None,
+            typer.Option("--release", help="Release label (default: the appliance version); names the install directory"),
+        ] = None,
     ) -> None:
         """Build the signed offline bundle (wheelhouse, models, config, systemd unit, installer, SBOM)."""
         from appliance.bundle.build import BuildRequest, build_bundle
@@ -69,7 +85,9 @@ def register(app: typer.Typer) -> None:
     def verify(
         ctx: typer.Context,
         bundle: Annotated[Path, typer.Argument(help="Bundle file to check")],
-        public_key: Annotated[Path | None, typer.Option("--public-key", help="Release public key (PEM); default: this keystore's release key")] = None,
+        public_key: Annotated[
+            Path | None, typer.Option("--public-key", help="Release public key (PEM); default: this keystore's release key")
+        ] = None,
     ) -> None:
         """Check the bundle's signature and every byte; exit 0 only when it is intact and authentic."""
         from appliance.bundle.verify_bundle import BundleRejected

@@ -21,8 +21,8 @@ def detect(
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="worker processes (default: settings)")] = None,
 ) -> None:
     """Find PHI spans (character offsets into each text); detection only, nothing is changed."""
-    from deid.errors import InputError
     from deid.detection.jsonl_detect import detect_jsonl
+    from deid.errors import InputError
 
     if not input_path.is_file():
         raise InputError(f"{input_path}: no such input file")
@@ -102,8 +102,8 @@ def evaluate(
     recall and precision, overall, per gold label and per predicted type, with 95% intervals."""
     import json
 
-    from deid.errors import InputError
     from deid.detection.engine import PhiDetector
+    from deid.errors import InputError
     from deid.evaluation import evaluate as evaluation
     from deid.fileio import atomic_write_text
     from deid.keystore import Keystore

@@ -33,9 +33,9 @@ def demo(
 
     index_sample_knowledge(settings, lambda line: console.print(line, markup=False))
 
+    from appliance.serving import serve_context
     from serve.auth.keys import ApiKeyStore
     from serve.auth.protocol import Role
-    from appliance.serving import serve_context
     from serve.server import run_server
 
     changes: dict[str, object] = {"model": outcome.served_model}

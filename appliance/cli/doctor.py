@@ -13,8 +13,8 @@ import typer
 
 from appliance.cli.context import settings_from
 from appliance.config import ApplianceSettings
-from deid.errors import ApplianceError
 from deid.egress import EgressMode, install_egress_guard, installed_guard
+from deid.errors import ApplianceError
 
 
 def _package_version(name: str) -> str | None:
@@ -124,8 +124,8 @@ def _serving_memory(settings: ApplianceSettings) -> dict[str, Any]:
 
 
 def collect(settings_home: Path, configured_model: Path | None) -> dict[str, Any]:
-    from serve.engine.gguf_file import embedded_model_path
     from appliance.models import resolve_base_model
+    from serve.engine.gguf_file import embedded_model_path
 
     models: dict[str, Any] = {}
     try:

@@ -91,9 +91,9 @@ def register(app: typer.Typer) -> None:
         """Evaluate base, fine-tuned and every quant; write report.json/.html and model-card.md."""
         if ctx.invoked_subcommand is not None:
             return
-        from deid.errors import InputError
         from appliance.evaluate.stage import default_models, evaluate_stage
         from appliance.models import resolve_base_model
+        from deid.errors import InputError
 
         settings = settings_from(ctx)
         options = (

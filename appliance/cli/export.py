@@ -33,9 +33,9 @@ def register(app: typer.Typer) -> None:
         force: Annotated[bool, typer.Option("--force", help="export again even when nothing changed")] = False,
     ) -> None:
         """Merge LoRA into the full-precision base, write GGUF (+ adapter GGUF), quantize, check parity."""
-        from deid.errors import InputError
         from appliance.export.stage import export_stage
         from appliance.models import resolve_base_model
+        from deid.errors import InputError
 
         settings = settings_from(ctx)
         if quant:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,8 +19,8 @@ kb_app = typer.Typer(help="Approved knowledge that grounds consultation answers.
 
 
 def _open(ctx: typer.Context, *, create: bool) -> KnowledgeBase:
-    from deid.errors import InputError
     from appliance.kb.base import KnowledgeBase
+    from deid.errors import InputError
 
     settings = settings_from(ctx)
     knowledge = KnowledgeBase.open(settings.kb_dir, settings.kb, create=create)
@@ -69,7 +69,7 @@ def list_sources(ctx: typer.Context) -> None:
     finally:
         knowledge.close()
     for source in sources:
-        when = datetime.fromtimestamp(source.added_at, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+        when = datetime.fromtimestamp(source.added_at, tz=UTC).strftime("%Y-%m-%d %H:%M")
         typer.echo(f"{source.documents:6d} docs {source.chunks:7d} chunks  {when}  {source.source}")
     console.print(f"{len(sources)} sources", markup=False)
 
@@ -112,8 +112,8 @@ def search(
     method: Annotated[str, typer.Option("--method", help="lexical, dense, hybrid or graph")] = "graph",
 ) -> None:
     """Show the passages a consultation would cite (chunk id, similarity, title, source)."""
-    from deid.errors import InputError
     from appliance.kb.retrieval import Method
+    from deid.errors import InputError
 
     if method not in Method.__members__:
         raise InputError(f"unknown method {method!r}; use lexical, dense, hybrid or graph")

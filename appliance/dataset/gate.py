@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from appliance.dataset.recipes import Example
-from deid.errors import GateError
 from deid.anonymize.surrogates import TITLES
 from deid.detection.spans import DetectedSpan
+from deid.errors import GateError
 from deid.pipeline import STATE_DIR
 from deid.surrogate_registry import digest, load_registry, normalize, registry_path
 
@@ -67,7 +67,7 @@ def accounted_for(text: str, tokens: Sequence[tuple[int, int]], span: DetectedSp
     first, last = inside[0], inside[-1]
     low, high = max(0, first - WIDEST_SURROGATE + 1), min(len(tokens), last + WIDEST_SURROGATE)
     # reached[p]: tokens before p are tiled; the value says whether a registered tile touched the span
-    reached: dict[int, bool] = {p: False for p in range(low, first + 1)}
+    reached: dict[int, bool] = dict.fromkeys(range(low, first + 1), False)
     for p in range(low, high):
         if p not in reached:
             continue

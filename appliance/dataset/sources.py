@@ -118,10 +118,10 @@ def _read_file(path: Path, relative: str, corpus: Corpus) -> None:
     elif kind == ".csv":
         _read_csv(content, relative, corpus, path.name)
     elif kind in (".ndjson", ".jsonl"):
-        for number, line in enumerate(content.split("\n"), start=1):
-            if line.strip():
+        for number, row in enumerate(content.split("\n"), start=1):
+            if row.strip():
                 record = _Record(f"{path.name}#{number}", relative, number)
-                _read_object(_parse_json(line, path, number), record, corpus)
+                _read_object(_parse_json(row, path, number), record, corpus)
     elif kind == ".json":
         _read_object(_parse_json(content, path, 1), _Record(f"{path.name}#1", relative, 1), corpus)
 
@@ -142,7 +142,7 @@ def _parse_json(text: str, path: Path, line: int) -> Any:
 
 def _read_csv(content: str, relative: str, corpus: Corpus, name: str) -> None:
     reader = csv.DictReader(io.StringIO(content))
-    fields = [name for name in (reader.fieldnames or [])]
+    fields = list(reader.fieldnames or [])
     text_fields = [name for name in fields if name.lower() in TEXT_FIELDS]
     patient_field = next((name for name in fields if name.lower() in PATIENT_FIELDS), None)
     for number, row in enumerate(reader, start=2):

@@ -32,9 +32,9 @@ from appliance.dataset.recipes import (
 )
 from appliance.dataset.sources import Corpus, read_corpus
 from appliance.dataset.split import split_by_group
-from deid.errors import InputError
 from appliance.evaluate.catalog import EvalText, evaluation_texts
 from appliance.pipeline.stage import StageContext, StageResult, run_stage
+from deid.errors import InputError
 from deid.fileio import atomic_write_text, sha256_file
 from deid.ledger.verify import ledger_head
 

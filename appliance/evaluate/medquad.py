@@ -17,7 +17,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from deid.errors import InputError
 from appliance.evaluate.rouge import rouge_l
 from appliance.export.runners import (
     ModelRunner,
@@ -25,6 +24,7 @@ from appliance.export.runners import (
     question_ids,
     strip_end,
 )
+from deid.errors import InputError
 
 
 @dataclass(frozen=True)

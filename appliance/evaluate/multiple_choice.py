@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from deid.errors import InputError
 from appliance.evaluate.choices import fit_to_context
 from appliance.export.runners import ModelRunner, log_softmax
+from deid.errors import InputError
 
 LETTERS = "ABCDE"
 MMLU_SUBJECTS = (

@@ -10,10 +10,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from deid.errors import InputError
 from appliance.evaluate.choices import rank_options
 from appliance.evaluate.multiple_choice import collapse
 from appliance.export.runners import ModelRunner
+from deid.errors import InputError
 
 LABELS = ("yes", "no", "maybe")
 

@@ -21,11 +21,11 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from deid.errors import InputError, ModelError
 from appliance.evaluate.choices import rank_options
 from appliance.evaluate.medquad import QAItem
 from appliance.evaluate.stats import bootstrap_mean
 from appliance.export.runners import ModelRunner, raw_question_prompt, strip_end
+from deid.errors import InputError, ModelError
 from serve.consult.service import consult_messages
 
 GRADES = ("1", "2", "3", "4", "5")

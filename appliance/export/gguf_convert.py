@@ -19,10 +19,10 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from deid.errors import ModelError
 from appliance.export.tokenizer_gguf import read_tokenizer, write_tokenizer
 from appliance.families.base import ModelFamily, ModelShape, RopeScalingKind
 from appliance.families.registry import read_export_shape
+from deid.errors import ModelError
 
 
 class TensorType(StrEnum):

@@ -16,9 +16,9 @@ from typing import Any
 import gguf
 import numpy as np
 
-from deid.errors import ModelError
 from appliance.export.gguf_convert import gguf_tensor_name, iter_safetensors
 from appliance.families.registry import read_export_shape
+from deid.errors import ModelError
 
 _PREFIX = "base_model.model."
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from deid.errors import GateError, ModelError
 from appliance.export.lora_gguf import read_adapter_config
 from appliance.train.base_model import load_base_model
+from deid.errors import GateError, ModelError
 
 
 @dataclass(frozen=True)

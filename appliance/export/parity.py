@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from deid.errors import GateError
 from appliance.export.runners import LlamaCppRunner, TransformersRunner, perplexity
+from deid.errors import GateError
 
 # Fixed, PHI-free probes: prose, digits, punctuation and a chat turn with special tokens.
 PROBE_PROMPTS: tuple[str, ...] = (

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config import ApplianceSettings
-from deid.errors import GateError, ModelError
 from appliance.export.config import ExportConfig
 from appliance.export.gguf_convert import convert_hf_to_gguf, read_gguf_pre_tokenizer
 from appliance.export.heldout import read_texts
@@ -38,6 +37,7 @@ from appliance.export.quantize import quantize_gguf, tensor_types
 from appliance.export.runners import LlamaCppRunner, TransformersRunner
 from appliance.families.registry import check_exportable
 from appliance.pipeline.stage import StageContext, StageResult, run_stage
+from deid.errors import GateError, ModelError
 from deid.fileio import atomic_write_text
 
 STAGE_NAME = "export"
@@ -114,7 +114,7 @@ def _build(
         hf.close()
     require_parity(parity)
 
-    measure = {"max_tokens": config.perplexity_max_tokens, "context_length": config.context_length, "threads": config.threads}
+    measure: dict[str, Any] = {"max_tokens": config.perplexity_max_tokens, "context_length": config.context_length, "threads": config.threads}
     say("held-out perplexity of the reference GGUF")
     reference_ppl = measure_perplexity(reference, heldout, **measure)
     quants: list[dict[str, Any]] = []

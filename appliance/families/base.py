@@ -173,10 +173,10 @@ class ModelFamily(ABC):
         params = config.get("rope_parameters") or config.get("rope_scaling") or {}
         return parse_rope(params, float(config.get("rope_theta", 10000.0)))
 
-    def check(self, shape: ModelShape) -> None:
+    def check(self, shape: ModelShape) -> None:  # noqa: B027 - an optional hook: most families have no quirk
         """Refuse, before anything is written, a checkpoint whose quirks llama.cpp would get wrong."""
 
-    def write_metadata(self, writer: Any, shape: ModelShape) -> None:
+    def write_metadata(self, writer: Any, shape: ModelShape) -> None:  # noqa: B027 - optional, as check
         """Family-specific GGUF keys beyond the common header (softcaps, windows, ...)."""
 
     def transform(self, hf_name: str, array: np.ndarray, shape: ModelShape) -> np.ndarray:

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from deid.errors import ModelError
 from appliance.families.base import ModelFamily, ModelShape
 from appliance.families.llama import LLAMA_LIKE_TARGETS
+from deid.errors import ModelError
 
 
 class Gemma2Family(ModelFamily):

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from deid.errors import ModelError
 from appliance.families.base import ModelShape, RopeScaling, RopeScalingKind, parse_rope
 from appliance.families.gemma2 import Gemma2Family
+from deid.errors import ModelError
 
 
 class Gemma3Family(Gemma2Family):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from deid.errors import ModelError
 from appliance.families.base import ModelFamily, RopeScaling
+from deid.errors import ModelError
 
 
 class Phi3Family(ModelFamily):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deid.errors import ModelError
 from appliance.families.base import ModelFamily, ModelShape, read_config
 from appliance.families.gemma2 import Gemma2Family
 from appliance.families.gemma3 import Gemma3Family
@@ -16,6 +15,7 @@ from appliance.families.llama import LLAMA_LIKE_TARGETS, LlamaFamily, MistralFam
 from appliance.families.phi3 import Phi3Family
 from appliance.families.qwen2 import Qwen2Family
 from appliance.families.qwen3 import Qwen3Family
+from deid.errors import ModelError
 
 
 class _TrainOnly(ModelFamily):

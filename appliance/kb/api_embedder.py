@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from appliance.kb.config import KnowledgeConfig
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from appliance.kb.embedding import Embedder
     from serve.embeddings.protocol import Embedded
 
@@ -26,7 +28,7 @@ class KnowledgeEmbedder:
         self._model_id = embedder_signature(config.embed_max_tokens, config.embed_int8)
         self._dimensions = DIMENSIONS
         self._embedder: Embedder | None = None
-        self._tokenizer: object | None = None
+        self._tokenizer: PreTrainedTokenizerBase | None = None
         self._sha256: str | None = None
         self._lock = threading.Lock()
 
@@ -63,5 +65,6 @@ class KnowledgeEmbedder:
         with self._lock:
             embedder = self._load()
             vectors = embedder.encode(texts)
-            counted = self._tokenizer(texts, truncation=True, max_length=self._config.embed_max_tokens)  # type: ignore[operator]
+            assert self._tokenizer is not None  # loaded with the embedder
+            counted = self._tokenizer(texts, truncation=True, max_length=self._config.embed_max_tokens)
         return Embedded(vectors, sum(len(ids) for ids in counted["input_ids"]))

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from deid.errors import ConfigError
 from appliance.kb.chunking import Chunk, chunk_document
 from appliance.kb.config import KnowledgeConfig
 from appliance.kb.documents import SourceDocument, expand_paths, read_documents
@@ -21,6 +20,7 @@ from appliance.kb.embedding import Embedder, embedder_signature
 from appliance.kb.graph import build_graph
 from appliance.kb.retrieval import Retriever
 from appliance.kb.store import KnowledgeStore, SourceSummary
+from deid.errors import ConfigError
 
 WRITE_BATCH_DOCUMENTS = 256
 

@@ -170,7 +170,7 @@ def _markdown_sections(raw: str) -> tuple[str, tuple[Section, ...]]:
             title = heading
             path = []
             continue
-        path = path[: max(level - 2, 0)] + [heading]
+        path = [*path[: max(level - 2, 0)], heading]
     flush()
     return title, tuple(sections)
 

@@ -34,7 +34,7 @@ def build_graph(store: KnowledgeStore) -> tuple[int, int]:
     chunk_entities: dict[int, dict[int, int]] = {}
     documents_of: defaultdict[int, set[str]] = defaultdict(set)
     for chunk in store.chunks():
-        linked = {entity: 1 for entity in subjects.get(chunk.doc_key, ())}
+        linked = dict.fromkeys(subjects.get(chunk.doc_key, ()), 1)
         for entity in matcher.find(f"{chunk.section} {chunk.text}"):
             linked.setdefault(entity, 0)
         for entity in linked:

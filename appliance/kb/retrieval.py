@@ -8,7 +8,7 @@ cosine between question and passage: fusion ranks, the threshold decides whether
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from appliance.kb.graph import KnowledgeGraph
 from appliance.kb.store import KnowledgeStore, StoredChunk
 
 
-class Method(str, Enum):
+class Method(StrEnum):
     lexical = "lexical"
     dense = "dense"
     hybrid = "hybrid"

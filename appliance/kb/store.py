@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from deid.errors import WorkdirError
 from appliance.kb.chunking import Chunk
 from appliance.kb.documents import SourceDocument
+from deid.errors import WorkdirError
 
 DB_NAME = "knowledge.sqlite"
 SCHEMA_VERSION = "1"
