@@ -86,7 +86,7 @@ def load_synth() -> list[Note]:
 
 def score(notes: list[Note], predictions: Iterable[list[DetectedSpan]]) -> Tally:
     tally = Tally()
-    for note, spans in zip(notes, predictions):
+    for note, spans in zip(notes, predictions, strict=True):
         for match in TOKEN.finditer(note.text):
             start, end = match.span()
             gold = next((label for s, e, label in note.gold if s < end and e > start), None)

@@ -49,7 +49,7 @@ def main() -> None:
     total = sum(len(TOKEN.findall(text)) for text in texts)
     by_type: Counter[str] = Counter()
     strings: Counter[str] = Counter()
-    for text, spans in zip(texts, predictions):
+    for text, spans in zip(texts, predictions, strict=True):
         for span in spans:
             flagged = text[span.start : span.end]
             by_type[span.entity_type] += len(TOKEN.findall(flagged))

@@ -102,8 +102,8 @@ def main() -> None:
     os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
     import torch
 
-    from serve.engine.gguf_file import embedded_model_path
     from bench.train_speed import _child, _dataset
+    from serve.engine.gguf_file import embedded_model_path
 
     embedded = embedded_model_path()
     scratch = Path(tempfile.mkdtemp(prefix="gpu-check-"))

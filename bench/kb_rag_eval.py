@@ -22,11 +22,11 @@ from pathlib import Path
 
 from appliance.evaluate.rouge import rouge_l
 from appliance.kb.config import KnowledgeConfig
-from serve.engine.gguf_file import embedded_model_path
-from deid.egress import go_offline
-from bench.kb_retrieval import MEDQUAD, held_out
-from serve.consult.service import consult_messages
 from appliance.kb.grounding import KnowledgeService
+from bench.kb_retrieval import MEDQUAD, held_out
+from deid.egress import go_offline
+from serve.consult.service import consult_messages
+from serve.engine.gguf_file import embedded_model_path
 
 
 def main(argv: list[str]) -> int:

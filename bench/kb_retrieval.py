@@ -86,8 +86,8 @@ def main(argv: list[str]) -> int:
             records = [json.loads(line) for line in handle]
         source = str(args.data.resolve())
         questions = held_out(records, args.questions)
-        hits = {method: 0 for method in Method}
-        reciprocal = {method: 0.0 for method in Method}
+        hits = dict.fromkeys(Method, 0)
+        reciprocal = dict.fromkeys(Method, 0.0)
         answered = 0
         wall = time.perf_counter()
         for record in questions:

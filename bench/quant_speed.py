@@ -61,7 +61,7 @@ def main() -> None:
         baseline_size = f16.stat().st_size
         print(f"{'type':8} {'size MB':>9} {'size/F16':>9} {'tok/s':>8} {'speed/F16':>10} {'ppl +%':>8}")
         for name, path in files.items():
-            speed, produced = (baseline_speed, 0) if name == "F16" else _decode_speed(path, args.tokens, args.threads)
+            speed, _produced = (baseline_speed, 0) if name == "F16" else _decode_speed(path, args.tokens, args.threads)
             size = path.stat().st_size
             increase = next((q["increase"] for q in parity["quantizations"] if q["type"] == name), None)
             shown = f"{increase:+.1%}" if increase is not None else "-"

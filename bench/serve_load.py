@@ -159,7 +159,7 @@ class BareDecoder:
         self.prompts = [self.model.tokenize(self.model.render_chat([{"role": "user", "content": p}]))
                         for p in PROMPTS]
         preamble = self.model.tokenize(self.model.chat_preamble())
-        self.shared = next((i for i, (a, b) in enumerate(zip(preamble, self.prompts[0])) if a != b),
+        self.shared = next((i for i, (a, b) in enumerate(zip(preamble, self.prompts[0], strict=False)) if a != b),
                            min(len(preamble), len(self.prompts[0])))
 
     def close(self) -> None:
@@ -226,9 +226,9 @@ def bare_ceilings(model: Path, threads: int, steps: int, rounds: int = 2) -> dic
 
 
 def main() -> int:
-    from serve.engine.gguf_file import embedded_model_path
     from serve.auth.keys import ApiKeyStore
     from serve.auth.protocol import Role
+    from serve.engine.gguf_file import embedded_model_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="GGUF (default: the embedded model)")

@@ -141,9 +141,9 @@ def engine_rate(model: Path, threads: int, max_tokens: int, rounds: int) -> floa
 
 
 def main() -> int:
-    from serve.engine.gguf_file import embedded_model_path
     from serve.auth.keys import ApiKeyStore
     from serve.auth.protocol import Role
+    from serve.engine.gguf_file import embedded_model_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--llama-server", type=Path, default=None, help="anchor binary (default: build it once)")

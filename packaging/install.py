@@ -150,7 +150,8 @@ def _make_venv(release_dir: Path, reuse_site_packages: Path | None) -> Path:
         command.append("--without-pip")  # pip, like every dependency, then comes from the reused tree
     _run([*command, str(venv)], "creating the virtual environment (is python3-venv installed?)")
     if reuse_site_packages is not None:
-        site = Path(_run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], "locating site-packages").strip())
+        where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+        site = Path(_run([str(venv / "bin" / "python"), "-c", where], "locating site-packages").strip())
         (site / "_appliance_reused_environment.pth").write_text(f"{reuse_site_packages.resolve()}\n")
     return venv
 
@@ -228,7 +229,8 @@ def _first_keys(venv: Path, home: Path, config: Path) -> str | None:
     )
     key_id = _run([str(venv / "bin" / "python"), "-c", snippet], "creating the ledger signing key", env).strip()
     _say(f"ledger signing key {key_id}")
-    api_keys = json.loads(_run([str(venv / "bin" / "python"), "-c", "from appliance.config import load_settings; import json; print(json.dumps(str(load_settings().api_keys_file)))"], "reading settings", env))
+    query = "from appliance.config import load_settings; import json; print(json.dumps(str(load_settings().api_keys_file)))"
+    api_keys = json.loads(_run([str(venv / "bin" / "python"), "-c", query], "reading settings", env))
     if Path(api_keys).exists():
         return None
     output = _run([str(venv / "bin" / "appliance"), "keys", "create", "--role", "admin"], "creating the first admin API key", env)
@@ -435,7 +437,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     do_install = commands.add_parser("install", help="verify a bundle, then install or upgrade to it")
     do_install.add_argument("--bundle", type=Path, required=True)
-    do_install.add_argument("--public-key", type=Path, help=f"release public key (PEM); default: <prefix>/{TRUST_DIR}/{TRUSTED_KEY_FILE}, kept by the last install")
+    do_install.add_argument(
+        "--public-key",
+        type=Path,
+        help=f"release public key (PEM); default: <prefix>/{TRUST_DIR}/{TRUSTED_KEY_FILE}, kept by the last install",
+    )
     do_install.add_argument("--prefix", type=Path, default=DEFAULT_PREFIX)
     do_install.add_argument("--home", type=Path, default=DEFAULT_HOME, help="APPLIANCE_HOME: keys, ledgers, API keys, settings")
     do_install.add_argument("--user", default=DEFAULT_USER, help="service user (created when running as root)")

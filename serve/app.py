@@ -18,13 +18,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from deid.errors import ApplianceError, ConfigError
 from deid.egress import go_offline
+from deid.errors import ApplianceError, ConfigError
 from serve.audit.router import build_router as audit_router
 from serve.audit.service import RequestLedger, refusal_recorder
 from serve.auth.keys import ApiKeyStore
-from serve.auth.router import build_router as keys_router
 from serve.auth.protocol import Role
+from serve.auth.router import build_router as keys_router
 from serve.auth.service import Authenticator, Principal, RateLimiter, require
 from serve.chat.router import build_router as chat_router
 from serve.chat.service import ChatService

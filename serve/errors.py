@@ -87,7 +87,7 @@ def _validation_message(error: RequestValidationError) -> tuple[str, str | None]
     for item in error.errors()[:5]:
         location = [str(part) for part in item.get("loc", ()) if part != "body"]
         if item.get("type") == "extra_forbidden":
-            location = location[:-1] + ["(unknown field)"]  # the field name came from the client
+            location = [*location[:-1], "(unknown field)"]  # the field name came from the client
         where = ".".join(location) or "body"
         first_param = first_param or where
         problems.append(f"{where}: {item.get('msg', 'invalid value')}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Callable
 
@@ -26,9 +27,13 @@ def curl_example(context: ServeContext) -> str:
     """A copy-paste request that works once ``APPLIANCE_API_KEY`` holds a clinician key."""
     config = context.config
     model_id = config.model_name or default_model_id(context.model_path, config.adapter)
-    body = (
-        '{"model": "%s", "max_tokens": %d, "messages": [{"role": "user", "content": "%s"}]}'
-        % (model_id, min(128, config.max_tokens_limit), EXAMPLE_QUESTION)
+    body = json.dumps(
+        {
+            "model": model_id,
+            "max_tokens": min(128, config.max_tokens_limit),
+            "messages": [{"role": "user", "content": EXAMPLE_QUESTION}],
+        },
+        ensure_ascii=False,
     )
     parts = ["curl", "-s"]
     if config.tls_cert:

@@ -22,7 +22,6 @@ from pathlib import Path
 import spacy.util
 from spacy.lookups import Lookups
 
-
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 TARGET = Path(__file__).resolve().parents[2] / "deid" / "recognizers" / "data" / "common_words.txt"
 MIN_COUNT = 3

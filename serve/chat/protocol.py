@@ -221,7 +221,7 @@ class ChatCompletion(BaseModel):
     model: str
     choices: list[Choice]
     usage: Usage
-    citations: list[dict[str, object]] | None = None
+    citations: list[dict[str, Any]] | None = None  # Any: the field `object` shadows the builtin here
 
 
 class CalledFunctionDelta(BaseModel):
@@ -256,4 +256,4 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChunkChoice]
     usage: Usage | None = None
-    citations: list[dict[str, object]] | None = None
+    citations: list[dict[str, Any]] | None = None  # Any: the field `object` shadows the builtin here

@@ -51,13 +51,14 @@ def input_texts(body: EmbeddingRequest) -> list[str]:
     texts = [given] if isinstance(given, str) else list(given)
     if not texts:
         raise InvalidRequestError("input holds no text", param="input")
-    if not all(isinstance(text, str) for text in texts):
+    strings = [text for text in texts if isinstance(text, str)]
+    if len(strings) != len(texts):
         raise InvalidRequestError("inputs as token ids are not supported; send the text", param="input")
-    if len(texts) > MAX_INPUTS:
+    if len(strings) > MAX_INPUTS:
         raise InvalidRequestError(f"at most {MAX_INPUTS} inputs per request", param="input")
-    if any(not text.strip() for text in texts):
+    if any(not text.strip() for text in strings):
         raise InvalidRequestError("an input is empty", param="input")
-    return texts  # type: ignore[return-value]
+    return strings
 
 
 class EmbeddingService:

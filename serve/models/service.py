@@ -86,7 +86,7 @@ class ModelService:
         )
         with self._swap_lock:
             old, self._engine = self._engine, engine
-        if old is not None:
+        if isinstance(old, BatchEngine):  # a local engine replaces a local one: the kind is fixed by the settings
             old.close(drain_seconds=30.0)
             # A request may still be tokenizing with the old weights; free them one reload later.
             if self._retired is not None:
