@@ -136,7 +136,7 @@ class DemoRun:
 
     def deidentify(self, records: Path) -> StageResult:
         from deid.keystore import Keystore
-        from deid.pipeline import deidentify
+        from deid.run.runner import deidentify
 
         settings = self.settings
 

@@ -2,7 +2,7 @@
 
 ``python -m bench.deid_run [--records N] [--workers 1,2,4]``. Builds a JSONL corpus from the
 shipped Synthea notes (each note repeated under new ids and patients), then runs
-``deid.pipeline.deidentify`` in a fresh process per configuration so peak RSS is that run's
+``deid.run.runner.deidentify`` in a fresh process per configuration so peak RSS is that run's
 own. Each worker count runs on the full corpus and on a quarter of it: the whole-run rate
 includes start-up (imports, word lists, spawning workers), while the marginal rate, the extra
 notes over the extra seconds, excludes it and shows how the work itself scales. Ratios are to
@@ -29,7 +29,7 @@ from pathlib import Path
 from deid.config import DeidConfig
 from deid.keystore import Keystore
 from deid.ledger.config import LedgerConfig
-from deid.pipeline import deidentify
+from deid.run.runner import deidentify
 
 if __name__ == "__main__":
     corpus, out, home, workers = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])

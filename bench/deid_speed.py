@@ -49,7 +49,7 @@ def run_ours(count: int, workers: int) -> None:
     """
     started = time.perf_counter()
     from deid.config import DeidConfig
-    from deid.detection.parallel import DetectorPool
+    from deid.detection.parallel import detect_batch, detector_pool
 
     texts = load_texts(count)
     warm = min(count, 16 * workers)
@@ -61,10 +61,10 @@ def run_ours(count: int, workers: int) -> None:
         ready = time.perf_counter()
         detector.detect_many(texts[warm:])
     else:
-        with DetectorPool(DeidConfig(), workers) as pool:
-            list(pool.detect_stream((text, ()) for text in texts[:warm]))
+        with detector_pool(DeidConfig(), workers) as pool:
+            list(pool.map(detect_batch, ((text, ()) for text in texts[:warm])))
             ready = time.perf_counter()
-            list(pool.detect_stream((text, ()) for text in texts[warm:]))
+            list(pool.map(detect_batch, ((text, ()) for text in texts[warm:])))
     finished = time.perf_counter()
     print(json.dumps({"seconds": finished - started, "steady": (count - warm) / max(finished - ready, 1e-9)}))
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from deid.errors import RunStateError
+from deid.malformed import Malformed, MalformedReason
 
 
 @dataclass(slots=True)
@@ -37,7 +38,7 @@ class JournalState:
     run_id: str | None = None
     settings_sha256: str | None = None
     files: dict[str, FileProgress] = field(default_factory=dict)
-    problems: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)  # file -> position -> reason, detail
+    problems: dict[str, dict[str, Malformed]] = field(default_factory=dict)  # file -> position -> what was wrong
 
 
 class Journal:
@@ -62,7 +63,8 @@ class Journal:
                 elif event.get("event") == "progress":
                     state.files[event["file"]] = FileProgress(**event["progress"])
                 elif event.get("event") == "problem":
-                    state.problems.setdefault(event["file"], {})[event["position"]] = (event["reason"], event["detail"])
+                    problem = Malformed(event["position"], MalformedReason(event["reason"]), event["detail"])
+                    state.problems.setdefault(event["file"], {})[problem.position] = problem
         return state
 
     def _append(self, event: dict[str, Any]) -> None:
@@ -89,10 +91,12 @@ class Journal:
         self._append({"event": "start", "run_id": run_id, "settings_sha256": settings_sha256})
         return run_id
 
-    def problem(self, name: str, position: str, reason: str, detail: str) -> None:
+    def problem(self, name: str, problem: Malformed) -> None:
         """A malformed record, kept so a resumed run still reports what the killed one found."""
-        self.state.problems.setdefault(name, {})[position] = (reason, detail)
-        self._append({"event": "problem", "file": name, "position": position, "reason": reason, "detail": detail})
+        self.state.problems.setdefault(name, {})[problem.position] = problem
+        self._append(
+            {"event": "problem", "file": name, "position": problem.position, "reason": problem.reason.value, "detail": problem.detail}
+        )
 
     def progress(self, name: str, progress: FileProgress) -> None:
         self.state.files[name] = progress

@@ -28,8 +28,8 @@ def detect(
         raise InputError(f"{input_path}: no such input file")
     settings = settings_from(ctx)
     report = detect_jsonl(input_path, output, settings.deid, workers)
-    for line_number, reason in report.malformed:
-        console.print(f"{input_path}:{line_number}: skipped: {reason}", markup=False)
+    for problem in report.malformed:
+        console.print(f"{problem.position}: skipped: {problem.detail}", markup=False)
     console.print(f"{report.records} records, {report.spans} PHI spans -> {output}", markup=False)
     if report.malformed:
         raise InputError(f"{len(report.malformed)} malformed line(s) in {input_path}; the other records were written")
@@ -47,7 +47,7 @@ def run(
     when files were skipped, 3 when records were malformed (the rest is written either way)."""
     from deid.errors import IncompleteRunError, InputError
     from deid.keystore import Keystore
-    from deid.pipeline import ProgressUpdate, deidentify
+    from deid.run.runner import ProgressUpdate, deidentify
 
     settings = settings_from(ctx)
     passphrase = settings.keystore.passphrase.get_secret_value() if settings.keystore.passphrase else None
@@ -113,7 +113,7 @@ def evaluate(
     settings = settings_from(ctx)
     report = evaluation.evaluate_gold(gold, PhiDetector(settings.deid))
     for bad in report.malformed:
-        console.print(f"{gold.name}:{bad.line}: skipped: {bad.reason}", markup=False)
+        console.print(f"{bad.position}: skipped: {bad.detail}", markup=False)
     figures = evaluation.metrics(report.evaluation)
     if as_json:
         typer.echo(json.dumps(figures, indent=2))

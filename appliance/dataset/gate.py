@@ -24,7 +24,7 @@ from appliance.dataset.recipes import Example
 from deid.anonymize.surrogates import TITLES
 from deid.detection.spans import DetectedSpan
 from deid.errors import GateError
-from deid.pipeline import STATE_DIR
+from deid.run.publish import STATE_DIR
 from deid.surrogate_registry import digest, load_registry, normalize, registry_path
 
 if TYPE_CHECKING:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deid.config import DeidConfig
 from deid.detection.parallel import detect_stream
 from deid.fileio import atomic_output
+from deid.malformed import Malformed, MalformedReason
 
 if TYPE_CHECKING:
     from deid.detection.engine import PhiDetector
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 class DetectReport:
     records: int = 0
     spans: int = 0
-    malformed: list[tuple[int, str]] = field(default_factory=list)
+    malformed: list[Malformed] = field(default_factory=list)
 
 
 def _records(path: Path, report: DetectReport) -> Iterator[tuple[object, str]]:
@@ -32,10 +34,11 @@ def _records(path: Path, report: DetectReport) -> Iterator[tuple[object, str]]:
         line_number = 0
         while True:
             line_number += 1
+            skip = partial(_skip, report, path, line_number)
             try:
                 line = handle.readline()
             except UnicodeDecodeError:
-                report.malformed.append((line_number, "not valid UTF-8; the rest of the file cannot be read"))
+                skip(MalformedReason.not_utf8, "not valid UTF-8; the rest of the file cannot be read")
                 return
             if not line:
                 return
@@ -44,22 +47,26 @@ def _records(path: Path, report: DetectReport) -> Iterator[tuple[object, str]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                report.malformed.append((line_number, "not valid JSON"))
+                skip(MalformedReason.invalid_json, "not valid JSON")
                 continue
             problem = _problem(record)
             if problem:
-                report.malformed.append((line_number, problem))
+                skip(*problem)
                 continue
             yield record["id"], record["text"]
 
 
-def _problem(record: object) -> str | None:
+def _skip(report: DetectReport, path: Path, line_number: int, reason: MalformedReason, detail: str) -> None:
+    report.malformed.append(Malformed(f"{path}:{line_number}", reason, detail, line=line_number))
+
+
+def _problem(record: object) -> tuple[MalformedReason, str] | None:
     if not isinstance(record, dict):
-        return "not a JSON object"
+        return MalformedReason.not_object, "not a JSON object"
     if "id" not in record or not isinstance(record["id"], (str, int)) or isinstance(record["id"], bool):
-        return "missing or non-scalar 'id'"
+        return MalformedReason.bad_id, "missing or non-scalar 'id'"
     if not isinstance(record.get("text"), str):
-        return "missing or non-string 'text'"
+        return MalformedReason.bad_text, "missing or non-string 'text'"
     return None
 
 

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from deid.detection.spans import DetectedSpan
-from deid.evaluation.gold import GoldDocument, Malformed, read_gold
+from deid.evaluation.gold import GoldDocument, read_gold
 from deid.evaluation.intervals import Rate
 from deid.evaluation.scoring import Evaluation, add_document
 from deid.keystore import Keystore, keyed_hash
+from deid.malformed import Malformed
 
 if TYPE_CHECKING:
     from deid.config import DeidConfig
@@ -153,9 +154,9 @@ def record(
     """Append the evaluation to the audit ledger (``appliance audit report`` shows it); its sequence number."""
     from deid.ledger.auth import LedgerAuth
     from deid.ledger.writer import LedgerWriter
-    from deid.pipeline import _engine_versions, settings_sha256
+    from deid.run.fingerprint import engine_versions, settings_sha256
 
-    detector_version, rules_version = _engine_versions()
+    detector_version, rules_version = engine_versions()
     payload = ledger_payload(
         report,
         gold_file_hash=gold_hash(gold, keystore.secret(EVALUATION_SECRET)),

@@ -2,8 +2,9 @@
 
 Any label vocabulary is accepted (the PhysioNet gold's ``HCPName``, a hospital's own); labels
 are reduced to entity-type form (``HCP_NAME``) for reports and the ledger. A bad line is
-reported by its number and a fixed reason, never by its content, and the other lines are
-still scored; the file is read line by line, so memory does not grow with it.
+reported by its number and a fixed reason (:class:`deid.malformed.Malformed`), never by its
+content, and the other lines are still scored; the file is read line by line, so memory does not
+grow with it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from deid.evaluation.scoring import GoldSpan
+from deid.malformed import Malformed, MalformedReason
 
 NOT_TYPE_CHARACTER = re.compile(r"[^A-Z0-9]+")
 CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -28,12 +31,6 @@ class GoldDocument:
     id: str
     text: str
     spans: tuple[GoldSpan, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Malformed:
-    line: int
-    reason: str
 
 
 def label_type(label: str) -> str:
@@ -66,6 +63,10 @@ def _spans(value: object, text: str) -> tuple[GoldSpan, ...] | str:
     return tuple(spans)
 
 
+def _malformed(path: Path, number: int, reason: MalformedReason, detail: str) -> Malformed:
+    return Malformed(f"{path.name}:{number}", reason, detail, line=number)
+
+
 def read_gold(path: Path) -> Iterator[GoldDocument | Malformed]:
     """Each non-blank line of ``path`` as a document or as the reason it cannot be scored."""
     seen: set[str] = set()
@@ -73,30 +74,31 @@ def read_gold(path: Path) -> Iterator[GoldDocument | Malformed]:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
+            bad = partial(_malformed, path, number)
             try:
                 record = json.loads(raw.decode("utf-8"))
             except UnicodeDecodeError:
-                yield Malformed(number, "not UTF-8")
+                yield bad(MalformedReason.not_utf8, "not UTF-8")
                 continue
             except json.JSONDecodeError:
-                yield Malformed(number, "invalid JSON")
+                yield bad(MalformedReason.invalid_json, "invalid JSON")
                 continue
             if not isinstance(record, dict):
-                yield Malformed(number, "not a JSON object")
+                yield bad(MalformedReason.not_object, "not a JSON object")
                 continue
             identifier, text = record.get("id"), record.get("text")
             if isinstance(identifier, bool) or not isinstance(identifier, str | int) or str(identifier) == "":
-                yield Malformed(number, "id must be a non-empty string or an integer")
+                yield bad(MalformedReason.bad_id, "id must be a non-empty string or an integer")
                 continue
             if not isinstance(text, str):
-                yield Malformed(number, "text must be a string")
+                yield bad(MalformedReason.bad_text, "text must be a string")
                 continue
             spans = _spans(record.get("spans", []), text)
             if isinstance(spans, str):
-                yield Malformed(number, spans)
+                yield bad(MalformedReason.bad_spans, spans)
                 continue
             if str(identifier) in seen:
-                yield Malformed(number, "duplicate id")
+                yield bad(MalformedReason.duplicate_id, "duplicate id")
                 continue
             seen.add(str(identifier))
             yield GoldDocument(number, str(identifier), text, spans)

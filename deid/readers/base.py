@@ -22,6 +22,7 @@ from deid.anonymize.scrubber import Scrubber
 from deid.config import DeidConfig
 from deid.detection.known_phi import KnownPhi
 from deid.field_policy import FieldPolicies
+from deid.malformed import Malformed
 from deid.keystore import keyed_hash
 
 
@@ -56,7 +57,7 @@ class DocumentRecord:
 class UnitResult:
     output: bytes
     documents: list[DocumentRecord] = field(default_factory=list)
-    malformed: list[tuple[str, str, str]] = field(default_factory=list)  # position, reason code, detail
+    malformed: list[Malformed] = field(default_factory=list)
     surrogates: frozenset[str] = frozenset()  # digests of the fakes in ``output`` (deid.surrogate_registry)
     # (fake, original) pairs for the re-identification vault: real PHI, filled only when it is on.
     originals: list[tuple[str, str]] = field(default_factory=list)

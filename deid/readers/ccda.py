@@ -26,6 +26,7 @@ from lxml import etree
 from deid.anonymize.operators import CORPUS_SCOPE, AppliedSpan
 from deid.detection.entities import Entity
 from deid.detection.known_phi import KnownPhi
+from deid.malformed import Malformed, MalformedReason
 from deid.readers.base import ReaderContext, Unit, UnitResult
 from deid.readers.hl7_text import (
     facility_surrogate,
@@ -85,12 +86,15 @@ class CcdaFormat(WholeFileFormat):
         except etree.XMLSyntaxError as error:
             # the line only: libxml2's message can quote the document
             line = error.lineno or 0
-            return UnitResult(b"", malformed=[(f"{unit.source}:{line}", "invalid_xml", f"not well-formed XML (line {line})")])
+            broken = Malformed(f"{unit.source}:{line}", MalformedReason.invalid_xml, f"not well-formed XML (line {line})")
+            return UnitResult(b"", malformed=[broken])
         root = tree.getroot()
         if tree.docinfo.doctype:
-            return UnitResult(b"", malformed=[(unit.position, "doctype", "a document type declaration is not accepted in CDA")])
+            doctype = Malformed(unit.position, MalformedReason.doctype, "a document type declaration is not accepted in CDA")
+            return UnitResult(b"", malformed=[doctype])
         if root.tag != f"{{{V3}}}ClinicalDocument":
-            return UnitResult(b"", malformed=[(unit.position, "not_cda", "root is not a ClinicalDocument in the HL7 v3 namespace")])
+            not_cda = Malformed(unit.position, MalformedReason.not_cda, "root is not a ClinicalDocument in the HL7 v3 namespace")
+            return UnitResult(b"", malformed=[not_cda])
         walk = DocumentScrubber(context, unit.position)
         walk.run(root)
         out = etree.tostring(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from deid.anonymize.operators import AppliedSpan
 from deid.field_policy import Policy
+from deid.malformed import Malformed, MalformedReason
 from deid.readers.base import ReaderContext, RecordFormat, Unit, UnitResult
 from deid.readers.lines import lines_from
 from deid.readers.policy import DROPPED, apply_policy, record_patient, scan_key
@@ -93,16 +94,16 @@ class CsvFormat(RecordFormat):
 
     def transform(self, unit: Unit, context: ReaderContext) -> UnitResult:
         if unit.data is None:
-            return UnitResult(b"", malformed=[(unit.position, "no_header", "no readable header row")])
+            return UnitResult(b"", malformed=[Malformed(unit.position, MalformedReason.no_header, "no readable header row")])
         if isinstance(unit.data, _Header):
             return self._transform_header(unit, unit.data.columns, context)
         if isinstance(unit.data[0], str):
-            return UnitResult(b"", malformed=[(unit.position, *unit.data)])
+            return UnitResult(b"", malformed=[Malformed(unit.position, *unit.data)])
         columns, row = unit.data
         if not row:
             return UnitResult(b"")
         if len(row) != len(columns):
-            return UnitResult(b"", malformed=[(unit.position, "field_count", f"{len(row)} fields, header has {len(columns)}")])
+            return UnitResult(b"", malformed=[Malformed(unit.position, MalformedReason.field_count, f"{len(row)} fields, header has {len(columns)}")])
         patient = record_patient(dict(zip(columns, row, strict=True)), context, f"file:{unit.source}")
         values: list[str] = []
         applied: list[AppliedSpan] = []

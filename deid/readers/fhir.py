@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from deid.malformed import Malformed, MalformedReason
 from deid.readers.base import ReaderContext, Unit, UnitResult
 from deid.readers.fhir_resource import ResourceScrubber
 from deid.readers.jsonl import JsonLinesFormat, decode_object
@@ -22,7 +23,7 @@ class FhirNdjsonFormat(JsonLinesFormat):
 
     def transform_object(self, resource: dict[str, Any], raw: bytes, unit: Unit, context: ReaderContext) -> UnitResult:
         if not isinstance(resource.get("resourceType"), str):
-            return UnitResult(b"", malformed=[(unit.position, "no_resource_type", "no resourceType")])
+            return UnitResult(b"", malformed=[Malformed(unit.position, MalformedReason.no_resource_type, "no resourceType")])
         scrubbed, applied = ResourceScrubber(context).scrub(resource)
         out = (json.dumps(scrubbed, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
         document = context.document(unit.source, unit.position, _identity(resource, unit.position), raw, out, applied)
@@ -35,11 +36,11 @@ class FhirJsonFormat(WholeFileFormat):
     name = "fhir-json"
 
     def transform_file(self, unit: Unit, data: bytes, context: ReaderContext) -> UnitResult:
-        document = decode_object(data)
-        if isinstance(document, tuple):
-            return UnitResult(b"", malformed=[(unit.position, *document)])
+        document = decode_object(data, unit.position)
+        if isinstance(document, Malformed):
+            return UnitResult(b"", malformed=[document])
         if not isinstance(document.get("resourceType"), str):
-            return UnitResult(b"", malformed=[(unit.position, "no_resource_type", "no resourceType")])
+            return UnitResult(b"", malformed=[Malformed(unit.position, MalformedReason.no_resource_type, "no resourceType")])
         scrubber = ResourceScrubber(context)
         if document["resourceType"] != "Bundle":
             scrubbed, applied = scrubber.scrub(document)
@@ -55,7 +56,7 @@ class FhirJsonFormat(WholeFileFormat):
             position = f"{unit.position}#entry.{index}"
             resource = entry.get("resource") if isinstance(entry, dict) else None
             if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-                result.malformed.append((position, "bad_entry", "entry without a resource"))
+                result.malformed.append(Malformed(position, MalformedReason.bad_entry, "entry without a resource"))
                 continue
             raw = _dump(resource)
             scrubbed, applied = scrubber.scrub(resource)

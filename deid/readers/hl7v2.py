@@ -23,6 +23,7 @@ from typing import BinaryIO
 from deid.anonymize.operators import CORPUS_SCOPE, AppliedSpan
 from deid.detection.entities import Entity
 from deid.detection.known_phi import KnownPhi
+from deid.malformed import Malformed, MalformedReason
 from deid.readers.base import ReaderContext, RecordFormat, Unit, UnitResult
 from deid.readers.hl7_text import (
     facility_surrogate,
@@ -123,7 +124,8 @@ class Hl7v2Format(RecordFormat):
     def transform(self, unit: Unit, context: ReaderContext) -> UnitResult:
         raw, first_line = unit.data
         if raw is None:
-            return UnitResult(b"", malformed=[(unit.position, "too_large", f"message larger than {MAX_MESSAGE_BYTES >> 20} MiB")])
+            too_large = Malformed(unit.position, MalformedReason.too_large, f"message larger than {MAX_MESSAGE_BYTES >> 20} MiB")
+            return UnitResult(b"", malformed=[too_large])
         encoding = "utf-8"
         try:
             text = raw.decode("utf-8")
@@ -131,7 +133,7 @@ class Hl7v2Format(RecordFormat):
             encoding = "latin-1"  # HL7 v2's default 8-bit character set (MSH-18 8859/1)
             text = raw.decode("latin-1")
         parsed = _parse_message(text, unit.source, first_line)
-        if isinstance(parsed, tuple):
+        if isinstance(parsed, Malformed):
             return UnitResult(b"", malformed=[parsed])
         items = parsed
         segments = [item for item in items if isinstance(item, Segment)]
@@ -144,9 +146,9 @@ class Hl7v2Format(RecordFormat):
         return UnitResult(out, [context.document(unit.source, unit.position, identity, raw, out, applied)])
 
 
-def _parse_message(text: str, source: str, first_line: int) -> list[str | Segment] | tuple[str, str, str]:
+def _parse_message(text: str, source: str, first_line: int) -> list[str | Segment] | Malformed:
     """The message's lines as segments, or verbatim strings for framing and blank lines; or a
-    PHI-free (position, reason, detail) naming the first line that is not a segment."""
+    PHI-free report naming the first line that is not a segment."""
     items: list[str | Segment] = []
     delimiters: Delimiters | None = None
     # Not str.splitlines: it also breaks at the MLLP framing characters (0x0b, 0x1c).
@@ -163,19 +165,20 @@ def _parse_message(text: str, source: str, first_line: int) -> list[str | Segmen
             continue
         name = body[:3]
         if not SEGMENT_ID.fullmatch(name):
-            return position, "bad_segment", "not an HL7 v2 segment (no three-character segment id)"
+            return Malformed(position, MalformedReason.bad_segment, "not an HL7 v2 segment (no three-character segment id)")
         if delimiters is None:
             if name in HEADER_SEGMENTS:
                 try:
                     delimiters = Delimiters.from_header(body)
                 except ValueError:
-                    return position, "bad_header", f"{name} does not declare its delimiters"
+                    return Malformed(position, MalformedReason.bad_header, f"{name} does not declare its delimiters")
             elif name in UNIT_STARTS:
                 delimiters = Delimiters()  # a batch or file trailer, written with the defaults
             else:
-                return position, "no_header", "message does not start with MSH, FHS or BHS"
+                return Malformed(position, MalformedReason.no_header, "message does not start with MSH, FHS or BHS")
         if len(body) > 3 and body[3] != delimiters.field:
-            return position, "bad_segment", "segment id not followed by the field separator"  # the id may be text
+            # the id may be text
+            return Malformed(position, MalformedReason.bad_segment, "segment id not followed by the field separator")
         trailer = ""
         if body.endswith(MLLP_END):
             body, trailer = body[: -len(MLLP_END)], MLLP_END
@@ -569,7 +572,7 @@ def report_texts(text: str) -> Iterator[tuple[int, str, str]]:
     starts = [i for i, line in enumerate(lines) if line.lstrip("\x0b")[:3] in UNIT_STARTS] + [len(lines)]
     for start, end in pairwise(starts):
         items = _parse_message("".join(lines[start:end]), "", start + 1)
-        if isinstance(items, tuple):
+        if isinstance(items, Malformed):
             continue
         segments = [item for item in items if isinstance(item, Segment)]
         pid = next((s for s in segments if s.name == "PID"), None)

@@ -8,21 +8,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from deid.malformed import Malformed, MalformedReason
 from deid.readers.base import ReaderContext, RecordFormat, Unit, UnitResult
 from deid.readers.lines import lines_from
 from deid.readers.policy import record_patient, transform_object
 
 
-def decode_object(raw: bytes) -> dict | tuple[str, str]:
-    """The JSON object in ``raw``, or a PHI-free (reason code, detail) saying why it is not one."""
+def decode_object(raw: bytes, position: str) -> dict[str, Any] | Malformed:
+    """The JSON object in ``raw``, or a PHI-free report of why it is not one."""
     try:
         value = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as error:
-        return "not_utf8", f"not UTF-8 (byte {error.start})"
+        return Malformed(position, MalformedReason.not_utf8, f"not UTF-8 (byte {error.start})")
     except json.JSONDecodeError as error:
-        return "invalid_json", f"invalid JSON ({error.msg} at line {error.lineno} column {error.colno})"
+        detail = f"invalid JSON ({error.msg} at line {error.lineno} column {error.colno})"
+        return Malformed(position, MalformedReason.invalid_json, detail)
     if not isinstance(value, dict):
-        return "not_object", "not a JSON object"
+        return Malformed(position, MalformedReason.not_object, "not a JSON object")
     return value
 
 
@@ -38,9 +40,9 @@ class JsonLinesFormat(RecordFormat):
         raw: bytes = unit.data
         if not raw.strip():
             return UnitResult(raw)
-        decoded = decode_object(raw)
-        if isinstance(decoded, tuple):
-            return UnitResult(b"", malformed=[(unit.position, *decoded)])
+        decoded = decode_object(raw, unit.position)
+        if isinstance(decoded, Malformed):
+            return UnitResult(b"", malformed=[decoded])
         return self.transform_object(decoded, raw, unit, context)
 
     @abstractmethod

@@ -6,6 +6,7 @@ from abc import abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 
+from deid.malformed import Malformed, MalformedReason
 from deid.readers.base import ReaderContext, RecordFormat, Unit, UnitResult
 
 # A note larger than this is not a note; refusing it keeps memory bounded.
@@ -24,7 +25,8 @@ class WholeFileFormat(RecordFormat):
 
     def transform(self, unit: Unit, context: ReaderContext) -> UnitResult:
         if unit.data is None:
-            return UnitResult(b"", malformed=[(unit.position, "too_large", f"larger than {MAX_NOTE_BYTES >> 20} MiB")])
+            too_large = Malformed(unit.position, MalformedReason.too_large, f"larger than {MAX_NOTE_BYTES >> 20} MiB")
+            return UnitResult(b"", malformed=[too_large])
         return self.transform_file(unit, unit.data, context)
 
     @abstractmethod
@@ -39,7 +41,7 @@ class TextFormat(WholeFileFormat):
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as error:
-            return UnitResult(b"", malformed=[(unit.position, "not_utf8", f"not UTF-8 (byte {error.start})")])
+            return UnitResult(b"", malformed=[Malformed(unit.position, MalformedReason.not_utf8, f"not UTF-8 (byte {error.start})")])
         patient = f"note:{unit.source}"
         scrubbed, applied = context.scrubber.scrub(text, patient)
         out = scrubbed.encode("utf-8")

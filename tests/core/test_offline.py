@@ -86,17 +86,20 @@ def _connect_out() -> str:
     return "open"
 
 
+def _connect_out_batch(state: object, batch: list[int]) -> list[str]:
+    """A pool task that ignores the worker's state and tries to leave the machine instead."""
+    return [_connect_out() for _ in batch]
+
+
 def test_deid_workers_run_guarded() -> None:
     """Workers come from a fork server the parent's hook never reached; each installs the guard itself."""
-    from concurrent.futures import ProcessPoolExecutor
-
     from deid.config import DeidConfig
-    from deid.detection.parallel import _initialize, worker_context
-    from deid.pipeline import WorkerSpec, _init_worker
+    from deid.detection.parallel import detector_pool
+    from deid.run.runner import WorkerSpec, build_context
+    from deid.workers import OrderedPool
 
-    context = worker_context()
-    with context.Pool(1, initializer=_initialize, initargs=(DeidConfig(),)) as pool:
-        assert pool.apply(_connect_out) == "EgressBlockedError"  # a DetectorPool worker (deid detect)
+    with detector_pool(DeidConfig(), 2) as pool:  # deid detect's workers
+        assert list(pool.map(_connect_out_batch, range(2))) == ["EgressBlockedError"] * 2
     spec = WorkerSpec(DeidConfig(), b"s" * 32, b"d" * 32, None)
-    with ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker, initargs=(spec,)) as executor:
-        assert executor.submit(_connect_out).result(timeout=300) == "EgressBlockedError"  # a deid run worker
+    with OrderedPool(2, build_context, spec, batch_items=1) as pool:  # deid run's workers
+        assert list(pool.map(_connect_out_batch, range(4))) == ["EgressBlockedError"] * 4

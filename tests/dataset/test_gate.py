@@ -20,7 +20,7 @@ from deid.detection.engine import PhiDetector
 from deid.detection.spans import DetectedSpan
 from deid.keystore import Keystore
 from deid.ledger.config import LedgerConfig
-from deid.pipeline import deidentify
+from deid.run.runner import deidentify
 from deid.surrogate_registry import digest
 
 SAMPLES = Path(__file__).resolve().parents[2] / "appliance" / "data" / "samples"

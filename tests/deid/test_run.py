@@ -21,7 +21,8 @@ from deid.errors import RunStateError
 from deid.keystore import Keystore
 from deid.ledger.config import LedgerConfig
 from deid.ledger.verify import verify_ledger
-from deid.pipeline import STATE_DIR, RunSummary, deidentify
+from deid.run.publish import STATE_DIR
+from deid.run.runner import RunSummary, deidentify
 from deid.surrogate_registry import LOG_FILE, REGISTRY_FILE, digest, load_registry
 from tests.support.canaries import surrogates_could_produce
 
@@ -175,7 +176,7 @@ def test_cli_run_on_sample_notes(
 KILL_SCRIPT = """
 import os, sys
 from pathlib import Path
-import deid.pipeline as pipeline
+import deid.run.runner as runner
 from appliance.cli import main as cli_main
 from deid.config import AnonymizationMode, DeidConfig
 from deid.detection.engine import PhiDetector
@@ -184,7 +185,7 @@ from deid.keystore import Keystore
 from deid.ledger.config import LedgerConfig
 from deid.ledger.writer import LedgerWriter
 
-pipeline.CHECKPOINT_UNITS = 5
+runner.CHECKPOINT_UNITS = 5
 original = LedgerWriter.append
 appended = [0]
 
@@ -197,7 +198,7 @@ def append(self, action, payload):
 
 LedgerWriter.append = append
 home = Path(sys.argv[1])
-pipeline.deidentify([home / "in"], home / "out", config=DeidConfig(), keystore=Keystore.open(home / "keystore"),
+runner.deidentify([home / "in"], home / "out", config=DeidConfig(), keystore=Keystore.open(home / "keystore"),
                     ledger_path=home / "ledger.jsonl", ledger_config=LedgerConfig())
 """
 

@@ -17,7 +17,7 @@ from deid.ledger.config import LedgerConfig
 from deid.ledger.report import build_report
 from deid.ledger.report_html import render_html
 from deid.ledger.verify import verify_ledger
-from deid.pipeline import deidentify
+from deid.run.runner import deidentify
 
 REPO = Path(__file__).resolve().parents[2]
 NOTES = REPO / "appliance" / "data" / "samples" / "notes"

@@ -30,7 +30,7 @@ def test_detect_jsonl_reports_bad_lines_and_keeps_the_rest(tmp_path: Path, detec
     source, target = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     write_input(source)
     report = detect_jsonl(source, target, DeidConfig(), workers=1, detector=detector)
-    assert [line for line, _ in report.malformed] == [2, 4, 7]
+    assert [m.line for m in report.malformed] == [2, 4, 7]
     rows = [json.loads(line) for line in target.read_text().splitlines()]
     assert [row["id"] for row in rows] == ["a", 7, "empty"]
     for row, record in zip(rows, RECORDS):

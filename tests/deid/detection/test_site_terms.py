@@ -11,8 +11,8 @@ from appliance.cli import main as cli_main
 from deid.config import DeidConfig
 from deid.detection.engine import PhiDetector
 from deid.errors import SiteTermsError
-from deid.pipeline import settings_sha256
 from deid.recognizers.site_terms import SiteTermsRecognizer
+from deid.run.fingerprint import settings_sha256
 from deid.site_terms import load_site_terms
 from tests.deid.detection.conftest import covered
 

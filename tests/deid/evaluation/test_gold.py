@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from deid.evaluation.gold import GoldDocument, Malformed, label_type, read_gold
+from deid.evaluation.gold import GoldDocument, label_type, read_gold
 from deid.evaluation.scoring import GoldSpan
+from deid.malformed import Malformed
 
 CANARY = "Quillfeatherzyx"
 
@@ -44,9 +45,11 @@ def test_bad_lines_are_numbered_and_say_nothing_of_their_content(tmp_path: Path)
     assert documents[0].spans == (GoldSpan(8, 8 + len(CANARY), "PT_NAME"),)
     assert documents[1].spans == ()
     assert [m.line for m in malformed] == [2, 3, 4, 5, 6, 9, 10, 11]
-    assert [m.reason for m in malformed][:5] == [
+    assert [m.detail for m in malformed][:5] == [
         "invalid JSON", "not a JSON object", "span 1: offsets outside the text or empty",
         "span 1: its text does not match its offsets", "duplicate id",
     ]
-    assert malformed[-1].reason == "not UTF-8"
-    assert all(CANARY not in m.reason and "Patient" not in m.reason for m in malformed)
+    assert [m.reason for m in malformed] == ["invalid_json", "not_object", "bad_spans", "bad_spans", "duplicate_id",
+                                             "bad_text", "bad_spans", "not_utf8"]
+    assert malformed[-1].detail == "not UTF-8" and malformed[-1].position == "gold.jsonl:11"
+    assert all(CANARY not in m.detail and "Patient" not in m.detail for m in malformed)

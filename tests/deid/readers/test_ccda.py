@@ -123,7 +123,7 @@ def test_the_parser_refuses_entities_and_document_types(tmp_path: Path, make_con
         '<ClinicalDocument xmlns="urn:hl7-org:v3"><title>&x;</title></ClinicalDocument>\n'
     )
     result = transform(tmp_path, external, make_context())
-    assert result.output == b"" and [r for _, r, _ in result.malformed] == ["doctype"]
+    assert result.output == b"" and [m.reason for m in result.malformed] == ["doctype"]
     laughs = (
         '<?xml version="1.0"?>\n<!DOCTYPE ClinicalDocument [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
         '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>\n<ClinicalDocument xmlns="urn:hl7-org:v3"><title>&c;</title></ClinicalDocument>\n'
@@ -135,9 +135,9 @@ def test_the_parser_refuses_entities_and_document_types(tmp_path: Path, make_con
 def test_broken_xml_is_reported_by_line_without_its_text(tmp_path: Path, make_context: Callable[..., ReaderContext]) -> None:
     broken = DOCUMENT.replace("<city>Olathe</city>", "<city>Olathe</town>")
     result = transform(tmp_path, broken, make_context())
-    ((position, reason, detail),) = result.malformed
+    (problem,) = result.malformed
     line = DOCUMENT.splitlines().index(next(l for l in DOCUMENT.splitlines() if "<city>" in l)) + 1
-    assert (position, reason) == (f"doc.xml:{line}", "invalid_xml") and "Olathe" not in detail
+    assert (problem.position, problem.reason) == (f"doc.xml:{line}", "invalid_xml") and "Olathe" not in problem.detail
 
 
 def test_only_cda_xml_is_taken(tmp_path: Path) -> None:

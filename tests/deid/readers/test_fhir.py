@@ -75,7 +75,7 @@ def test_bundle_note_uses_known_phi_and_references_stay_consistent(tmp_path: Pat
     reader = FhirJsonFormat()
     (unit, _, _), = list(reader.units(path, path.name, 0, 0))
     result = reader.transform(unit, context)
-    assert [(p, r) for p, r, _ in result.malformed] == [("bundle.json#entry.2", "bad_entry")]
+    assert [(m.position, m.reason) for m in result.malformed] == [("bundle.json#entry.2", "bad_entry")]
     out = json.loads(result.output)
     patient, doc = out["entry"][0]["resource"], out["entry"][1]["resource"]
     assert out["entry"][0]["fullUrl"] == "urn:uuid:" + patient["id"] and out["entry"][0]["request"]["url"] == "Patient"
@@ -113,16 +113,16 @@ def test_redact_mode_tags_strings_but_keeps_typed_fields_valid(make_context: Cal
 
 
 def test_a_resource_of_unexpected_shape_is_reported_not_fatal(tmp_path: Path, make_context: Callable[..., ReaderContext]) -> None:
-    from deid.pipeline import transform_unit
     from deid.readers.fhir import FhirNdjsonFormat
+    from deid.run.runner import transform_unit
 
     path = tmp_path / "Patient.ndjson"
     path.write_text(json.dumps({"resourceType": "Patient", "id": "x", "address": [{"line": [{"oops": 1}]}]}) + "\n")
     reader = FhirNdjsonFormat()
     (unit, _, _), = list(reader.units(path, path.name, 0, 0))
     result = transform_unit(reader, unit, make_context())
-    assert result.output == b"" and [(p, r) for p, r, _ in result.malformed] == [("Patient.ndjson:1", "unprocessable")]
-    assert "oops" not in result.malformed[0][2]
+    assert result.output == b"" and [(m.position, m.reason) for m in result.malformed] == [("Patient.ndjson:1", "unprocessable")]
+    assert "oops" not in result.malformed[0].detail
 
 
 def test_observation_dates_references_and_annotations(make_context: Callable[..., ReaderContext]) -> None:

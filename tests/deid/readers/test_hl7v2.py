@@ -19,13 +19,13 @@ from deid.detection.engine import PhiDetector
 from deid.detection.known_phi import KnownPhi
 from deid.keystore import Keystore
 from deid.ledger.config import LedgerConfig
-from deid.pipeline import RunSummary, deidentify
 from deid.readers.base import ReaderContext, UnitResult
 from deid.readers.ccda import CcdaFormat
 from deid.readers.hl7_text import scrub_pieces
 from deid.readers.hl7v2 import Hl7v2Format
 from deid.readers.hl7v2_message import Delimiters, Segment, escape, shift_ts, unescape
 from deid.readers.registry import format_for
+from deid.run.runner import RunSummary, deidentify
 
 # Canaries no surrogate pool holds, so finding one in an output is a leak, never chance.
 ADT = (
@@ -151,8 +151,8 @@ def test_malformed_messages_are_reported_by_line(tmp_path: Path, make_context: C
     path.write_bytes(b"garbage Zyxwquist\rPID|1\r" + ADT.encode() + ADT.replace("NK1|", "nk1 Zyxwquist|").encode())
     results = transform(path, make_context())
     malformed = [problem for result in results for problem in result.malformed]
-    assert [(position, reason) for position, reason, _ in malformed] == [("bad.hl7:1", "bad_segment"), ("bad.hl7:15", "bad_segment")]
-    assert all("Zyxwquist" not in detail for _, _, detail in malformed)
+    assert [(m.position, m.reason) for m in malformed] == [("bad.hl7:1", "bad_segment"), ("bad.hl7:15", "bad_segment")]
+    assert all("Zyxwquist" not in m.detail for m in malformed)
     assert len([result for result in results if result.documents]) == 1
 
 
@@ -240,13 +240,13 @@ def test_the_dataset_reads_obx_reports_and_cda_narratives(tmp_path: Path, make_c
 KILL_SCRIPT = """
 import os, sys
 from pathlib import Path
-import deid.pipeline as pipeline
+import deid.run.runner as runner
 from deid.config import DeidConfig
 from deid.keystore import Keystore
 from deid.ledger.config import LedgerConfig
 from deid.ledger.writer import LedgerWriter
 
-pipeline.CHECKPOINT_UNITS = 4
+runner.CHECKPOINT_UNITS = 4
 original = LedgerWriter.append
 appended = [0]
 
@@ -259,7 +259,7 @@ def append(self, action, payload):
 
 LedgerWriter.append = append
 home = Path(sys.argv[1])
-pipeline.deidentify([home / "in"], home / "out", config=DeidConfig(), keystore=Keystore.open(home / "keystore"),
+runner.deidentify([home / "in"], home / "out", config=DeidConfig(), keystore=Keystore.open(home / "keystore"),
                     ledger_path=home / "ledger.jsonl", ledger_config=LedgerConfig())
 """
 

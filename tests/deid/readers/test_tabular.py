@@ -54,7 +54,7 @@ def test_csv_policies(tmp_path: Path, make_context: Callable[..., ReaderContext]
     config = DeidConfig(field_policies={**POLICIES, "note": "scan"}, default_field_policy="drop")
     out, documents, malformed = run_format(CsvFormat(), path, make_context(config))
     rows = list(csv.DictReader(io.StringIO(out.decode())))
-    assert [m[:2] for m in malformed] == [("encounters.csv:5", "field_count")]  # rows span lines 2, 3-4, 5, 6
+    assert [(m.position, m.reason) for m in malformed] == [("encounters.csv:5", "field_count")]  # rows span lines 2, 3-4, 5, 6
     assert len(rows) == len(documents) == 3
     assert [r["encounter_id"] for r in rows] == ["E-1", "E-2", "E-4"] and rows[0]["diagnosis_code"] == "I50.9"
     # pseudonymized: consistent, format kept, never the original
@@ -97,7 +97,7 @@ def test_jsonl_fields_and_malformed_lines(tmp_path: Path, make_context: Callable
     path.write_text("\n".join(l if isinstance(l, str) else json.dumps(l) for l in lines) + "\n\n")
     config = DeidConfig(field_policies={"id": "keep", "patient_id": "keep", "ward": "keep"})
     out, documents, malformed = run_format(JsonlFormat(), path, make_context(config))
-    assert [(p, r) for p, r, _ in malformed] == [("notes.jsonl:2", "invalid_json"), ("notes.jsonl:3", "not_object")]
+    assert [(m.position, m.reason) for m in malformed] == [("notes.jsonl:2", "invalid_json"), ("notes.jsonl:3", "not_object")]
     records = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
     assert [r["id"] for r in records] == ["n1", "n2"] and records[0]["ward"] == 3
     assert "Haldane" not in out.decode() and "7731002" not in out.decode() and "06/11/2022" not in out.decode()
