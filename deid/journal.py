@@ -13,11 +13,20 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from deid.errors import RunStateError
 from deid.malformed import Malformed, MalformedReason
+
+
+class JournalEvent(StrEnum):
+    """The kinds of journal line: a run began, a file got this far, a record was malformed."""
+
+    start = "start"
+    progress = "progress"
+    problem = "problem"
 
 
 @dataclass(slots=True)
@@ -57,12 +66,13 @@ class Journal:
                     event = json.loads(raw)
                 except (json.JSONDecodeError, UnicodeDecodeError):
                     continue  # torn last line of a killed run
-                if event.get("event") == "start":
+                kind = event.get("event")
+                if kind == JournalEvent.start:
                     state.run_id = event["run_id"]
                     state.settings_sha256 = event["settings_sha256"]
-                elif event.get("event") == "progress":
+                elif kind == JournalEvent.progress:
                     state.files[event["file"]] = FileProgress(**event["progress"])
-                elif event.get("event") == "problem":
+                elif kind == JournalEvent.problem:
                     problem = Malformed(event["position"], MalformedReason(event["reason"]), event["detail"])
                     state.problems.setdefault(event["file"], {})[problem.position] = problem
         return state
@@ -88,19 +98,25 @@ class Journal:
             return self.state.run_id
         self.state.run_id = run_id
         self.state.settings_sha256 = settings_sha256
-        self._append({"event": "start", "run_id": run_id, "settings_sha256": settings_sha256})
+        self._append({"event": JournalEvent.start.value, "run_id": run_id, "settings_sha256": settings_sha256})
         return run_id
 
     def problem(self, name: str, problem: Malformed) -> None:
         """A malformed record, kept so a resumed run still reports what the killed one found."""
         self.state.problems.setdefault(name, {})[problem.position] = problem
         self._append(
-            {"event": "problem", "file": name, "position": problem.position, "reason": problem.reason.value, "detail": problem.detail}
+            {
+                "event": JournalEvent.problem.value,
+                "file": name,
+                "position": problem.position,
+                "reason": problem.reason.value,
+                "detail": problem.detail,
+            }
         )
 
     def progress(self, name: str, progress: FileProgress) -> None:
         self.state.files[name] = progress
-        self._append({"event": "progress", "file": name, "progress": asdict(progress)})
+        self._append({"event": JournalEvent.progress.value, "file": name, "progress": asdict(progress)})
 
     def for_file(self, name: str, size: int, mtime_ns: int) -> FileProgress:
         """Where to start ``name``; refuses to resume over an input that changed since."""
