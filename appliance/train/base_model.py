@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from deid.errors import ModelError
 from appliance.families.registry import lora_targets
+from deid.errors import ModelError
 from serve.engine.gguf_file import check_gguf_file
 
 

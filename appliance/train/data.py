@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from deid.errors import InputError
 from appliance.train.config import Overlong, TrainConfig, TrainMode
+from deid.errors import InputError
 
 IGNORE = -100
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -23,6 +23,9 @@ from appliance.train.config import Precision, TrainConfig
 from appliance.train.data import IGNORE, BatchPlan, Sequence, evaluation_batches
 from appliance.train.distributed import DistInfo
 from appliance.train.loss import CausalLMLoss
+
+if TYPE_CHECKING:
+    from torch.nn.parallel import DistributedDataParallel
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -159,7 +162,7 @@ def run_training(
         step_loss = 0.0
         for micro, batch in enumerate(micro_batches):
             last = micro == len(micro_batches) - 1
-            sync = contextlib.nullcontext() if last or not info.enabled else wrapped.no_sync()
+            sync = contextlib.nullcontext() if last or not info.enabled else cast("DistributedDataParallel", wrapped).no_sync()
             with sync:
                 with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                     losses, _ = wrapped(**_to(batch, device))
@@ -209,8 +212,8 @@ def run_training(
     if stop and best_weights is not None:
         parameters = dict(model.named_parameters())
         with torch.no_grad():
-            for name, value in best_weights.items():
-                parameters[name].copy_(value)
+            for name, best in best_weights.items():
+                parameters[name].copy_(best)
         restored = True
     return TrainOutcome(
         progress=state, resumed_from_step=resumed_from, stopped_early=stop, restored_best=restored,

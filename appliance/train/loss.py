@@ -94,11 +94,12 @@ class CausalLMLoss(nn.Module):
         super().__init__()
         self.model = model
         self.chunk = chunk
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        unwrap = getattr(model, "get_base_model", None)  # a peft model wraps the transformers one
+        base: Any = unwrap() if unwrap is not None else model
         head = _plain_head(base)
         backbone = getattr(base, base.base_model_prefix, None) if head is not None else None
         # a tuple, not attributes: nn.Module would register them as second copies of the children
-        self._split = (backbone, head) if isinstance(backbone, nn.Module) else None
+        self._split = (backbone, head) if isinstance(backbone, nn.Module) and head is not None else None
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(fp32 loss of every labelled position in row-major order, the row each belongs to)."""

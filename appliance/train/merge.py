@@ -17,8 +17,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from deid.errors import InputError, ModelError
 from appliance.train.base_model import load_base_model
+from deid.errors import InputError, ModelError
 
 ADAPTER_CONFIG = "adapter_config.json"
 MERGED = "merged"

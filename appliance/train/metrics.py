@@ -23,9 +23,9 @@ def plot_loss(path: Path, rows: list[dict[str, Any]]) -> None:
     evals = [(r["step"], r["val_loss"]) for r in rows if r.get("kind") == "eval"]
     figure, axes = pyplot.subplots(figsize=(6, 4), dpi=100)
     if train:
-        axes.plot(*zip(*train), label="training loss")
+        axes.plot(*zip(*train, strict=True), label="training loss")
     if evals:
-        axes.plot(*zip(*evals), marker="o", label="validation loss")
+        axes.plot(*zip(*evals, strict=True), marker="o", label="validation loss")
     axes.set_xlabel("optimizer step")
     axes.set_ylabel("loss")
     axes.set_title("LoRA fine-tuning")

@@ -22,8 +22,8 @@ from deid.anonymize.scrubber import Scrubber
 from deid.config import DeidConfig
 from deid.detection.known_phi import KnownPhi
 from deid.field_policy import FieldPolicies
-from deid.malformed import Malformed
 from deid.keystore import keyed_hash
+from deid.malformed import Malformed
 
 
 @dataclass(frozen=True, slots=True)

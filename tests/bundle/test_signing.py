@@ -231,7 +231,7 @@ def test_extraction_refuses_an_archive_that_lost_a_listed_file(
 
     monkeypatch.setattr(verify_bundle, "_members", second_read_drops_a_file)
     target = tmp_path / "extracted"
-    with pytest.raises(BundleRejected, match="did not arrive: docs/notes.txt"):
+    with pytest.raises(BundleRejected, match=r"did not arrive: docs/notes\.txt"):
         verify(signed_bundle, release_pem, target)
     assert not target.exists()
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from appliance.models import resolve_base_model
 from deid.errors import ModelError
 from serve.engine.gguf_file import check_gguf_file, embedded_model_path
-from appliance.models import resolve_base_model
 
 
 @pytest.fixture()
@@ -51,7 +51,7 @@ def test_truncated_corrupt_and_missing_files_are_named(small_gguf: Path, tmp_pat
         check_gguf_file(noise)
     with pytest.raises(ModelError, match="not found"):
         check_gguf_file(tmp_path / "missing.gguf")
-    with pytest.raises(ModelError, match="no config.json"):
+    with pytest.raises(ModelError, match=r"no config\.json"):
         resolve_base_model(tmp_path)
 
 

@@ -18,11 +18,11 @@ from appliance.dataset.config import DatasetConfig, RecipeMix
 from appliance.dataset.dedupe import duplicate_indices
 from appliance.dataset.qa import read_qa_file
 from appliance.dataset.recipes import (
-    clip_words,
     SUMMARY_INSTRUCTION,
     TREATED_FOR,
     Example,
     chunk_text,
+    clip_words,
     mix,
     record_instruction_examples,
 )
@@ -32,8 +32,8 @@ from appliance.dataset.stage import build_dataset_stage
 from deid.errors import GateError, InputError
 from deid.fileio import sha256_file
 from deid.keystore import Keystore
-from deid.ledger.verify import ledger_head, verify_ledger
 from deid.ledger.auth import LedgerAuth
+from deid.ledger.verify import ledger_head, verify_ledger
 from deid.ledger.writer import LedgerWriter
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,7 +94,7 @@ def test_malformed_corpus_line_is_a_clear_input_error(tmp_path: Path) -> None:
     root = tmp_path / "deid"
     root.mkdir()
     (root / "bad.ndjson").write_text('{"resourceType": "Patient"\n')
-    with pytest.raises(InputError, match="malformed JSON in .*bad.ndjson at line 1"):
+    with pytest.raises(InputError, match=r"malformed JSON in .*bad\.ndjson at line 1"):
         read_corpus(root)
 
 

@@ -14,10 +14,10 @@ from appliance.dataset.config import DatasetConfig
 from appliance.dataset.recipes import Example, pretrain_examples, record_instruction_examples
 from appliance.dataset.sources import read_corpus
 from appliance.dataset.stage import build_dataset_stage
-from deid.errors import GateError
 from deid.config import AnonymizationMode, DeidConfig
 from deid.detection.engine import PhiDetector
 from deid.detection.spans import DetectedSpan
+from deid.errors import GateError
 from deid.keystore import Keystore
 from deid.ledger.config import LedgerConfig
 from deid.run.runner import deidentify

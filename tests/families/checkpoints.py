@@ -23,7 +23,8 @@ LONG_TEXT = (
     "encourage fluids, review in 48 hours. Blood pressure 128/84, heart rate 72; wheezing and chest tightness."
 )
 
-SPM_CORPUS = CORPUS + [
+SPM_CORPUS = [
+    *CORPUS,
     "Hypertension is confirmed by repeated measurements above 140/90 mmHg.",
     "Glycated haemoglobin is checked every three months until stable.",
     "Sutures are to be removed in ten days; return if redness appears.",

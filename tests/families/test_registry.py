@@ -12,7 +12,6 @@ import gguf
 import numpy as np
 import pytest
 
-from deid.errors import ModelError
 from appliance.families.base import RopeScalingKind, parse_rope, rope_permute
 from appliance.families.registry import (
     FAMILIES,
@@ -24,6 +23,7 @@ from appliance.families.registry import (
     require_exportable_base,
 )
 from appliance.train.base_model import default_target_modules
+from deid.errors import ModelError
 
 
 def _config_dir(directory: Path, **config: object) -> Path:
@@ -67,7 +67,7 @@ def test_unknown_and_train_only_families_are_refused_for_export_with_the_list() 
 
 def test_training_refuses_an_unexportable_base_unless_allowed(tmp_path: Path) -> None:
     base = _config_dir(tmp_path / "gpt2", model_type="gpt2")
-    with pytest.raises(ModelError, match="train.allow_unexportable = true") as refused:
+    with pytest.raises(ModelError, match=r"train\.allow_unexportable = true") as refused:
         require_exportable_base(base, allow_unexportable=False)
     assert "\n" not in str(refused.value)
     assert require_exportable_base(base, allow_unexportable=True) is None

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from deid.errors import InputError
 from appliance.kb.chunking import chunk_document
 from appliance.kb.documents import read_documents
+from deid.errors import InputError
 from tests.kb.conftest import PDF_TEXT, medquad_pairs, write_sources
 
 

@@ -98,7 +98,6 @@ def test_a_knowledge_base_that_cannot_load_keeps_readyz_failed(
     import time
 
     from appliance.serving import serve_context
-
     from serve.app import create_app
     from serve.config import ServeConfig
 

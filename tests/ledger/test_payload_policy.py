@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from deid.keystore import Keystore
+from deid.ledger.auth import LedgerAuth
 from deid.ledger.payload import LedgerPayloadError, validate_payload
 from deid.ledger.verify import verify_ledger
-from deid.ledger.auth import LedgerAuth
 from deid.ledger.writer import LedgerWriter
 from tests.ledger.conftest import api_payload, document_payload
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from deid.keystore import Keystore, keyed_hash
+from deid.ledger.auth import LedgerAuth
 from deid.ledger.entry import encode_entry
 from deid.ledger.report import build_report
 from deid.ledger.report_html import render_html
 from deid.ledger.verify import verify_ledger
-from deid.ledger.auth import LedgerAuth
 from deid.ledger.writer import LedgerWriter
 from tests.ledger.conftest import api_payload
 

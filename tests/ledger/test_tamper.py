@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from deid.keystore import Keystore
+from deid.ledger.auth import LedgerAuth
 from deid.ledger.entry import encode_entry
 from deid.ledger.verify import ProblemKind, ledger_head, verify_ledger
-from deid.ledger.auth import LedgerAuth
 from deid.ledger.writer import LedgerWriter
 from tests.ledger.conftest import LedgerFactory
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from deid.keystore import Keystore, keyed_hash
+from deid.ledger.auth import LedgerAuth
 from deid.ledger.payload import LedgerPayloadError
 from deid.ledger.verify import verify_ledger
-from deid.ledger.auth import LedgerAuth
 from deid.ledger.writer import LedgerWriter
 from deid.vault import Vault, VaultError
 
@@ -47,9 +47,9 @@ def test_a_different_key_reveals_nothing(keystore: Keystore, tmp_path: Path) -> 
     with (
         Vault.open(path, keystore.secret("another")) as vault,
         LedgerWriter.open(tmp_path / "l.jsonl", keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="x") as writer,
+        pytest.raises(VaultError),
     ):
-        with pytest.raises(VaultError):
-            vault.reveal("a" * 64, SURROGATE, ledger=writer, reason="test")
+        vault.reveal("a" * 64, SURROGATE, ledger=writer, reason="test")
 
 
 def test_no_reveal_when_the_access_cannot_be_ledgered(keystore: Keystore, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 import os
@@ -15,8 +16,8 @@ import pytest
 
 from deid.errors import LedgerError
 from deid.keystore import Keystore
-from deid.ledger.verify import ProblemKind, verify_ledger
 from deid.ledger.auth import LedgerAuth
+from deid.ledger.verify import ProblemKind, verify_ledger
 from deid.ledger.writer import LedgerWriter
 from tests.ledger.conftest import LedgerFactory, api_payload, document_payload
 
@@ -34,7 +35,7 @@ def test_reopening_continues_the_chain(keystore: Keystore, tmp_path: Path) -> No
         assert writer.append("api.request", api_payload(1)) == 4  # 3 is the first writer's closing checkpoint
     written = entries(path)
     assert [e["action"] for e in written] == ["deid.document"] * 3 + ["checkpoint", "api.request", "checkpoint"]
-    assert all(later["prev"] == earlier["hash"] for earlier, later in zip(written, written[1:]))
+    assert all(later["prev"] == earlier["hash"] for earlier, later in itertools.pairwise(written))
     assert verify_ledger(path, keystore.public_keys()).ok
 
 
@@ -60,9 +61,13 @@ def test_nothing_to_seal_writes_no_checkpoint(keystore: Keystore, tmp_path: Path
 
 
 def test_ledger_actions_are_reserved(keystore: Keystore, tmp_path: Path) -> None:
-    with LedgerWriter.open(tmp_path / "l.jsonl", keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="a") as writer:
-        with pytest.raises(LedgerError, match="written by the ledger itself"):
-            writer.append("checkpoint", {"covers_seq": 1})
+    with (
+        LedgerWriter.open(
+            tmp_path / "l.jsonl", keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="a"
+        ) as writer,
+        pytest.raises(LedgerError, match="written by the ledger itself"),
+    ):
+        writer.append("checkpoint", {"covers_seq": 1})
     with pytest.raises(LedgerError):
         LedgerWriter.open(tmp_path / "l.jsonl", keystore.signing_key(), auth=LedgerAuth.from_keystore(keystore), actor="has spaces")
 
@@ -70,7 +75,9 @@ def test_ledger_actions_are_reserved(keystore: Keystore, tmp_path: Path) -> None
 def _append_many(ledger: str, keystore_dir: str, actor: str, count: int, start: multiprocessing.Event) -> None:
     store = Keystore.open(Path(keystore_dir))
     start.wait(30)
-    with LedgerWriter.open(Path(ledger), store.signing_key(), auth=LedgerAuth.from_keystore(store), actor=actor, checkpoint_every=7, fsync=False) as writer:
+    with LedgerWriter.open(
+        Path(ledger), store.signing_key(), auth=LedgerAuth.from_keystore(store), actor=actor, checkpoint_every=7, fsync=False
+    ) as writer:
         for index in range(count):
             writer.append("api.request", {**api_payload(index), "request_id": f"{actor}-{index:05d}"})
             time.sleep(0.002)  # give the other process a chance to take the lock in between
@@ -98,7 +105,7 @@ def test_two_processes_appending_at_once_keep_the_chain_valid(keystore: Keystore
     assert len(requests) == 300
     assert len({e["payload"]["request_id"] for e in requests}) == 300
     actors = [e["actor"] for e in requests]
-    switches = sum(1 for a, b in zip(actors, actors[1:]) if a != b)
+    switches = sum(1 for a, b in itertools.pairwise(actors) if a != b)
     assert switches > 1, "the two writers did not actually interleave"
 
 
@@ -127,7 +134,9 @@ from deid.keystore import Keystore
 from deid.ledger.auth import LedgerAuth
 from deid.ledger.writer import LedgerWriter
 store = Keystore.open(Path(sys.argv[2]))
-writer = LedgerWriter.open(Path(sys.argv[1]), store.signing_key(), auth=LedgerAuth.from_keystore(store), actor="victim", checkpoint_every=50, fsync=False)
+writer = LedgerWriter.open(
+    Path(sys.argv[1]), store.signing_key(), auth=LedgerAuth.from_keystore(store), actor="victim", checkpoint_every=50, fsync=False
+)
 print("ready", flush=True)
 index = 0
 while True:
