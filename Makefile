@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test install bench clean-venv
+.PHONY: demo test lint install bench clean-venv
 
 $(STAMP): pyproject.toml constraints.txt packaging/requirements-models.txt packaging/build-llama-wheel.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff and mypy as configured in pyproject.toml (deid strictly); CI runs it after the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check appliance deid serve bench tests packaging
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
