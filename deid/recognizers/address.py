@@ -34,6 +34,11 @@ TITLE_AFTER = re.compile(r"\.?[ \t]*[A-Z][a-z]")
 # An apartment or suite number identifies a home even when the street before it was missed.
 UNIT_NUMBER = re.compile(r"\b(?:apt|apartment|suite|ste)\.?[ \t]*#?[ \t]*\d{1,5}[A-Za-z]?\b", re.IGNORECASE)
 PO_BOX = re.compile(r"\bp\.?[ \t]*o\.?[ \t]*box[ \t]+\d+\b", re.IGNORECASE)
+# US military and diplomatic mail: "PSC 1234, Box 5678 APO AE 09012", "Unit 4526 Box 0671 DPO AP".
+MILITARY_MAIL = re.compile(
+    r"\b(?:psc|unit|cmr)[ \t]+\d{1,5},?[ \t]+box[ \t]+\d{1,5}(?:[ \t]+[adf]po(?:[ \t]+a[aep])?(?:[ \t]+\d{5})?)?\b",
+    re.IGNORECASE,
+)
 CITY_STATE_ZIP = re.compile(
     rf"(?<![A-Za-z'\-])(?P<city>(?:[A-Z][A-Za-z'\-]+[ \t]){{0,2}}[A-Z][A-Za-z'\-]+),?[ \t]+(?:{STATES}|{STATE_NAMES})\.?"
     rf"(?:[ \t]+(?P<zip>\d{{5}}(?:-\d{{4}})?))?\b(?![ \t]*\d)",
@@ -48,7 +53,7 @@ class AddressRecognizer(LexiconRecognizer):
     def find(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
         location = Entity.LOCATION.value
         results = [self.result(m.start(), m.end(), location, 0.85) for m in STREET.finditer(text) if self._street(text, m)]
-        results += [self.result(m.start(), m.end(), location, 0.9) for m in PO_BOX.finditer(text)]
+        results += [self.result(m.start(), m.end(), location, 0.9) for pattern in (PO_BOX, MILITARY_MAIL) for m in pattern.finditer(text)]
         results += [self.result(m.start(), m.end(), location, 0.8) for m in UNIT_NUMBER.finditer(text)]
         for match in CITY_STATE_ZIP.finditer(text):
             # The state alone is not PHI, but inside "City, ST 02114" it goes with the rest.

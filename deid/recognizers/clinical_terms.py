@@ -52,6 +52,8 @@ omnicell carevue metavision cerner meditech webomr alaris medfusion jevity osmol
 isosource pulmocare novasource beneprotein thickit juven prosource arginaid primafit provon dakins santyl mepitel
 adaptic acticoat aquaphor criticaid calmoseptine desitin baza lantiseptic peridex biotene yankauer portex tracoe
 ventimask vapotherm optiflow airvo respironics avea ltv
+eve aline vea fem fent mech sys dia resp synch ganz ceftaz ros perl perla perrla nsg grav riss yest crepitus careview
+pcv imv vvi ddd aai nsb mic iab ivab mds ho
 """ .split()
 
 CLINICAL_TERMS: frozenset[str] = frozenset(_TERMS)

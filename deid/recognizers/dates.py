@@ -34,8 +34,9 @@ PATTERNS: tuple[tuple[re.Pattern[str], float], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), score)
     for pattern, score in (
         # 03/12/2021, 3-12-21, 3.12.2021, 12/03/21 (day first)
-        (rf"(?<![\d/.\-]){MON}([/\-.]){DAY}\1(?:{FULL_DATE_YEAR}|\d{{2}})(?![\d/])", 0.95),
-        (rf"(?<![\d/.\-]){DAY}([/\-.]){MON}\1(?:{FULL_DATE_YEAR}|\d{{2}})(?![\d/])", 0.9),
+        # (not inside ventilator settings: "600x20/5/50%")
+        (rf"(?<![\d/.\-])(?<!\dx){MON}([/\-.]){DAY}\1(?:{FULL_DATE_YEAR}|\d{{2}})(?![\d/%])", 0.95),
+        (rf"(?<![\d/.\-])(?<!\dx){DAY}([/\-.]){MON}\1(?:{FULL_DATE_YEAR}|\d{{2}})(?![\d/%])", 0.9),
         # 2021-03-12, 2021/3/12
         (rf"(?<!\d){FULL_DATE_YEAR}[/\-.]{MON}[/\-.]{DAY}(?!\d)", 0.95),
         # 3/2021, 03/21 (month/year)
@@ -54,13 +55,23 @@ PATTERNS: tuple[tuple[re.Pattern[str], float], ...] = tuple(
         (r"(?<![\w'])'\d{2}\b", 0.7),
     )
 )
-# 3/12 with no year: a date unless it is a fraction, a score or a ratio.
-MONTH_DAY = re.compile(rf"(?<![\d/.:\-]){MON}/{DAY}(?![\d/%]|\.\d)")
+# 3/12 with no year: a date unless it is a fraction, a score or a ratio. A header's colon or a
+# dash may lead in ("HX:8/30", "UO-9/10") when a letter, not a number, stands before it.
+MONTH_DAY = re.compile(rf"(?<![\d/.])(?<!\d[:\-]){MON}/{DAY}(?![\d/%]|\.\d)")
+# 8/87, 11/92: month and two-digit year, told from month/day by a "day" no month has.
+MONTH_YEAR_SHORT = re.compile(r"(?<![\d/.])(?<!\d[:\-])(?:0?[1-9]|1[0-2])/(?:3[2-9]|[4-9]\d)(?![\d/%]|\.\d)")
+# 6/30-7/2: a range of two month/days is a date range, whatever the context.
+MONTH_DAY_RANGE = re.compile(rf"(?<![\d/.])(?<!\d[:\-]){MON}/{DAY}[ \t]*-[ \t]*{MON}/{DAY}(?![\d/%]|\.\d)")
+# CVA 74', appendectomy 81': a two-digit year with the apostrophe after it. A distance walked in
+# feet ("ambulated 20' with PT") has the same shape, so a walking word before it rules it out.
+TRAILING_APOSTROPHE_YEAR = re.compile(r"(?<![\w'.])\d{2}'(?![\w'\"])")
+WALKING_BEFORE = re.compile(r"\b(?:amb\w*|walk\w*|feet|ft|distance|hall\w*|gait)\b[^.\n]*$", re.IGNORECASE)
 YEAR_ONLY = re.compile(rf"(?<![\d.,$#\-]){YEAR}(?![\d.,]\d|\s*(?:ml|cc|mg|mcg|kcal|cal|units?|u\b|l\b|g\b|x\b|/))", re.IGNORECASE)
+# Whole words only: "cardiac" holds "ac" and "events" holds "vent", and neither makes 10/6 a ratio.
 NOT_A_DATE_NEARBY = re.compile(
-    r"strength|motor|pain|scale|score|gcs|ns\b|tab|assist|sliding|grip|pulse|pulses|breath|murmur|x\s*\d|"
-    r"dilution|ratio|i:e|grade|out of|/10|cm|mm|mg|ml|sec|flow|edema|drops|of\b|cpap|bipap|peep|psv?\b|vent|"
-    r"simv|ac\b|fio2|settings|h2o",
+    r"(?<![a-z])(?:strength|motor|pain|scale|score|gcs|ns|tabs?|tablets?|assist|sliding|grip|pulses?|breaths?|murmur|x\s*\d|"
+    r"dilution|ratio|i:e|grade|out of|cm|mm|mg|ml|sec|flow|edema|drops|of|cpap|bipap|peep|psv?|vent|"
+    r"simv|ac|fio2|settings|h2o|perrla|perla|perl|pupils?)(?![a-z])|/10",
     re.IGNORECASE,
 )
 DATE_CONTEXT = re.compile(
@@ -69,7 +80,7 @@ DATE_CONTEXT = re.compile(
     r"given|done|performed|drawn|sent|obtained|extubated|intubated|transferred|f/u|fu|visit|appt|surgery|op)[ :]*$",
     re.IGNORECASE,
 )
-TIME_BEFORE = re.compile(r"(?:@|~|\bat|\buntil|\btill|\baround)[ \t]*$", re.IGNORECASE)
+TIME_BEFORE = re.compile(r"(?:@|~|\bat|\buntil|\btill|\baround)[ \t]*(?:approx\.?|approximately)?[ \t]*$", re.IGNORECASE)
 TIME_AFTER = re.compile(r"[ \t]*(?:hrs?\b|h\b|hours\b|pm\b|am\b|o'clock|-[ \t]*\d{4}\b)", re.IGNORECASE)
 # 3-12 is a range ("HR 80-90", "in 2-3 days") unless a date word leads in and no unit follows:
 # "came from rehab on 4-3", "last BM 11-29", "intubated 3-14 at OSH".
@@ -92,6 +103,13 @@ ORDINAL_DAY = re.compile(
     r"\bthe[ \t]+(?P<day2>(?:[12]?\d|3[01])(?:st|nd|rd|th))[ \t]+of\b",
     re.IGNORECASE,
 )
+# Ventilator settings are written as pairs ("CPAP 5/10", "SIMV 700x10, 50%, 5/5"): a pair after a
+# ventilator word in the same sentence is a setting, not a date.
+VENT_BEFORE = re.compile(
+    r"(?<![a-z])(?:cpap|bipap|peep|ps|psv|simv|imv|ac|a/c|pcv?|prvc|vent|vented|ventilator|fio2|tv|rr|mode|settings?)"
+    r"(?![a-z])",
+    re.IGNORECASE,
+)
 SENTENCE_BREAK = re.compile(r"[.;!?](?=\s)|\n")
 SCORE_WORDS = re.compile(r"pain|score|scale|discomfort|ache|relief|rates?\b|rated|severity", re.IGNORECASE)
 FRACTIONS = frozenset({"1/2", "1/3", "2/3", "1/4", "3/4", "1/8", "3/8", "2/4", "5/5"})
@@ -106,9 +124,16 @@ class DateRecognizer(ClinicalRecognizer):
             for pattern, score in PATTERNS
             for match in pattern.finditer(text)
         ]
-        for match in MONTH_DAY.finditer(text):
-            if self._month_day_is_date(text, match):
+        for pattern in (MONTH_DAY, MONTH_YEAR_SHORT):
+            for match in pattern.finditer(text):
+                if self._month_day_is_date(text, match):
+                    results.append(self.result(match.start(), match.end(), Entity.DATE.value, 0.7))
+        for match in MONTH_DAY_RANGE.finditer(text):
+            if not any(part.strip() in FRACTIONS for part in match.group().split("-")):
                 results.append(self.result(match.start(), match.end(), Entity.DATE.value, 0.7))
+        for match in TRAILING_APOSTROPHE_YEAR.finditer(text):
+            if not WALKING_BEFORE.search(text, max(0, match.start() - 30), match.start()):
+                results.append(self.result(match.start(), match.end() - 1, Entity.DATE.value, 0.6))
         for match in MONTH_DAY_DASH.finditer(text):
             lead_in = text[max(0, match.start() - 18) : match.start()]
             if DASH_DATE_CONTEXT.search(lead_in) and not RANGE_UNIT_AFTER.match(text, match.end()):
@@ -127,16 +152,20 @@ class DateRecognizer(ClinicalRecognizer):
         """Nursing notes give times as 1930 or 2000 ("at 2000", "@1930", "2000 hrs"), not years."""
         if int(match.group()[2:]) >= 60:
             return False
-        before = text[max(0, match.start() - 8) : match.start()]
+        before = text[max(0, match.start() - 16) : match.start()]
         return bool(TIME_BEFORE.search(before) or TIME_AFTER.match(text, match.end()))
 
     @staticmethod
     def _month_day_is_date(text: str, match: re.Match[str]) -> bool:
         before = text[max(0, match.start() - 18) : match.start()]
         after = text[match.end() : match.end() + 14]
+        if match.group() in FRACTIONS and NOT_A_DATE_NEARBY.match(after.lstrip()):
+            return False  # "on 1/2 NS": a dose, whatever leads in
         if DATE_CONTEXT.search(before):
             return True
         if match.group() in FRACTIONS:
+            return False
+        if VENT_BEFORE.search(SENTENCE_BREAK.split(text[max(0, match.start() - 30) : match.start()])[-1]):
             return False
         if match.group().endswith("/10") and SCORE_WORDS.search(_same_sentence(text, match.start(), match.end())):
             return False  # "reports 4/10 incisional pain, relief to 2/10": a pain score, not April 10

@@ -41,16 +41,42 @@ WARD = re.compile(
 # A ward named after a person or place, announced by a unit cue: "UNIT: FINARD 4", "to Finard 4",
 # "from 9 Beknu".
 NAMED_WARD = re.compile(
-    r"(?<![A-Za-z])(?:unit|ward|floor|transferred to|transfer to|tx to|tx'd to|moved to|admitted to|called to|"
-    r"return to|returned to|back to|sent to|bed on|on|transferred from|from|to)[ \t]*[:\-]?[ \t]*"
+    r"(?<![A-Za-z])(?:(?P<strong>unit|ward|floor|transferred to|transfer to|tx to|tx'd to|moved to|admitted to|called to|"
+    r"return to|returned to|back to|sent to|bed on|transferred from|to)|on|from)[ \t]*[:\-]?[ \t]*"
     r"(?P<name>(?P<word>[A-Za-z][A-Za-z'\-]{2,})[ \t]+\d{1,2}[A-Za-z]?|\d{1,2}[ \t]+(?P<word2>[A-Za-z][A-Za-z'\-]{2,}))"
-    r"(?![\w/])(?![ \t]*(?:mg|mcg|g|ml|cc|units?|u|meq|mmol|%|l|lpm|mmhg|hrs?|h|mins?|tabs?|puffs?)\b)",
+    r"(?![\w/'\-]|\.\d)(?![ \t]*(?:mg|mcg|g|ml|cc|units?|u|meq|mmol|%|l|lpm|mmhg|hrs?|h|mins?|tabs?|puffs?)\b)",
     re.IGNORECASE,
 )
+# A bare number before "to" makes it a range or a ratio ("2 TO 1 BLOCK", "85 TO 98"); a date does not.
+NUMBER_BEFORE = re.compile(r"(?<![\d/.\-])\d+(?:\.\d+)?%?[ \t]*$")
 # Words after a count that are units of measure or time, never a ward's name: "from 2 units", "to 3 days".
 UNIT_WORDS = frozenset(
     "units unit days day hours hrs hr weeks wks months mins minutes times liters mg mcg ml cc kg lb lbs am pm "
     "north south east west left right".split()
+)
+
+# Where a patient is sent, comes from or is followed: "transferred to <X>", "arrived at <X>",
+# "followed at <X>", "enroute to <X>". What stands there is a hospital, a unit or a place, and
+# units have generic names, so only a word no vocabulary knows, or a short acronym that is no
+# clinical or unit shorthand, is taken for the institution's own name.
+MOVEMENT_CUE = re.compile(
+    r"(?<![A-Za-z])(?:transferred|transfered|transfer|trans|tx'?d?|xfer(?:red)?|arrived|arrival|admitted|admit|brought|"
+    r"presented|referred|sent|taken|returned|return|come|came|followed|treated|enroute|en route|transported|c/o|"
+    r"called out|call out|going|went)(?:[ \t]+(?:back|here|over))?[ \t]+(?:to|at|from|in|by)[ \t]+(?:the[ \t]+)?"
+    r"(?P<word>[A-Za-z][A-Za-z'\-]*)(?![\w/])",
+    re.IGNORECASE,
+)
+# The institution named before one of its departments: "<X> ER", "<X> MICU", "<X> cath lab".
+BEFORE_DEPARTMENT = re.compile(
+    r"(?<![\w/\-])(?P<word>[A-Za-z][A-Za-z'\-]*)[ \t]+(?:er|ew|ed|e\.r\.|micu|sicu|ccu|icu|cath lab|campus|"
+    r"emergency room|emergency department)(?![\w/])",
+    re.IGNORECASE,
+)
+# Generic names of hospitals' units and of kinds of facility, never one institution's name.
+GENERIC_UNITS = frozenset(
+    "osh snf ltac ltach ltc acf alf icu micu sicu cvicu csru ccu cticu tsicu ticu nsicu nicu picu pacu pcu sdu "
+    "cmed cmi ep eu ed er ew or ir ct mri us cath tele vicu ama hh vna nh rehab floor surg med ward unit room "
+    "bed home er's ob ortho neuro onc cards gyn psych renal pulm gi surgery medicine".split()
 )
 
 # "St. Elizabeth's", "saint mary's": in a note, a saint's name in the possessive is a hospital.
@@ -84,23 +110,48 @@ class HospitalRecognizer(LexiconRecognizer):
             results.append(self.result(match.start(), match.end(), Entity.HOSPITAL.value, 0.6))
         for match in SAINT_NO_APOSTROPHE.finditer(text):
             stem = match.group("saint").lower()
+            if stem + "s" in self.lexicon.stop_words:
+                continue  # "ST this am": an ECG finding, then "this"
             if self.lexicon.is_name(stem) and not self.lexicon.is_ambiguous(stem):
                 results.append(self.result(match.start(), match.end(), Entity.HOSPITAL.value, 0.6))
         for match in WARD.finditer(text):
             results.append(self.result(match.start(), match.end(), Entity.HOSPITAL.value, 0.65))
+        for pattern in (MOVEMENT_CUE, BEFORE_DEPARTMENT):
+            for match in pattern.finditer(text):
+                if self._institution_word(match.group("word"), style):
+                    results.append(self.result(*match.span("word"), Entity.HOSPITAL.value, 0.6))
         for match in NAMED_WARD.finditer(text):
-            if self._ward_name(match.group("word") or match.group("word2"), style):
+            strong = match.group("strong") is not None and not (
+                match.group("strong").lower() == "to" and NUMBER_BEFORE.search(text, max(0, match.start() - 12), match.start())
+            )
+            if self._ward_name(match.group("word") or match.group("word2"), style, strong_cue=strong):
                 results.append(self.result(*match.span("name"), Entity.HOSPITAL.value, 0.6))
         return results
 
-    def _ward_name(self, word: str, style: NoteStyle) -> bool:
-        """A ward's proper name is no ordinary or clinical word ("on lasix 40" is a dose, not a ward)."""
+    def _institution_word(self, word: str, style: NoteStyle) -> bool:
+        """A word after a movement cue or before a department that names the institution itself:
+        a 2-4 letter acronym no vocabulary or unit list holds (capitals in mixed-case text), or a
+        longer word that is no English, clinical or drug word ("transfer to quartermain")."""
+        lower = word.lower()
+        if lower in GENERIC_UNITS or lower in self.lexicon.clinical_terms or lower in self.lexicon.stop_words:
+            return False
+        if lower in self.lexicon.drug_names or lower.endswith(DRUG_ENDINGS) or _department(lower):
+            return False
+        if 2 <= len(lower) <= 4 and lower.isalpha():
+            return not self.lexicon.is_common(lower) and (style is not NoteStyle.MIXED or word.isupper())
+        return len(lower) >= 5 and self.lexicon.is_unknown(lower)
+
+    def _ward_name(self, word: str, style: NoteStyle, strong_cue: bool) -> bool:
+        """A ward's proper name is no ordinary or clinical word ("on lasix 40" is a dose, not a ward);
+        a surname that is also a word counts after a cue that only a ward follows ("ADMITTED TO 11
+        COOK", "to 6 SANDERS"), or capitalised in mixed case, never after "on" or a "to" that ends a
+        range or ratio ("2 TO 1 BLOCK")."""
         lower = word.lower()
         if lower in self.lexicon.clinical_terms or lower in self.lexicon.stop_words or lower in UNIT_WORDS:
             return False
         if lower.endswith(DRUG_ENDINGS) and not self.lexicon.is_name(lower):
             return False  # "on amlodipine 10"; a listed surname ("Morgan 4") still names a ward
-        if self.lexicon.is_common(lower) and not self.lexicon.is_name(lower):
+        if self.lexicon.is_common(lower) and not (self.lexicon.is_name(lower) and (strong_cue or style is NoteStyle.MIXED)):
             return False
         return not (style is NoteStyle.MIXED and not word[0].isupper())
 

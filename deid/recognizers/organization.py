@@ -32,6 +32,8 @@ SUFFIX = re.compile(
     re.IGNORECASE,
 )
 CONNECTORS = frozenset({"&", "and", "of", "the"})
+# Banks of things, not of money: departments and charities with no one's name.
+STOCK_BANKS = frozenset("blood food tissue eye milk sperm bone cord organ skin".split())
 MAX_WORDS = 5
 NAME_PART_BEFORE = re.compile(r"([A-Za-z][A-Za-z'\-]*|&)[ \t]+$")
 # What may stand between two words of one name: blanks, a comma, connectors ("Woods and White").
@@ -54,6 +56,10 @@ class OrganizationRecognizer(LexiconRecognizer):
             if end > cue.end():
                 results.append(self.result(cue.end(), end, Entity.HOSPITAL.value, 0.6))
         for suffix in SUFFIX.finditer(text):
+            if style is not NoteStyle.MIXED and suffix.group().lower() == "inc":
+                continue  # without case, "sternal inc" is an incision
+            if suffix.group().lower() == "bank" and _word_before(text, suffix.start()) in STOCK_BANKS:
+                continue  # "blood bank" is a hospital department, though Blood is a surname
             start = self._name_start(text, suffix.start(), style)
             if start < suffix.start():
                 results.append(self.result(start, suffix.end(), Entity.HOSPITAL.value, 0.6))
@@ -113,6 +119,12 @@ class OrganizationRecognizer(LexiconRecognizer):
 def _name_like(lexicon: Lexicon, lower: str) -> bool:
     """A listed name, or a double-barrelled one ("holmes-phillips")."""
     return lexicon.is_name(lower) or ("-" in lower and all(lexicon.is_name(part) for part in lower.split("-")))
+
+
+def _word_before(text: str, position: int) -> str:
+    """The lower-cased word ending at the blanks before ``position`` ("" if none)."""
+    match = NAME_PART_BEFORE.search(text, max(0, position - 30), position)
+    return match.group(1).lower() if match else ""
 
 
 def _skip_blanks(text: str, position: int) -> int:

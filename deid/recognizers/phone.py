@@ -13,14 +13,16 @@ from deid.detection.presidio_api import RecognizerResult
 from deid.detection.entities import Entity
 from deid.recognizers.base import ClinicalRecognizer, NoteStyle
 
+# Groups joined by blanks, dashes, dots or slashes ("617/555/0134"). A dash before the area code
+# is a list mark after a name ("DAUGHTER-ANN---617 555 0134"), not part of a longer number.
 FULL_NUMBER = re.compile(
-    r"(?<![\d\-/.])(?:\+?1[ \-.]?)?(?:\(\d{3}\)[ \t]*|\d{3}[ \-.])\d{3}[ \-.]\d{4}(?![\d\-/])"
+    r"(?<![\d/.])(?<!\d-)(?:\+?1[ \-.]?)?(?:\(\d{3}\)[ \t]*|\d{3}[ \-./])\d{3}[ \-./]\d{4}(?![\d\-/])"
     r"(?:[ \t]*(?:x|ext\.?|extension)[ \t]*\d{1,5})?",
     re.IGNORECASE,
 )
 LOCAL_NUMBER = re.compile(r"(?<![\d\-/.:])\d{3}-\d{4}(?![\d\-/])")
 LABELLED_SHORT = re.compile(
-    r"(?:pager|pgr|beeper|beep|page|paged|pg|pager\s*#|ext|extension|x|cell|tel|phone|call|callback|"
+    r"(?<![A-Za-z])(?:pager|pgr|beeper|beep|page|paged|pg|pager\s*#|ext|extension|x|cell|tel|phone|call|callback|"
     r"call back|contact|fax|ph)\.?[ \t]*(?:#|no\.?|number|num|@|at)?[ \t]*[:#]?[ \t]*(?P<number>\d{4,6}|\d-\d{4})(?![\d/%]|\.\d)",
     re.IGNORECASE,
 )

@@ -91,6 +91,17 @@ ROLE_OR_END_AFTER = re.compile(
     re.IGNORECASE,
 )
 ROLE_WORDS = frozenset({"cm", "resident", "attending", "fellow", "intern"})
+# "DR.LINDQVIST": an honorific's dot with the surname glued to it.
+GLUED_DOT = re.compile(r"\.(?=[^\W\d_])")
+# A name written against a slash ("DR. OKAFOR/RN", "Dr. Ng/Haas"), which ``TOKEN`` leaves out
+# because "d/w" and "s/p" are shorthand, not words. Only a title may announce one.
+SLASHED_NAME = re.compile(r"(?<![/\\\w])[^\W\d_](?:[^\W\d_]|['\-](?=[^\W\d_]))+(?=/[^\W\d_])")
+# The second clinician of "Dr. Ng/Haas": a word after the slash that ends at a blank, comma or stop.
+SLASH_PARTNER = re.compile(r"/([^\W\d_](?:[^\W\d_]|['\-](?=[^\W\d_]))+)(?![\w/\\])")
+CREDENTIAL_WORDS = frozenset(
+    "md do rn np pa pa-c crna lpn bsn msn rrt pharmd phd dds fnp aprn cnm cm resident attending fellow intern "
+    "team service staff".split()
+)
 PRECEDING_TOKEN = re.compile(r"([^\W\d_](?:[^\W\d_]|['\-])*\.?)[ \t,]{0,3}$")  # any script: "Oddgeirsdóttir"
 
 
@@ -100,10 +111,13 @@ class TitledNameRecognizer(LexiconRecognizer):
     def find(self, text: str, style: NoteStyle) -> list[RecognizerResult]:
         results = []
         for trigger in TRIGGER.finditer(text):
-            gap = AFTER_TRIGGER.match(text, trigger.end())
+            honorific_word = trigger.group().lower() in HONORIFICS
+            gap = AFTER_TRIGGER.match(text, trigger.end()) or (GLUED_DOT.match(text, trigger.end()) if honorific_word else None)
             if gap is None or "\n" in gap.group():
                 continue
             match = TOKEN.match(text, gap.end())
+            if match is None and trigger.group("clin_title"):
+                match = SLASHED_NAME.match(text, gap.end())
             if match is None:
                 continue
             word = Word(match.start(), match.end(), match.group())
@@ -111,7 +125,7 @@ class TitledNameRecognizer(LexiconRecognizer):
             header = trigger.group("pers_cue") is not None and ":" in gap.group() and trigger.group().lower() in HEADER_CUES
             title = bool(trigger.group("clin_title") or trigger.group("pers_title") or header)
             cue = trigger.group("clin_cue") or ""
-            honorific = trigger.group().lower() in HONORIFICS and style is NoteStyle.MIXED
+            honorific = honorific_word and style is NoteStyle.MIXED
             if not (
                 self._after_honorific(word, honorific)
                 or self._accepts(word, style, title, cue)
@@ -124,6 +138,8 @@ class TitledNameRecognizer(LexiconRecognizer):
                 continue
             clinician = bool(trigger.group("clin_title") or trigger.group("clin_cue"))
             entity = Entity.CLINICIAN if clinician else Entity.PATIENT
+            if trigger.group("clin_title"):
+                end = self._slash_partners(text, end, style)
             results.append(self.result(start, end, entity.value, 0.85 if title else 0.6))
         results.extend(self._before_credentials(text, style))
         results.extend(self._before_relation(text, style))
@@ -131,6 +147,23 @@ class TitledNameRecognizer(LexiconRecognizer):
         results.extend(self._before_cue(text, style, PERSON_VERB_AFTER, lambda word: self._speaker(word, style)))
         results.extend(self._before_cue(text, style, SUBJECT_VERB_AFTER, lambda word: self._speaker(word, style, given=False)))
         return results
+
+    def _slash_partners(self, text: str, end: int, style: NoteStyle) -> int:
+        """"Dr. Ng/Haas", "DR. OKAFOR/VANCE/RN": colleagues named together after one title; the
+        credential or team word that often closes the list ("/RN", "/team") is no name."""
+        for _ in range(2):
+            partner = SLASH_PARTNER.match(text, end)
+            if partner is None:
+                break
+            word = Word(partner.start(1), partner.end(1), partner.group(1))
+            if word.is_initial or word.lower in CREDENTIAL_WORDS or not looks_like_name(word, self.lexicon, style):
+                break
+            if style is NoteStyle.MIXED and not word.text[0].isupper():
+                break
+            if not (self.lexicon.is_name(word.lower) or self.lexicon.is_unknown(word.lower)):
+                break
+            end = word.end
+        return end
 
     def _reported_surname(self, text: str, word: Word, style: NoteStyle, cue: str) -> bool:
         """"extubated per fuller.", "d/w dean cm": in a one-case note, a listed surname that is also a

@@ -35,8 +35,8 @@ def test_terms_found_whole_in_any_case_and_spacing(site_file: Path) -> None:
 
 
 def test_detector_uses_the_site_list(site_file: Path, detector: PhiDetector) -> None:
-    text = "Pt transferred from MGH for further management."
-    assert not covered(text, detector.detect(text), "MGH")  # no shipped list can know a site's acronyms
+    text = "Outside records: MGH notes reviewed."
+    assert not covered(text, detector.detect(text), "MGH")  # without a cue, no shipped list knows a site's acronyms
     with_site = PhiDetector(DeidConfig(site_terms_file=site_file))
     assert covered(text, with_site.detect(text), "MGH")
 
