@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from deid.errors import StageError, WorkdirError
 from appliance.pipeline.stage import StageContext, load_manifest, run_stage
+from deid.errors import StageError, WorkdirError
 from deid.fileio import sha256_file
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from appliance.config import ApplianceSettings, load_settings
-from deid.errors import GateError, InputError
 from appliance.evaluate.memorization import split_canary
 from appliance.evaluate.multiple_choice import MMLU_SUBJECTS
 from appliance.evaluate.review import Criterion
 from appliance.evaluate.rouge import lcs_length, rouge_l
 from appliance.evaluate.stage import evaluate_stage, import_review, write_review_sheet
 from appliance.pipeline.stage import StageContext, run_stage
+from deid.errors import GateError, InputError
 from tests.evaluate.conftest import CANARY
 
 MEDQA_ROWS = [
@@ -149,8 +149,9 @@ def test_memorized_canary_fails_the_gate_but_keeps_the_report(
     settings = _settings(tmp_path / "home")
     settings = settings.model_copy(update={"eval": settings.eval.updated(medquad_limit=0, few_shot=0)})
     models = {"base": tiny_ggufs["f32"], "fine-tuned": leaky_model}
+    canaries = [CANARY, "Dr Amelia Brightwater signed the note"]
     with pytest.raises(GateError, match="memorization gate") as caught:
-        evaluate_stage(settings, models=models, workdir=tmp_path / "w", heldout_texts=None, canaries=[CANARY, "Dr Amelia Brightwater signed the note"])
+        evaluate_stage(settings, models=models, workdir=tmp_path / "w", heldout_texts=None, canaries=canaries)
     assert "Zorbulon" not in str(caught.value)
     report = json.loads((tmp_path / "w" / "evaluate" / "report.json").read_text())
     assert report["memorization"]["models"]["fine-tuned"]["extracted_ordinals"] == [0]
@@ -158,7 +159,7 @@ def test_memorized_canary_fails_the_gate_but_keeps_the_report(
     assert report["memorization"]["models"]["base"]["extracted"] == 0
     assert "Zorbulon" not in (tmp_path / "w" / "evaluate" / "model-card.md").read_text()
     with pytest.raises(GateError):  # a rerun that skips the stage still fails the gate
-        evaluate_stage(settings, models=models, workdir=tmp_path / "w", heldout_texts=None, canaries=[CANARY, "Dr Amelia Brightwater signed the note"])
+        evaluate_stage(settings, models=models, workdir=tmp_path / "w", heldout_texts=None, canaries=canaries)
 
 
 def test_bad_inputs_are_clear_errors(tiny_ggufs: dict[str, Path], tmp_path: Path) -> None:

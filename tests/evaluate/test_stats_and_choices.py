@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from deid.errors import InputError
 from appliance.evaluate import stats
 from appliance.evaluate.multiple_choice import (
     MMLU_SUBJECTS,
@@ -20,6 +19,7 @@ from appliance.evaluate.multiple_choice import (
     stratified,
 )
 from appliance.evaluate.report import flags, interval_chart
+from deid.errors import InputError
 
 
 def test_wilson_matches_the_textbook_values() -> None:

@@ -70,11 +70,11 @@ def _tiny_family_model(family: str, directory: Path) -> Path:
 
     tokenizer = build_tokenizer(directory)
     torch.manual_seed(3)
-    shapes = dict(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
-    )
+    shapes = {
+        "vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256,
+        "eos_token_id": tokenizer.eos_token_id, "bos_token_id": tokenizer.bos_token_id,
+    }
     if family == "qwen2":
         model = Qwen2ForCausalLM(Qwen2Config(**shapes, tie_word_embeddings=False))
         with torch.no_grad():  # random biases so that qwen2's q/k/v biases matter

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
 
-from deid.errors import GateError
 from appliance.export.gguf_convert import convert_hf_to_gguf
 from appliance.export.parity import check_parity, require_parity
 from appliance.export.runners import LlamaCppRunner, TransformersRunner
 from appliance.export.stage import export_stage
 from appliance.pipeline.stage import StageResult
+from deid.errors import GateError
 from tests.export.conftest import export_settings
 
 PROMPT = "The patient was admitted with chest pain and shortness of breath."
