@@ -72,7 +72,9 @@ def is_clinical_document(path: Path) -> bool:
     return b"ClinicalDocument" in head and V3.encode() in head
 
 
-def _local(element: etree._Element) -> str:
+def _local(element: etree._Element | None) -> str:
+    if element is None:  # the parent of the root
+        return ""
     tag = element.tag
     return etree.QName(tag).localname if isinstance(tag, str) else ""
 
@@ -211,6 +213,7 @@ class DocumentScrubber:
 
     def _name(self, element: etree._Element) -> None:
         parent_element = element.getparent()
+        assert parent_element is not None  # the walk reaches names below the document element only
         parent = _local(parent_element)
         structured = any(_local(part) in ("given", "family") for part in element)
         if parent in _STAFF_PARENTS:
@@ -380,8 +383,8 @@ class DocumentScrubber:
         add(element, False, element.text, "\n")
         for node in element.iterdescendants():
             local = _local(node)
-            if local == "linkHtml" and node.get("href", "") and not node.get("href", "").startswith("#"):
-                href = node.get("href", "")
+            href = node.get("href", "")
+            if local == "linkHtml" and href and not href.startswith("#"):
                 new, operator = self.context.anonymizer.replace(href, Entity.URL.value, self.patient)
                 node.set("href", new)
                 self.applied.append(AppliedSpan(0, len(href), Entity.URL.value, operator, "linkHtml@href"))
