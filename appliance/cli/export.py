@@ -17,7 +17,8 @@ def register(app: typer.Typer) -> None:
     def export(
         ctx: typer.Context,
         adapter: Annotated[
-            Path | None, typer.Option("--adapter", help="peft LoRA adapter folder (default <workdir>/train/adapter)")
+            Path | None, typer.Option("--adapter", help="peft LoRA adapter folder (default: the adapter of the "
+                                      "training stage that finished last, e.g. train-dpo after train)")
         ] = None,
         no_adapter: Annotated[bool, typer.Option("--no-adapter", help="export the base model alone")] = False,
         base_model: Annotated[
@@ -41,7 +42,7 @@ def register(app: typer.Typer) -> None:
         if quant:
             settings = settings.model_copy(update={"export": settings.export.updated(quantizations=quant)})
         target = workdir or settings.work_dir
-        adapter_dir = None if no_adapter else (adapter or target / "train" / "adapter")
+        adapter_dir = None if no_adapter else (adapter or _last_trained_adapter(target))
         if adapter_dir is not None and not adapter_dir.is_dir():
             raise InputError(f"adapter folder not found: {adapter_dir} (run 'appliance train' or pass --no-adapter)")
         model_path = base_model if base_model is not None else resolve_base_model(settings.models.base)
@@ -64,3 +65,16 @@ def register(app: typer.Typer) -> None:
             + f" -> {result.directory}",
             markup=False,
         )
+
+
+def _last_trained_adapter(workdir: Path) -> Path:
+    """The adapter of the stage trained last: a recipe's final stage (dpo after sft), not always train/."""
+    from appliance.pipeline.stage import load_manifest
+    from appliance.train.config import Method
+    from appliance.train.stage import ADAPTER_DIR, stage_name
+
+    # a recipe's stages may finish within the same second: the later method in the pipeline wins the tie
+    finished = [(manifest.finished_at, order, workdir / stage_name(method) / ADAPTER_DIR)
+                for order, method in enumerate(Method)
+                if (manifest := load_manifest(workdir / stage_name(method))) is not None]
+    return max(finished)[2] if finished else workdir / stage_name(Method.sft) / ADAPTER_DIR

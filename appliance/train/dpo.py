@@ -6,6 +6,14 @@ kept with the resume state, so the reference costs one forward pass per pair rat
 a second model in memory, and a resumed run sees exactly the same reference. A fifth of
 the pairs (``train.dpo_holdout``) never trains: the share of them whose ``chosen`` answer
 the policy finds likelier than ``rejected``, before and after, is the stage's measure.
+
+That share compares the answers' mean log-probability per token, not their sums: a
+reference answer of 150 tokens has a far lower summed log-probability than a one-line
+refusal however much the model prefers it, so a summed comparison measures answer length
+and barely moves when DPO shifts the policy by tens of nats (on MedQuAD pairs whose
+rejected answers are half refusals it stayed at 0.5 for 8 steps while every held-out
+reward had turned positive). The training loss itself is the standard summed DPO loss;
+its reward (the policy's shift from the reference) is reported beside the accuracy.
 """
 
 from __future__ import annotations
@@ -21,7 +29,6 @@ from typing import Any
 import torch
 from torch.nn import functional
 
-from deid.errors import InputError
 from appliance.pipeline.stage import StageContext
 from appliance.train import adapter_model, checkpoint
 from appliance.train.base_model import load_base_model
@@ -36,6 +43,7 @@ from appliance.train.loop import (
     resolve_precision,
 )
 from appliance.train.loss import CausalLMLoss
+from deid.errors import InputError
 
 PAIR_KEYS = ("prompt", "chosen", "rejected")
 REFERENCE_FILE = "reference.pt"
@@ -45,6 +53,15 @@ REFERENCE_FILE = "reference.pt"
 class Pair:
     chosen: Sequence
     rejected: Sequence
+
+    def answer_tokens(self) -> tuple[int, int]:
+        """Scored tokens of (chosen, rejected): what a per-token comparison divides by."""
+        return _scored(self.chosen), _scored(self.rejected)
+
+
+def _scored(sequence: Sequence) -> int:
+    # labels[0] predicts nothing: the loss scores each label from the token before it
+    return sum(label != IGNORE for label in sequence.labels[1:])
 
 
 def read_pairs(path: Path) -> list[dict[str, str]]:
@@ -141,12 +158,19 @@ def _all_logps(loss_module: CausalLMLoss, pairs: list[Pair], batch: int, **kwarg
     return torch.cat(out)
 
 
-def preference_report(policy: torch.Tensor, reference: torch.Tensor, beta: float) -> dict[str, float]:
-    """Accuracy (policy prefers chosen), reward accuracy and mean reward margin of (pairs, 2) log-probs."""
-    margin = policy[:, 0] - policy[:, 1]
+def preference_report(policy: torch.Tensor, reference: torch.Tensor, tokens: torch.Tensor,
+                      beta: float) -> dict[str, float]:
+    """What the policy prefers on (pairs, 2) summed log-probs of (chosen, rejected), ``tokens`` their answer lengths.
+
+    ``accuracy`` and ``logp_margin`` judge the policy alone, per answer token (see the module
+    note); ``reward_*`` and ``loss`` are DPO's own terms, relative to the reference.
+    """
+    per_token = policy / tokens
+    margin = per_token[:, 0] - per_token[:, 1]
     reward = beta * ((policy[:, 0] - reference[:, 0]) - (policy[:, 1] - reference[:, 1]))
     return {
         "accuracy": round(float((margin > 0).float().mean()), 4),
+        "logp_margin": round(float(margin.mean()), 6),
         "reward_accuracy": round(float((reward > 0).float().mean()), 4),
         "reward_margin": round(float(reward.mean()), 6),
         "loss": round(float(-functional.logsigmoid(reward).mean()), 6),
@@ -176,7 +200,8 @@ def dpo_build(ctx: StageContext, config: TrainConfig, inputs: dict[str, Path], i
     loss_module = CausalLMLoss(model)
     scoring = {"pad_id": tokenizer.pad_token_id, "device": device, "autocast": autocast}
     reference = _reference(ctx.resume_dir, loss_module, pairs, config.batch_size, scoring)
-    before = preference_report(reference[held_ids], reference[held_ids], config.dpo_beta)
+    held_tokens = torch.tensor([pairs[i].answer_tokens() for i in held_ids], dtype=torch.float32)
+    before = preference_report(reference[held_ids], reference[held_ids], held_tokens, config.dpo_beta)
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -234,7 +259,7 @@ def dpo_build(ctx: StageContext, config: TrainConfig, inputs: dict[str, Path], i
             if progress:
                 progress({"kind": "checkpoint", "step": state.step})
     after = preference_report(_all_logps(loss_module, [pairs[i] for i in held_ids], config.batch_size, **scoring),
-                              reference[held_ids], config.dpo_beta)
+                              reference[held_ids], held_tokens, config.dpo_beta)
     state.metrics.append({"kind": "eval", "step": state.step, "val_loss": after["loss"]})
     summary = {
         "method": "dpo",
@@ -250,6 +275,9 @@ def dpo_build(ctx: StageContext, config: TrainConfig, inputs: dict[str, Path], i
         "held_out_pairs": len(held_ids),
         "preference_accuracy_before": before["accuracy"],
         "preference_accuracy_after": after["accuracy"],
+        "preference_measure": "mean log-probability per answer token, chosen against rejected",
+        "mean_logp_margin_before": before["logp_margin"],
+        "mean_logp_margin_after": after["logp_margin"],
         "reward_accuracy_after": after["reward_accuracy"],
         "mean_reward_margin": after["reward_margin"],
         "held_out_dpo_loss_before": before["loss"],

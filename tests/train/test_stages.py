@@ -10,12 +10,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from appliance.cli.export import _last_trained_adapter
 from appliance.config import load_settings
-from deid.errors import InputError
 from appliance.train.config import Method
 from appliance.train.dpo import read_pairs
 from appliance.train.loss import CausalLMLoss, token_losses
 from appliance.train.stage import run_recipe, train_stage
+from deid.errors import InputError
 
 NOTES = ["The wound was cleaned and dressed.", "Blood pressure was stable overnight.",
          "Metformin was continued at the same dose.", "The patient walked the hallway twice."]
@@ -114,27 +115,34 @@ def test_replay_file_replaces_the_datasets_replay(tmp_path: Path, dataset_dir: P
                     base_model=tiny_hf_model, workdir=tmp_path / "w", method=Method.sft)
 
 
+SFT_ANSWER = "It is treated with rest and care."  # what dataset_dir's chats teach
+
+
 def _pairs(path: Path) -> Path:
-    rows = [{"prompt": q, "chosen": "Rest, fluids and a review by your doctor.", "rejected": "zebra zebra zebra zebra"}
+    """The answer SFT taught is the rejected one, so the SFT policy starts out preferring it."""
+    rows = [{"prompt": q, "chosen": "Rest, fluids and a review by your doctor.", "rejected": SFT_ANSWER}
             for q in QUESTIONS]
     _write(path, rows)
     return path
 
 
 def test_dpo_on_top_of_sft_raises_preference_accuracy(tmp_path: Path, dataset_dir: Path, tiny_hf_model: Path) -> None:
-    settings = _settings(recipe=["sft", "dpo"], max_steps=6, learning_rate=5e-3, dpo_beta=0.5, batch_size=4, max_seq_length=128,
-                         checkpoint_interval=3)
+    settings = _settings(recipe=["sft", "dpo"], max_steps=6, learning_rate=5e-3, dpo_beta=0.5, batch_size=4,
+                         max_seq_length=128, checkpoint_interval=3)
     sft, dpo = run_recipe(settings, dataset_dir=dataset_dir, base_model=tiny_hf_model, workdir=tmp_path,
                           preferences=_pairs(tmp_path / "prefs.jsonl"))
     details = dpo.manifest.details
     assert dpo.directory.name == "train-dpo" and Path(details["started_from"]) == sft.path("adapter")
     assert details["held_out_pairs"] == 2 and details["train_pairs"] == 8
-    assert details["preference_accuracy_after"] >= details["preference_accuracy_before"]
+    # the held-out pairs never trained: DPO moved the policy itself from the SFT answer to the chosen one
+    assert details["preference_accuracy_before"] == 0.0 and details["preference_accuracy_after"] == 1.0
+    assert details["mean_logp_margin_after"] > 0 > details["mean_logp_margin_before"]
     assert details["held_out_dpo_loss_after"] < details["held_out_dpo_loss_before"]
     assert details["mean_reward_margin"] > 0 and details["reward_accuracy_after"] == 1.0
     rows = [json.loads(line) for line in dpo.path("metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["kind"] == "train"] == [1, 2, 3, 4, 5, 6]
     assert dpo.path("adapter/adapter_model.safetensors").is_file()
+    assert _last_trained_adapter(tmp_path) == dpo.path("adapter")  # what 'appliance export' takes by default
 
 
 def test_dpo_refuses_bad_pairs_by_line(tmp_path: Path, dataset_dir: Path, tiny_hf_model: Path) -> None:
