@@ -22,8 +22,9 @@ from deid.detection.presidio_api import RecognizerResult
 from deid.recognizers.base import NoteStyle
 from deid.recognizers.lexicon import Lexicon
 
-TOKEN = re.compile(r"[A-Za-z0-9]+")
+TOKEN = re.compile(r"[^\W_]+")  # letters and digits of any script: "Vilhjálmur" is one word
 SHAPE_RUNS = re.compile(r"(.)\1+")
+LINE_BREAK = re.compile(r"\n")
 CONTEXT = 3
 WORD_CACHE_LIMIT = 200_000
 
@@ -79,7 +80,7 @@ class FeatureExtractor:
             self._words.clear()
         lower = token.lower()
         lex = self.lexicon
-        if token.isdigit():
+        if token.isdecimal():
             lists = "num:" + _digit_value(token)
         else:
             flags = [
@@ -108,62 +109,155 @@ class FeatureExtractor:
             cached = (
                 "st=" + style,
                 "sh=" + word.shape,
-                "st|sh=" + style + word.shape,
+                "st|sh=" + style + "|" + word.shape,
                 "len=" + word.length,
                 "lex=" + word.lists,
-                "st|lex=" + style + word.lists,
-                "sh|lex=" + word.shape + word.lists,
+                "st|lex=" + style + "|" + word.lists,
+                "sh|lex=" + word.shape + "|" + word.lists,
             )
             if word.vocab is not None:
-                cached += ("w=" + word.vocab, "st|w=" + style + word.vocab)
+                cached += ("w=" + word.vocab, "st|w=" + style + "|" + word.vocab)
             self._own_features[key] = cached
         return list(cached)
 
     def features(
         self, text: str, style: NoteStyle, candidates: Sequence[RecognizerResult]
     ) -> tuple[list[tuple[int, int]], list[list[str]], list[list[tuple[RecognizerResult, str]]]]:
-        """Every word's (start, end), its feature strings and the rule results covering it."""
+        """Every word's (start, end), its feature strings and the rule results covering it.
+
+        Context stops at line breaks: a note's lines are headings, list items and signatures, and
+        a word on the next line says little about this one (it also keeps a name's features the
+        same wherever a line of text is pasted).
+        """
         spans = [match.span() for match in TOKEN.finditer(text)]
         words = [self.word(text[start:end]) for start, end in spans]
         covering = _covering(spans, candidates)
         groups = _joined_groups(text, spans, words)
+        lines = _line_numbers(text, spans)
+        first_of_line, line_sizes = _line_positions(lines)
+        repeats = _repeats(text, spans, covering)
         rows: list[list[str]] = []
         count = len(spans)
         st = style.value
-        for index, ((start, end), word) in enumerate(zip(spans, words)):
-            before = _separator(text, spans[index - 1][1] if index else max(0, start - 3), start)
-            after = _separator(text, end, spans[index + 1][0] if index + 1 < count else min(len(text), end + 3))
+        for index, ((start, end), word) in enumerate(zip(spans, words, strict=True)):
+            line = lines[index]
+            before = _separator(text[spans[index - 1][1] if index else 0 : start], index == 0, before=True)
+            after = _separator(text[end : spans[index + 1][0] if index + 1 < count else len(text)], index + 1 == count)
             row = self._own(text[start:end], word, st)
-            row += ["ps=" + before, "ns=" + after, "grp=" + groups[index], "ps|sh=" + before + word.shape]
+            position = index - first_of_line[index]
+            place = ("0" if position == 0 else "1" if position == 1 else "2+") + "/" + _size_bucket(line_sizes[line])
+            row += [
+                "ps=" + before, "ns=" + after, "grp=" + groups[index], "ps|sh=" + before + "|" + word.shape,
+                "ns|sh=" + after + "|" + word.shape, "ps|ns=" + before + "|" + after, "line=" + place,
+                "line|sh=" + place + "|" + word.shape, "rep=" + repeats[index], "rep|sh=" + repeats[index] + "|" + word.shape,
+            ]
+            same_line = [
+                offset for offset in range(-CONTEXT, CONTEXT + 1) if 0 <= index + offset < count and lines[index + offset] == line
+            ]
+            context = {offset: words[index + offset] for offset in same_line}
+            left, right = _around(context, 1, "context")
             for offset in range(1, CONTEXT + 1):
-                left = words[index - offset].context if index >= offset else "<s>"
-                right = words[index + offset].context if index + offset < count else "</s>"
-                row.append(f"c-{offset}={left}")
-                row.append(f"c+{offset}={right}")
+                far_left, far_right = _around(context, offset, "context")
+                row.append(f"c-{offset}={far_left}")
+                row.append(f"c+{offset}={far_right}")
                 if offset > 1:
-                    row.append("L=" + left)
-                    row.append("R=" + right)
-                if offset == 1:
-                    row.append("c-1|lex=" + left + "|" + word.lists)
-                    row.append("c+1|lex=" + right + "|" + word.lists)
+                    row.append("L=" + far_left)
+                    row.append("R=" + far_right)
+            row.append("c-1|lex=" + left + "|" + word.lists)
+            row.append("c+1|lex=" + right + "|" + word.lists)
+            row.append("c-1|c+1=" + left + "|" + right)
+            left_shape, right_shape = _around(context, 1, "shape")
+            far_left_shape, far_right_shape = _around(context, 2, "shape")
+            row.append("sh3=" + left_shape + "|" + word.shape + "|" + right_shape)
+            row.append("sh-2=" + far_left_shape + "|" + left_shape + "|" + word.shape)
+            row.append("sh+2=" + word.shape + "|" + right_shape + "|" + far_right_shape)
             hits = covering[index]
             if hits:
-                for result, position in hits:
+                size = _candidate_size(hits)
+                row.append("r:n=" + str(min(len(hits), 3)) + "|" + size)
+                row.append("r:types=" + _entities(hits))
+                row.append("r:types|lex=" + _entities(hits) + "|" + word.lists)
+                for result, where in hits:
                     name = _recognizer(result) + "|" + result.entity_type
                     row.append("r=" + name)
                     row.append(f"r|s={name}|{result.score:.2f}")
-                    row.append("r|pos=" + name + "|" + position)
+                    row.append("r|pos=" + name + "|" + where)
                     row.append("r|lex=" + name + "|" + word.lists)
-                    row.append("r|st|sh=" + name + "|" + st + word.shape)
+                    row.append("r|st|sh=" + name + "|" + st + "|" + word.shape)
+                    row.append("r|rep=" + name + "|" + repeats[index])
+                    row.append("r|line=" + name + "|" + place)
+                    row.append("r|c-1=" + name + "|" + left)
+                    row.append("r|c+1=" + name + "|" + right)
                     if word.vocab is not None:
                         row.append("r|w=" + name + "|" + word.vocab)
             else:
-                row.append("r=none|st|lex=" + st + word.lists)
-                row.append("r=none|sh=" + word.shape)
-            row.append("pr=" + (_entities(covering[index - 1]) if index else "<s>"))
-            row.append("nr=" + (_entities(covering[index + 1]) if index + 1 < count else "</s>"))
+                row.append("none|st|lex=" + st + "|" + word.lists)
+                row.append("none|sh=" + word.shape)
+            row.append("pr=" + (_entities(covering[index - 1]) if index and lines[index - 1] == line else "<s>"))
+            row.append("nr=" + (_entities(covering[index + 1]) if index + 1 < count and lines[index + 1] == line else "</s>"))
             rows.append(row)
         return spans, rows, covering
+
+
+def _around(context: dict[int, Word], offset: int, field: str) -> tuple[str, str]:
+    """A field of the words ``offset`` to the left and right on the same line, or the line's edge."""
+    left, right = context.get(-offset), context.get(offset)
+    return (
+        getattr(left, field) if left is not None else "<s>",
+        getattr(right, field) if right is not None else "</s>",
+    )
+
+
+def _size_bucket(size: int) -> str:
+    return "1" if size == 1 else "2-3" if size <= 3 else "4-8" if size <= 8 else "9+"
+
+
+def _line_numbers(text: str, spans: Sequence[tuple[int, int]]) -> list[int]:
+    """The line each word is on (0-based)."""
+    breaks = [match.start() for match in LINE_BREAK.finditer(text)]
+    return [bisect.bisect_left(breaks, start) for start, _ in spans]
+
+
+def _line_positions(lines: Sequence[int]) -> tuple[list[int], dict[int, int]]:
+    """For each word, the index of its line's first word; and the number of words on each line."""
+    first: list[int] = []
+    sizes: dict[int, int] = {}
+    start = 0
+    for index, line in enumerate(lines):
+        if index and line != lines[index - 1]:
+            start = index
+        first.append(start)
+        sizes[line] = sizes.get(line, 0) + 1
+    return first, sizes
+
+
+def _repeats(
+    text: str, spans: Sequence[tuple[int, int]], covering: Sequence[Sequence[tuple[RecognizerResult, str]]]
+) -> list[str]:
+    """How often the word's spelling (any case) recurs in the note, and whether rules proposed it elsewhere.
+
+    A surname a rule caught once after "Dr." is as likely PHI where it stands alone; clinical
+    shorthand recurs everywhere and is seldom proposed.
+    """
+    occurrences: dict[str, int] = {}
+    proposed: dict[str, int] = {}
+    keys = [text[start:end].lower() for start, end in spans]
+    for key, hits in zip(keys, covering, strict=True):
+        occurrences[key] = occurrences.get(key, 0) + 1
+        if hits:
+            proposed[key] = proposed.get(key, 0) + 1
+    out = []
+    for key, hits in zip(keys, covering, strict=True):
+        seen = occurrences[key]
+        elsewhere = proposed.get(key, 0) - (1 if hits else 0)
+        times = "1" if seen == 1 else "2-3" if seen <= 3 else "4+"
+        out.append(times + ("|none" if seen == 1 else "|all" if elsewhere >= seen - 1 else "|some" if elsewhere > 0 else "|no"))
+    return out
+
+
+def _candidate_size(hits: Sequence[tuple[RecognizerResult, str]]) -> str:
+    """Whether the word stands alone in its candidates or is part of a longer one."""
+    return "S" if all(where == "S" for _, where in hits) else "M"
 
 
 def _recognizer(result: RecognizerResult) -> str:
@@ -175,11 +269,15 @@ def _entities(hits: list[tuple[RecognizerResult, str]]) -> str:
     return "+".join(sorted({result.entity_type for result, _ in hits})) or "none"
 
 
-def _separator(text: str, start: int, end: int) -> str:
-    """The characters between two words, whitespace folded: ' ', '/', '. ', '\\n' ..."""
-    gap = text[start:end]
-    if "\n" in gap:
-        return "NL" + gap.strip()[:2]
+def _separator(gap: str, text_edge: bool, before: bool = False) -> str:
+    """The characters between two words, whitespace folded: ' ', '/', '. ', 'NL:' ...
+
+    Across a line break (or at either end of the text) only what is on the word's own line counts
+    ('NL' and up to two marks), so the separators of other lines cannot change how a word is judged.
+    """
+    if "\n" in gap or text_edge:
+        own = gap.rsplit("\n", 1)[-1] if before else gap.split("\n", 1)[0]
+        return "NL" + own.strip()[:2]
     folded = " ".join(gap.split()) if gap.strip() else (" " if gap else "")
     if gap and gap[0].isspace() and not folded.startswith(" "):
         folded = " " + folded

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from deid.detection.entities import Entity
 from deid.detection.presidio_api import AnalysisExplanation, RecognizerResult
-from deid.detection.token_features import FeatureExtractor
+from deid.detection.token_features import TOKEN, FeatureExtractor
 from deid.recognizers.base import note_style
 from deid.recognizers.lexicon import Lexicon
 
@@ -38,7 +38,8 @@ PASS_THROUGH = frozenset({
 })
 # Words the filter keeps are reported at 0.5 + p/2, so any kept word clears the rule threshold.
 KEPT_SCORE_FLOOR = 0.5
-# Kept words separated by at most this many characters (no line break) form one span ("7/22").
+# Kept words separated by at most this many characters (no line break) form one span ("7/22"),
+# unless the rules proposed them as two different spans.
 MAX_JOIN_GAP = 3
 
 
@@ -107,34 +108,59 @@ class TokenFilter:
         results: list[RecognizerResult] = []
         run: list[int] = []
         run_type = ""
-        for index, ((start, end), p) in enumerate(zip(spans, probabilities)):
+        for index, ((start, end), p) in enumerate(zip(spans, probabilities, strict=True)):
             if p < threshold:
                 continue
             entity = _entity_for(text[start:end], covering[index], run_type if run else "")
             if run:
                 gap = text[spans[run[-1]][1] : start]
-                if index != run[-1] + 1 or entity != run_type or len(gap) > MAX_JOIN_GAP or "\n" in gap:
-                    results.append(self._result(spans, probabilities, run, run_type))
+                split = index != run[-1] + 1 or entity != run_type or len(gap) > MAX_JOIN_GAP or "\n" in gap
+                if split or _separate_candidates(covering[run[-1]], covering[index]):
+                    results.append(self._result(text, spans, probabilities, covering, run, run_type))
                     run = []
             run.append(index)
             run_type = entity
         if run:
-            results.append(self._result(spans, probabilities, run, run_type))
+            results.append(self._result(text, spans, probabilities, covering, run, run_type))
         return results
 
     @staticmethod
     def _result(
-        spans: Sequence[tuple[int, int]], probabilities: Sequence[float], run: list[int], entity: str
+        text: str,
+        spans: Sequence[tuple[int, int]],
+        probabilities: Sequence[float],
+        covering: Sequence[Sequence[tuple[RecognizerResult, str]]],
+        run: list[int],
+        entity: str,
     ) -> RecognizerResult:
+        """One span over the run, widened to the punctuation its rule candidate had: "(508) 555-0187"."""
+        start, end = spans[run[0]][0], spans[run[-1]][1]
+        for result, _ in covering[run[0]]:
+            if result.entity_type == entity and result.start < start and not _has_word(text[result.start : start]):
+                start = result.start
+        for result, _ in covering[run[-1]]:
+            if result.entity_type == entity and result.end > end and not _has_word(text[end : result.end]):
+                end = result.end
         score = KEPT_SCORE_FLOOR + max(probabilities[k] for k in run) / 2
         return RecognizerResult(
             entity_type=entity,
-            start=spans[run[0]][0],
-            end=spans[run[-1]][1],
+            start=start,
+            end=end,
             score=score,
             analysis_explanation=AnalysisExplanation(recognizer=FILTER_NAME, original_score=score),
             recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: FILTER_NAME},
         )
+
+
+def _separate_candidates(
+    left: Sequence[tuple[RecognizerResult, str]], right: Sequence[tuple[RecognizerResult, str]]
+) -> bool:
+    """Both words were proposed, but by different candidates: the rules saw two spans ("Boston 02114", "apt 4B")."""
+    return bool(left) and bool(right) and not any(a is b for a, _ in left for b, _ in right)
+
+
+def _has_word(gap: str) -> bool:
+    return TOKEN.search(gap) is not None
 
 
 def _recognizer(result: RecognizerResult) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from deid.config import DeidConfig
 from deid.detection.engine import PhiDetector
+from deid.detection.presidio_api import RecognizerResult
 from deid.detection.token_features import FeatureExtractor, shape_of
 from deid.detection.token_filter import TokenFilter, TokenModel
 from deid.recognizers.base import NoteStyle
@@ -90,7 +93,73 @@ def test_structured_identifiers_pass_through_whatever_the_model_says(lexicon: Le
 
 
 def test_switching_the_filter_off_gives_the_rules_alone() -> None:
-    detector = PhiDetector(DeidConfig())
+    detector = PhiDetector(DeidConfig(token_filter=False))
     assert detector.token_filter is None
     text = "Daughter Marisol Okafor called on 7/22/2019."
     assert touched(text, detector.detect(text), "Marisol")
+
+
+def test_a_line_is_judged_the_same_whatever_the_other_lines_hold(lexicon: Lexicon) -> None:
+    """Context stops at line breaks: separator runs, headings or pasted text elsewhere change nothing."""
+    extractor = FeatureExtractor(lexicon)
+    line = "Seen by Dr. Zorvathek, wife Quilanna at bedside."
+    _, alone, _ = extractor.features(line, NoteStyle.MIXED, [])
+    for other in ("-" * 50, "PLAN: CONT ABX", "called 617-555-0143 ::"):
+        for text in (other + "\n" + line, line + "\n" + other, other + "\n" + line + "\n" + other):
+            spans, rows, _ = extractor.features(text, NoteStyle.MIXED, [])
+            offset = text.index(line)
+            own = [row for (start, _), row in zip(spans, rows, strict=True) if offset <= start < offset + len(line)]
+            assert own == alone, (other, text.index(line))
+
+
+def test_words_of_any_script_are_one_word(lexicon: Lexicon) -> None:
+    spans, _, _ = FeatureExtractor(lexicon).features("Stefanía Oddgeirsdóttir ² ٣", NoteStyle.MIXED, [])
+    assert [end - start for start, end in spans] == [8, 14, 1, 1]
+
+
+def candidate(start: int, end: int, entity: str) -> RecognizerResult:
+    return RecognizerResult(
+        entity_type=entity, start=start, end=end, score=0.6,
+        recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: "SomeRuleRecognizer"},
+    )
+
+
+def test_a_kept_span_takes_its_candidates_punctuation_but_not_its_words(lexicon: Lexicon) -> None:
+    weights = {"r=SomeRuleRecognizer|PHONE": 10.0, "r=SomeRuleRecognizer|CLINICIAN": 10.0, "w=dr": -20.0}
+    keep_proposed = TokenFilter(lexicon, TokenModel(bias=-5.0, weights=weights, threshold=0.5))
+    text = "call (508) 555-0187 or Dr. Okafor"
+    phone = candidate(text.index("("), text.index(" or"), "PHONE")
+    name = candidate(text.index("Dr."), len(text), "CLINICIAN")
+    covered = {text[r.start : r.end] for r in keep_proposed.apply(text, [phone, name])}
+    assert "(508) 555-0187" in covered
+    assert "Okafor" in covered and "Dr. Okafor" not in covered
+
+
+def test_words_the_rules_proposed_as_two_spans_stay_two(lexicon: Lexicon) -> None:
+    keep_all = TokenFilter(lexicon, TokenModel(bias=5.0, weights={}, threshold=0.5))
+    text = "Boston 02114, apt 4B"
+    first, second = candidate(0, 12, "LOCATION"), candidate(14, 20, "LOCATION")
+    covered = sorted(text[r.start : r.end] for r in keep_all.apply(text, [first, second]))
+    assert covered == ["Boston 02114", "apt 4B"]
+    joined = sorted(text[r.start : r.end] for r in keep_all.apply(text, [candidate(0, 20, "LOCATION")]))
+    assert joined == ["Boston 02114, apt 4B"]
+
+
+# Feature names are made of these besides vocabulary words: shapes, list flags, value ranges,
+# position marks, styles, recognizer and entity names, scores.
+FEATURE_GRAMMAR = re.compile(
+    r"[Xxd]+|[FLCKDPS]+|unknown|none|num\d?|year4|time4|long|zero|le\d\d|all|some|no|NL|[BIESM]|mixed|upper|lower"
+    r"|\w*Recognizer|[A-Z_]+|\d+"
+)
+
+
+def test_the_shipped_model_names_no_word_outside_the_public_vocabulary(lexicon: Lexicon) -> None:
+    """The weights were fit on GPL notes: every word in a feature name must come from a shipped public list."""
+    vocabulary = lexicon.common_words | lexicon.clinical_terms | lexicon.stop_words
+    strangers = set()
+    for name in TokenModel.load().weights:
+        value = name.split("=", 1)[1]
+        for word in re.findall(r"[^\W_]+", value):
+            if word not in vocabulary and not FEATURE_GRAMMAR.fullmatch(word):
+                strangers.add(word)
+    assert not strangers, sorted(strangers)[:20]
