@@ -52,9 +52,15 @@ omnicell carevue metavision cerner meditech webomr alaris medfusion jevity osmol
 isosource pulmocare novasource beneprotein thickit juven prosource arginaid primafit provon dakins santyl mepitel
 adaptic acticoat aquaphor criticaid calmoseptine desitin baza lantiseptic peridex biotene yankauer portex tracoe
 ventimask vapotherm optiflow airvo respironics avea ltv
-eve aline vea fem fent mech sys dia resp synch ganz ceftaz ros perl perla perrla nsg grav riss yest crepitus careview
-pcv imv vvi ddd aai nsb mic iab ivab mds ho
+vea fem fent mech sys dia resp synch ganz ceftaz ros perl perla perrla nsg grav riss yest crepitus careview
+pcv imv vvi ddd aai nsb mic iab ivab mds ho los sang sero serosang dng drng perm flowsheet cont
 """ .split()
+
+# Given names that nursing notes use as words: colours and looks of urine, sputum, pupils or skin
+# ("amber urine", "pupils pearl", "rusty sputum"), "eve" for evening and "aline" for an arterial line.
+# Such a word is a name only when a title or relation announces it ("daughter Amber") or another
+# name stands beside it ("Eve Okafor"), never on its own.
+DESCRIPTIVE_NAMES: frozenset[str] = frozenset("amber pearl ruby hazel coral ginger rusty crystal eve aline".split())
 
 CLINICAL_TERMS: frozenset[str] = frozenset(_TERMS)
 

@@ -16,6 +16,7 @@ from deid.detection.presidio_api import RecognizerResult
 
 from deid.detection.entities import Entity
 from deid.recognizers.base import LexiconRecognizer, NoteStyle
+from deid.recognizers.clinical_terms import DESCRIPTIVE_NAMES
 from deid.recognizers.name_words import Word, words
 
 CALENDAR_WORDS = frozenset(
@@ -68,6 +69,8 @@ class DictionaryNameRecognizer(LexiconRecognizer):
             return Evidence.NONE
         if lower in CALENDAR_WORDS or EPONYM_USE.match(text, token.end):
             return Evidence.NONE
+        if lower in DESCRIPTIVE_NAMES:
+            return Evidence.WEAK  # "amber urine" alone, "Eve Okafor" beside a surname
         if style is NoteStyle.MIXED and token.text.isupper() and len(token.text) > 1:
             # Capitals inside well-cased text are acronyms and gene symbols, rarely names.
             listed = self.lexicon.is_name(lower) and not self.lexicon.is_common(lower)

@@ -9,10 +9,11 @@ from deid.detection.presidio_api import RecognizerResult
 
 from deid.detection.entities import Entity
 from deid.recognizers.base import LexiconRecognizer, NoteStyle
-from deid.recognizers.clinical_terms import DRUG_ENDINGS
+from deid.recognizers.clinical_terms import DESCRIPTIVE_NAMES, DRUG_ENDINGS
 
 FACILITY = re.compile(
-    r"(?<![A-Za-z])(?:hospital|hosp|medical center|med ctr|medical centre|health center|health centre|healthcare|"
+    r"(?<![A-Za-z])(?:hospital|hosp|medical center|med ctr|med center|med centre|medical ctr|medical centre|"
+    r"heart center|heart centre|cancer centre|health center|health centre|healthcare|"
     r"health system|clinic|clinics|infirmary|nursing home|nursing facility|nursing center|rehab center|"
     r"rehabilitation center|rehabilitation hospital|rehab hospital|care center|hospice|sanatorium|"
     r"medical group|cancer center|cancer institute|heart institute|children's|childrens|memorial|"
@@ -25,6 +26,7 @@ NAME_PART = re.compile(r"([A-Za-z][A-Za-z'\-&]*\.?)[ \t]+$")
 OF_NAME = re.compile(r"[ \t]+of[ \t]+(?:the[ \t]+)?", re.IGNORECASE)
 NEXT_WORD = re.compile(r"([ \t]+)?([A-Za-z][A-Za-z'\-]*)")
 CONNECTORS = frozenset({"of", "the", "and", "st", "st.", "saint", "&", "mt", "mt.", "mount", "for"})
+UNIVERSITY_WORDS = frozenset({"university", "univ", "univ."})
 STOP_BEFORE = frozenset(
     "to from at in the a an this that our outside osh local nearby his her their transferred admitted sent via "
     "returned discharged home with for by on and or was is per pt pt's patient patient's my your same other another "
@@ -68,7 +70,7 @@ MOVEMENT_CUE = re.compile(
 )
 # The institution named before one of its departments: "<X> ER", "<X> MICU", "<X> cath lab".
 BEFORE_DEPARTMENT = re.compile(
-    r"(?<![\w/\-])(?P<word>[A-Za-z][A-Za-z'\-]*)[ \t]+(?:er|ew|ed|e\.r\.|micu|sicu|ccu|icu|cath lab|campus|"
+    r"(?<![\w/'\-])(?P<word>[A-Za-z][A-Za-z'\-]*)[ \t]+(?:er|ew|ed|e\.r\.|micu|sicu|ccu|icu|cath lab|campus|"
     r"emergency room|emergency department)(?![\w/])",
     re.IGNORECASE,
 )
@@ -139,6 +141,8 @@ class HospitalRecognizer(LexiconRecognizer):
             return False
         if 2 <= len(lower) <= 4 and lower.isalpha():
             return not self.lexicon.is_common(lower) and (style is not NoteStyle.MIXED or word.isupper())
+        if style is NoteStyle.MIXED and word[0].isupper() and word[1:].islower() and self.lexicon.is_name(lower):
+            return True  # "transferred to Lally MICU": a building named after a person
         return len(lower) >= 5 and self.lexicon.is_unknown(lower)
 
     def _ward_name(self, word: str, style: NoteStyle, strong_cue: bool) -> bool:
@@ -149,11 +153,18 @@ class HospitalRecognizer(LexiconRecognizer):
         lower = word.lower()
         if lower in self.lexicon.clinical_terms or lower in self.lexicon.stop_words or lower in UNIT_WORDS:
             return False
+        if lower in DESCRIPTIVE_NAMES:
+            return False  # "hct from eve 27": the evening's value
         if lower.endswith(DRUG_ENDINGS) and not self.lexicon.is_name(lower):
             return False  # "on amlodipine 10"; a listed surname ("Morgan 4") still names a ward
         if self.lexicon.is_common(lower) and not (self.lexicon.is_name(lower) and (strong_cue or style is NoteStyle.MIXED)):
             return False
         return not (style is NoteStyle.MIXED and not word[0].isupper())
+
+    def _lower_case_name_part(self, lower: str) -> bool:
+        """"from university of maryland hospital": in a mixed-case note written in lower case, a
+        listed place that is no ordinary word, or "university", still names the facility."""
+        return lower in UNIVERSITY_WORDS or (lower in self.lexicon.places and not self.lexicon.is_common(lower))
 
     def _name_end(self, text: str, position: int, style: NoteStyle) -> int:
         """Walk forward over "of (the) <name>", up to five words; ``position`` if no name follows."""
@@ -191,7 +202,7 @@ class HospitalRecognizer(LexiconRecognizer):
                 break
             if word.endswith(".") and lower not in CONNECTORS:
                 break  # a sentence ends there: "D/W PHARMACY. NURSING HOME"
-            if style is NoteStyle.MIXED and not (word[0].isupper() or lower in CONNECTORS):
+            if style is NoteStyle.MIXED and not (word[0].isupper() or lower in CONNECTORS or self._lower_case_name_part(lower)):
                 break
             start = match.start(1)
         # A name does not end at a connector: "of the Hospital" is not a name.

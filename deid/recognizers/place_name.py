@@ -23,7 +23,7 @@ from deid.detection.presidio_api import RecognizerResult
 
 from deid.detection.entities import Entity
 from deid.recognizers.base import LexiconRecognizer, NoteStyle
-from deid.recognizers.clinical_terms import DRUG_ENDINGS
+from deid.recognizers.clinical_terms import DESCRIPTIVE_NAMES, DRUG_ENDINGS
 from deid.recognizers.name_words import Word, words
 
 MAX_WORDS = 4
@@ -137,8 +137,8 @@ class PlaceNameRecognizer(LexiconRecognizer):
             return False  # acronyms in well-cased text ("ICU", "RAMS")
         name = " ".join(fold(word.text) for word in place)
         ordinary = name in self.lexicon.common_places or all(lower in self.lexicon.stop_words for lower in content)
-        if len(place) == 1 and len(lowers[0]) < MIN_BARE_LENGTH:
-            ordinary = True
+        if len(place) == 1 and (len(lowers[0]) < MIN_BARE_LENGTH or lowers[0] in DESCRIPTIVE_NAMES):
+            ordinary = True  # "pupils pearl" names no town
         if not ordinary or SERVICE_AFTER.match(text, place[-1].end):
             return True
         cued = CUE_BEFORE.search(text, max(0, place[0].start - 12), place[0].start) is not None

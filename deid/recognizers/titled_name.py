@@ -16,6 +16,7 @@ from deid.detection.presidio_api import RecognizerResult
 
 from deid.detection.entities import Entity
 from deid.recognizers.base import LexiconRecognizer, NoteStyle
+from deid.recognizers.clinical_terms import DRUG_ENDINGS
 from deid.recognizers.lexicon import Lexicon
 from deid.recognizers.name_words import TOKEN, Word, extend_name, is_capitalized, looks_like_name, next_word
 
@@ -125,7 +126,7 @@ class TitledNameRecognizer(LexiconRecognizer):
             header = trigger.group("pers_cue") is not None and ":" in gap.group() and trigger.group().lower() in HEADER_CUES
             title = bool(trigger.group("clin_title") or trigger.group("pers_title") or header)
             cue = trigger.group("clin_cue") or ""
-            honorific = honorific_word and style is NoteStyle.MIXED
+            honorific = honorific_word and style is NoteStyle.MIXED and ":" not in gap.group()  # "MS: Pt ..." is a header
             if not (
                 self._after_honorific(word, honorific)
                 or self._accepts(word, style, title, cue)
@@ -143,7 +144,7 @@ class TitledNameRecognizer(LexiconRecognizer):
             results.append(self.result(start, end, entity.value, 0.85 if title else 0.6))
         results.extend(self._before_credentials(text, style))
         results.extend(self._before_relation(text, style))
-        results.extend(self._before_cue(text, style, STATUS_AFTER, lambda word: self._accepts(word, style, title=False)))
+        results.extend(self._before_cue(text, style, STATUS_AFTER, lambda word: self._accepts(word, style, title=False) or self._strange(word)))
         results.extend(self._before_cue(text, style, PERSON_VERB_AFTER, lambda word: self._speaker(word, style)))
         results.extend(self._before_cue(text, style, SUBJECT_VERB_AFTER, lambda word: self._speaker(word, style, given=False)))
         return results
@@ -264,6 +265,17 @@ class TitledNameRecognizer(LexiconRecognizer):
             start = self._name_start(text, word, style)
             results.append(self.result(start, word.end, Entity.PATIENT.value, 0.6))
         return results
+
+    def _strange(self, word: Word) -> bool:
+        """A word of four letters or more that no English, clinical or drug list knows, written in
+        any case: before "aware" or "notified" it is a name even in lower case in a mixed-case note."""
+        lower = word.lower
+        return (
+            len(lower) >= 4
+            and VOWEL.search(lower) is not None
+            and self.lexicon.is_unknown(lower)
+            and not lower.endswith(DRUG_ENDINGS)
+        )
 
     def _speaker(self, word: Word, style: NoteStyle, given: bool = True) -> bool:
         """The subject of a person's verb is a name if it is no English or clinical word, or, in

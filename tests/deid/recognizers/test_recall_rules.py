@@ -8,6 +8,7 @@ import pytest
 from deid.recognizers.address import AddressRecognizer
 from deid.recognizers.base import ClinicalRecognizer
 from deid.recognizers.dates import DateRecognizer
+from deid.recognizers.dictionary_name import DictionaryNameRecognizer
 from deid.recognizers.hospital import HospitalRecognizer
 from deid.recognizers.lexicon import Lexicon
 from deid.recognizers.organization import OrganizationRecognizer
@@ -132,3 +133,42 @@ def test_military_mail_address_found(lexicon: Lexicon) -> None:
 )
 def test_hospital_departments_and_incisions_are_not_firms(lexicon: Lexicon, text: str) -> None:
     assert found(OrganizationRecognizer(lexicon), text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "institution"),
+    [("PATIENT PRESENTED TO U OF XQ MED CENTER ON ARRIVAL", "U OF XQ MED CENTER"),
+     ("to f/u w/ Brennan Valley Heart Center, phone given", "Brennan Valley Heart Center")],
+)
+def test_med_and_heart_centers_found(lexicon: Lexicon, text: str, institution: str) -> None:
+    assert institution in found(HospitalRecognizer(lexicon), text)
+
+
+def test_colours_that_are_given_names_need_a_relation(lexicon: Lexicon) -> None:
+    text = "urine clear amber, pupils pearl and brisk. daughter Amber at the bedside all evening."
+    names = found(DictionaryNameRecognizer(lexicon), text) + found(TitledNameRecognizer(lexicon), text)
+    assert "Amber" in names and "amber" not in names and "pearl" not in names
+
+
+def test_mental_status_header_is_no_honorific(lexicon: Lexicon) -> None:
+    text = "MS: Pt tearful and anxious, reoriented often. Seen by Dr. Okafor this afternoon."
+    assert found(TitledNameRecognizer(lexicon), text) == ["Okafor"]
+
+
+def test_lower_case_surname_before_aware_in_a_mixed_case_note(lexicon: Lexicon) -> None:
+    text = "Pedal pulses weak. Spoke to team. r dp difficult to doppler, brennicott aware. Plan unchanged."
+    assert "brennicott" in found(TitledNameRecognizer(lexicon), text)
+
+
+def test_lower_case_university_hospital_in_a_mixed_case_note(lexicon: Lexicon) -> None:
+    text = "Pt recieved from university of maryland hospital. Pt intubated on arrival, sedated."
+    assert "university of maryland hospital" in found(HospitalRecognizer(lexicon), text)
+
+
+def test_building_named_after_a_person_before_a_unit(lexicon: Lexicon) -> None:
+    assert "Okafor" in found(HospitalRecognizer(lexicon), "Pt improved and was transferred to Okafor MICU overnight.")
+
+
+def test_given_name_used_for_evening_is_neither_ward_nor_name(lexicon: Lexicon) -> None:
+    text = "repeat hct from eve 27, team aware, no orders for transfusion at this time"
+    assert found(HospitalRecognizer(lexicon), text) == [] and found(DictionaryNameRecognizer(lexicon), text) == []
