@@ -104,13 +104,17 @@ class TokenFilter:
         covering: Sequence[Sequence[tuple[RecognizerResult, str]]],
         threshold: float,
     ) -> list[RecognizerResult]:
-        """Kept words joined into spans, each typed by its strongest covering candidate."""
+        """Kept words joined into spans, each typed by its strongest covering candidate.
+
+        Words inside a pass-through result are left to it: an e-mail address stays one EMAIL
+        span instead of a DATE or PATIENT span over one of its words winning the merge.
+        """
         results: list[RecognizerResult] = []
         run: list[int] = []
         run_type = ""
         for index, ((start, end), p) in enumerate(zip(spans, probabilities, strict=True)):
-            if p < threshold:
-                continue
+            if p < threshold or any(_recognizer(result) in PASS_THROUGH for result, _ in covering[index]):
+                continue  # a pass-through result already speaks for this word, with its own type and span
             entity = _entity_for(text[start:end], covering[index], run_type if run else "")
             if run:
                 gap = text[spans[run[-1]][1] : start]
