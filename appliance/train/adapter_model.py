@@ -105,10 +105,13 @@ def adapter_targets(model: Any) -> list[str]:
 
 
 def save_outputs(directory: Path, model: Any, tokenizer: Any, rows: list[dict[str, Any]],
-                 summary: dict[str, Any]) -> None:
-    """The adapter with its tokenizer, the metrics, the loss curve and the summary (numbers, no text)."""
+                 summary: dict[str, Any], weights: dict[str, torch.Tensor] | None = None) -> None:
+    """The adapter with its tokenizer, the metrics, the loss curve and the summary (numbers, no text).
+
+    ``weights``: the whole trainable weights when the model's own are slices (a sharded run).
+    """
     adapter_dir = directory / ADAPTER_DIR
-    model.save_pretrained(adapter_dir)
+    model.save_pretrained(adapter_dir, state_dict=weights)
     tokenizer.save_pretrained(adapter_dir)
     metrics.write_jsonl(directory / "metrics.jsonl", rows)
     metrics.plot_loss(directory / "loss.png", rows)

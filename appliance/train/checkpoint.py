@@ -3,6 +3,14 @@
 Only the trainable (LoRA) weights are saved, with the optimizer, the scheduler, every random
 generator that training consumes, and the data position. A checkpoint is written into a
 temporary directory and renamed into place, so a kill while saving leaves the previous one.
+
+Under FSDP (``train.sharding = "fsdp"``) each process holds a slice of every weight and of its
+optimizer state. A checkpoint still holds whole tensors: the slices of the trainable weights,
+their optimizer state and the best weights are gathered on save and each process takes its
+slice back on resume. That is one file in the same format whatever the sharding, so a run
+can resume with DDP, FSDP or alone; and since only the LoRA part is saved, gathering it costs
+megabytes. A checkpoint per rank (torch.distributed.checkpoint) would only pay once the
+trainable state itself outgrew one process, which a LoRA adapter does not.
 """
 
 from __future__ import annotations
@@ -36,7 +44,58 @@ class Progress:
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the trainable weights as the process holds them (its slices, when sharded)."""
     return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def is_sharded(model: torch.nn.Module) -> bool:
+    return any(_split(p) for p in model.parameters())
+
+
+def _split(value: Any) -> bool:
+    # FSDP2 turns each parameter into a DTensor: a slice plus how to gather the whole
+    return isinstance(value, torch.Tensor) and hasattr(value, "full_tensor")
+
+
+def whole(value: torch.Tensor) -> torch.Tensor:
+    """The whole tensor on the CPU; for a slice, gathered from every process (all must call this in step)."""
+    return (value.full_tensor() if _split(value) else value).detach().cpu()  # type: ignore[attr-defined]
+
+
+def whole_trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The whole trainable weights, e.g. for ``save_pretrained`` after a sharded run (collective)."""
+    return {name: whole(p) for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _like(value: torch.Tensor, parameter: torch.Tensor) -> torch.Tensor:
+    """``value`` (a whole tensor) as ``parameter`` holds it: this process's slice when it is sharded."""
+    if not _split(parameter):
+        return value
+    from torch.distributed.tensor import distribute_tensor
+
+    mesh, placements = parameter.device_mesh, parameter.placements  # type: ignore[attr-defined]
+    # every process read the same file: each cuts its own slice, nothing is sent
+    return distribute_tensor(value.to(mesh.device_type), mesh, placements, src_data_rank=None)
+
+
+def _whole_optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    state = optimizer.state_dict()
+    per_parameter = {index: {key: whole(value) if isinstance(value, torch.Tensor) else value
+                             for key, value in slots.items()} for index, slots in state["state"].items()}
+    return {**state, "state": per_parameter}
+
+
+def _optimizer_state_like(payload: dict[str, Any], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    indices = [i for group in payload["param_groups"] for i in group["params"]]
+    owner = dict(zip(indices, parameters, strict=True))
+    # moments have the parameter's shape and are sliced like it; the step counter is a scalar
+    per_parameter = {
+        index: {key: _like(value, owner[index]) if isinstance(value, torch.Tensor) and value.dim() > 0 else value
+                for key, value in slots.items()}
+        for index, slots in payload["state"].items()
+    }
+    return {**payload, "state": per_parameter}
 
 
 def rng_state() -> dict[str, Any]:
@@ -67,16 +126,24 @@ def save(
     scaler: Any,
     progress: Progress,
     best_weights: dict[str, torch.Tensor] | None,
+    write: bool = True,
 ) -> None:
+    """Write the checkpoint where ``write``; with a sharded model every process calls this (gathering is collective)."""
+    sharded = is_sharded(model)
+    if not write and not sharded:
+        return
     payload = {
-        "weights": trainable_state(model),
-        "optimizer": optimizer.state_dict(),
+        "weights": whole_trainable_state(model) if sharded else trainable_state(model),
+        "optimizer": _whole_optimizer_state(optimizer) if sharded else optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else None,
         "rng": rng_state(),
         "progress": progress.__dict__,
-        "best_weights": best_weights,
+        "best_weights": {name: whole(value) for name, value in best_weights.items()}
+        if sharded and best_weights is not None else best_weights,
     }
+    if not write:
+        return
     temporary = resume_dir / f".{CHECKPOINT_DIR}-{uuid.uuid4().hex[:8]}"
     temporary.mkdir(parents=True)
     torch.save(payload, temporary / STATE_FILE)
@@ -98,13 +165,17 @@ def load(resume_dir: Path) -> dict[str, Any] | None:
 def apply(
     payload: dict[str, Any], *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any
 ) -> tuple[Progress, dict[str, torch.Tensor] | None]:
+    """Continue from ``payload`` (whole tensors); a sharded model keeps this process's slices of them."""
     parameters = dict(model.named_parameters())
     with torch.no_grad():
         for name, value in payload["weights"].items():
-            parameters[name].copy_(value)
-    optimizer.load_state_dict(payload["optimizer"])
+            parameters[name].copy_(_like(value, parameters[name]))
+    optimizer.load_state_dict(_optimizer_state_like(payload["optimizer"], optimizer))
     scheduler.load_state_dict(payload["scheduler"])
     if scaler is not None and payload.get("scaler"):
         scaler.load_state_dict(payload["scaler"])
     restore_rng(payload["rng"])
-    return Progress(**payload["progress"]), payload.get("best_weights")
+    best = payload.get("best_weights")
+    if best is not None:
+        best = {name: _like(value, parameters[name]) for name, value in best.items()}
+    return Progress(**payload["progress"]), best

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class Method(StrEnum):
@@ -43,6 +43,13 @@ class Attention(StrEnum):
     sdpa = "sdpa"  # torch's fused scaled-dot-product kernels (flash / memory-efficient on a GPU)
     eager = "eager"
     flash_attention_2 = "flash_attention_2"  # needs the flash-attn package
+
+
+class Sharding(StrEnum):
+    """How the processes of a ``torchrun`` / ``accelerate launch`` run hold the model; one process holds it all."""
+
+    none = "none"  # every process a full replica, gradients averaged (DDP)
+    fsdp = "fsdp"  # parameters, gradients and optimizer state split across processes (torch FSDP2)
 
 
 class Overlong(StrEnum):
@@ -98,8 +105,19 @@ class TrainConfig(BaseModel):
     checkpoint_interval: int = Field(2, ge=1, description="steps between resume checkpoints")
     precision: Precision = Precision.auto
     qlora: bool = Field(False, description="4-bit base with bitsandbytes (GPU only)")
+    sharding: Sharding = Field(
+        Sharding.none, description="fsdp: each process keeps 1/N of the weights (frozen base and LoRA), gathering "
+        "one decoder layer at a time, for a base that does not fit one GPU; none = DDP replicas",
+    )
     gradient_checkpointing: bool = Field(False, description="recompute activations in backward: less memory, ~30% slower")
     attention: Attention = Attention.sdpa
     cpu_threads: int | None = Field(None, ge=1, description="torch threads when training on a CPU; None = torch's default")
     tokenizer: Path | None = Field(None, description="None = the base model's own tokenizer")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _shardable(self) -> TrainConfig:
+        # FSDP flattens and splits each weight; bitsandbytes' packed 4-bit weights are not plain tensors to split
+        if self.sharding is Sharding.fsdp and self.qlora:
+            raise ValueError("train.sharding = fsdp cannot split a 4-bit (qlora) base; set qlora = false or sharding = none")
+        return self

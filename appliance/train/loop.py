@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 
 from appliance.train import checkpoint, distributed
-from appliance.train.config import Precision, TrainConfig
+from appliance.train.config import Precision, Sharding, TrainConfig
 from appliance.train.data import IGNORE, BatchPlan, Sequence, evaluation_batches
 from appliance.train.distributed import DistInfo
 from appliance.train.loss import CausalLMLoss
 
 if TYPE_CHECKING:
+    from torch.distributed.fsdp import FSDPModule
     from torch.nn.parallel import DistributedDataParallel
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -39,6 +40,10 @@ class TrainOutcome:
     train_seconds: float
     tokens_this_session: int
     peak_memory_bytes: int
+    # parameters (frozen and trainable) this process held: the whole model, or about 1/N of it sharded
+    parameters_per_process: int = 0
+    # the whole trainable weights after a sharded run (each process held slices); None = the model's own
+    adapter_weights: dict[str, torch.Tensor] | None = None
 
     @property
     def tokens_per_second(self) -> float:
@@ -83,6 +88,27 @@ def optimizer_step(
     optimizer.zero_grad(set_to_none=True)
 
 
+def _grad_scaler(autocast: torch.dtype | None, *, sharded: bool) -> Any:
+    """fp16 needs loss scaling; sharded, every process must agree on skipping a step although each sees a slice."""
+    if autocast is not torch.float16:
+        return None
+    if sharded:
+        from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
+
+        return ShardedGradScaler("cuda")
+    return torch.amp.GradScaler("cuda")
+
+
+def _gradient_sync(wrapped: torch.nn.Module, *, last: bool, ddp: bool,
+                   sharded: bool) -> contextlib.AbstractContextManager[Any]:
+    """Average gradients over processes only on a step's last micro-batch; the others accumulate locally."""
+    if sharded:
+        cast("FSDPModule", wrapped).set_requires_gradient_sync(last)
+    elif ddp and not last:
+        return cast("DistributedDataParallel", wrapped).no_sync()
+    return contextlib.nullcontext()
+
+
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {key: value.to(device) for key, value in batch.items()}
 
@@ -125,19 +151,24 @@ def run_training(
     plan = BatchPlan(train, config, pad_id=pad_id, rank=info.rank, world=info.world)
     eval_batches = evaluation_batches(validation, config, pad_id=pad_id, rank=info.rank, world=info.world)
     autocast = resolve_precision(config.precision, device)
+    loss_module = CausalLMLoss(model)
+    sharded = info.enabled and config.sharding is Sharding.fsdp
+    if sharded:
+        # the loss module is the root unit: its forward calls the backbone and the head directly
+        distributed.shard(loss_module, distributed.decoder_layers(model), compute_dtype=autocast)
+    # after sharding: the optimizer must hold the sharded parameters, and its state is sliced like them
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = _scheduler(optimizer, config)
-    scaler = torch.amp.GradScaler("cuda") if autocast is torch.float16 else None
+    scaler = _grad_scaler(autocast, sharded=sharded)
 
     state, best_weights = checkpoint.Progress(), None
     saved = checkpoint.load(resume_dir)
     if saved is not None:
         state, best_weights = checkpoint.apply(saved, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
     resumed_from = state.step
-    loss_module = CausalLMLoss(model)
     wrapped: torch.nn.Module = loss_module
-    if info.enabled:
+    if info.enabled and not sharded:
         from torch.nn.parallel import DistributedDataParallel
 
         wrapped = DistributedDataParallel(loss_module, device_ids=[device.index] if device.type == "cuda" else None)
@@ -156,14 +187,13 @@ def run_training(
             step_tokens += plan.tokens(batches[state.batch_in_epoch])
             state.batch_in_epoch += 1
         # the step's loss is the mean over every labelled token of all its micro-batches on all
-        # processes (DDP averages gradients over processes, hence the factor world)
+        # processes (DDP and FSDP average gradients over processes, hence the factor world)
         step_targets = distributed.all_reduce_sum(info, [float(sum(labelled(b) for b in micro_batches))])[0]
         scale = info.world / max(step_targets, 1.0)
         step_loss = 0.0
         for micro, batch in enumerate(micro_batches):
             last = micro == len(micro_batches) - 1
-            sync = contextlib.nullcontext() if last or not info.enabled else cast("DistributedDataParallel", wrapped).no_sync()
-            with sync:
+            with _gradient_sync(wrapped, last=last, ddp=info.enabled and not sharded, sharded=sharded):
                 with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                     losses, _ = wrapped(**_to(batch, device))
                 summed = losses.sum()
@@ -202,9 +232,8 @@ def run_training(
                 patience = config.early_stopping_patience
                 stop = distributed.broadcast_flag(info, bool(patience) and state.evals_without_improvement >= patience)
         if state.step % config.checkpoint_interval == 0 or stop or state.step == config.max_steps:
-            if info.main:
-                checkpoint.save(resume_dir, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
-                                progress=state, best_weights=best_weights)
+            checkpoint.save(resume_dir, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                            progress=state, best_weights=best_weights, write=info.main)
             distributed.barrier(info)
             if progress and info.main:
                 progress({"kind": "checkpoint", "step": state.step})
@@ -218,4 +247,6 @@ def run_training(
     return TrainOutcome(
         progress=state, resumed_from_step=resumed_from, stopped_early=stop, restored_best=restored,
         train_seconds=train_seconds, tokens_this_session=session_tokens, peak_memory_bytes=peak_memory_bytes(device),
+        parameters_per_process=distributed.held_parameters(model),
+        adapter_weights=checkpoint.whole_trainable_state(model) if sharded else None,
     )

@@ -43,7 +43,7 @@ from appliance.train.adapter_model import (
     seed_everything,
 )
 from appliance.train.base_model import load_base_model
-from appliance.train.config import Method, TrainConfig, TrainMode
+from appliance.train.config import Method, Sharding, TrainConfig, TrainMode
 from appliance.train.data import read_examples, resolve_mode, tokenize
 from appliance.train.distributed import DistInfo
 from appliance.train.loop import ProgressFn, resolve_precision, run_training
@@ -235,7 +235,9 @@ def _build(ctx: StageContext, config: TrainConfig, inputs: dict[str, Path], meth
     if not train:
         raise InputError("the training set is empty after tokenization (no example has tokens to learn)")
     validation = tokenize(validation_examples, tokenizer, config, mode)
-    model = loaded.model if config.qlora else loaded.model.to(device)
+    # sharded, the model stays on the CPU: fully_shard moves each process's slices to its GPU
+    sharded = info.enabled and config.sharding is Sharding.fsdp
+    model = loaded.model if config.qlora or sharded else loaded.model.to(device)
     model = peft_model(model, config, loaded.architecture, quantized=config.qlora, start=start)
     seed_everything(config.seed)
     outcome = run_training(
@@ -264,6 +266,8 @@ def _build(ctx: StageContext, config: TrainConfig, inputs: dict[str, Path], meth
         "adapter_is_best_checkpoint": outcome.restored_best,
         "resumed_from_step": outcome.resumed_from_step,
         "world_size": info.world,
+        "sharding": config.sharding.value if info.enabled else Sharding.none.value,
+        "parameters_per_process": outcome.parameters_per_process,
         "device": device.type,
         "precision": str(autocast).removeprefix("torch.") if autocast else "fp32",
         "attention": config.attention.value,
@@ -272,7 +276,7 @@ def _build(ctx: StageContext, config: TrainConfig, inputs: dict[str, Path], meth
         "peak_memory_bytes": outcome.peak_memory_bytes,
     }
     if info.main:
-        save_outputs(ctx.output_dir, model, tokenizer, outcome.progress.metrics, summary)
+        save_outputs(ctx.output_dir, model, tokenizer, outcome.progress.metrics, summary, outcome.adapter_weights)
     distributed.barrier(info)
     return summary
 
