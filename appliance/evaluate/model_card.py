@@ -3,6 +3,8 @@
 Lineage is read from the stage manifests in the work directory, so the card states exactly
 the hashes an auditor can re-check: GGUF -> merged model -> adapter -> dataset -> ledger head.
 Only numbers and hashes are taken from manifests, never strings that could carry record text.
+Every training stage that ran is described, in recipe order (continued pretraining, instruction
+tuning, preference alignment): the served adapter holds all of them, not only the last.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance.evaluate.report import flags, title
-from appliance.pipeline.stage import StageManifest, load_manifest
+from appliance.pipeline.stage import StageManifest, finished_stage, load_manifest
+from appliance.train.config import Method
 
 INTENDED_USE = (
     "Decision support and documentation help for clinicians inside the hospital network: answering "
@@ -62,12 +65,19 @@ def _counts(details: dict[str, Any], prefix: str = "", depth: int = 0) -> list[t
     return rows
 
 
-def _adapter_stage(manifests: dict[str, StageManifest]) -> StageManifest | None:
-    if "train" in manifests:
-        return manifests["train"]
-    return next(
+def _training_stages(workdir: Path) -> list[StageManifest]:
+    """The finished training stages in recipe order: train-cpt, train (instruction tuning), train-dpo."""
+    from appliance.train.stage import stage_name  # torch-heavy module: only when a card is rendered
+
+    return [result.manifest for method in Method if (result := finished_stage(workdir, stage_name(method)))]
+
+
+def _adapter_stage(manifests: dict[str, StageManifest]) -> list[StageManifest]:
+    """Without a training stage, the stage that wrote an adapter (e.g. a merge of adapters) stands in."""
+    found = next(
         (m for m in manifests.values() if any(a.path.endswith("adapter_model.safetensors") for a in m.artifacts)), None
     )
+    return [found] if found is not None else []
 
 
 def lineage(workdir: Path, model_hashes: dict[str, str]) -> list[str]:
@@ -80,8 +90,7 @@ def lineage(workdir: Path, model_hashes: dict[str, str]) -> list[str]:
         for name in ("adapter", "base_model"):
             if name in export.inputs:
                 lines.append(f"- {name.replace('_', ' ')} (input of export): sha256 `{export.inputs[name]}`")
-    train = _adapter_stage(manifests)
-    if train is not None:
+    for train in _training_stages(workdir) or _adapter_stage(manifests):
         lines.append(f"- training stage `{train.stage}`: fingerprint `{train.fingerprint}`")
         lines += [f"  - input `{k}`: sha256 `{v}`" for k, v in sorted(train.inputs.items())]
     dataset = manifests.get("dataset")
@@ -96,10 +105,9 @@ def lineage(workdir: Path, model_hashes: dict[str, str]) -> list[str]:
 def training_summary(workdir: Path) -> list[str]:
     manifests = _stage_manifests(workdir)
     rows: list[str] = []
-    for stage in ("dataset", "train"):
-        manifest = manifests.get(stage)
-        if manifest is not None:
-            rows += [f"| {stage} | {key} | {value} |" for key, value in _counts(manifest.details)]
+    dataset = manifests.get("dataset")
+    for manifest in ([dataset] if dataset is not None else []) + _training_stages(workdir):
+        rows += [f"| {manifest.stage} | {key} | {value} |" for key, value in _counts(manifest.details)]
     if not rows:
         return ["No dataset or training manifest was found in the work directory."]
     return ["| stage | count | value |", "|---|---|---|", *rows]
