@@ -1,8 +1,9 @@
 """Resume checkpoints: everything needed to continue a run as if it had never stopped.
 
 Only the trainable (LoRA) weights are saved, with the optimizer, the scheduler, every random
-generator that training consumes, and the data position. A checkpoint is written into a
-temporary directory and renamed into place, so a kill while saving leaves the previous one.
+generator that training consumes (each process's own under torchrun), and the data position.
+A checkpoint is written into a temporary directory and renamed into place, so a kill while
+saving leaves the previous one.
 
 Under FSDP (``train.sharding = "fsdp"``) each process holds a slice of every weight and of its
 optimizer state. A checkpoint still holds whole tensors: the slices of the trainable weights,
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.pt"
@@ -109,6 +111,22 @@ def rng_state() -> dict[str, Any]:
     return state
 
 
+def _rng_by_rank() -> list[dict[str, Any]]:
+    """Every process's generators (collective under torchrun): ranks draw different dropout masks."""
+    if not dist.is_available() or not dist.is_initialized() or dist.get_world_size() == 1:
+        return [rng_state()]
+    states: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(states, rng_state())
+    return states
+
+
+def _own_rng(payload: dict[str, Any]) -> dict[str, Any]:
+    """This process's generators; rank 0's when the checkpoint came from another number of processes."""
+    by_rank = payload.get("rng_by_rank") or []
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    return by_rank[rank] if len(by_rank) == world else payload["rng"]
+
+
 def restore_rng(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
@@ -128,7 +146,8 @@ def save(
     best_weights: dict[str, torch.Tensor] | None,
     write: bool = True,
 ) -> None:
-    """Write the checkpoint where ``write``; with a sharded model every process calls this (gathering is collective)."""
+    """Write the checkpoint where ``write``; under torchrun every process calls this (gathering is collective)."""
+    generators = _rng_by_rank()
     sharded = is_sharded(model)
     if not write and not sharded:
         return
@@ -137,7 +156,8 @@ def save(
         "optimizer": _whole_optimizer_state(optimizer) if sharded else optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else None,
-        "rng": rng_state(),
+        "rng": generators[0],
+        "rng_by_rank": generators,
         "progress": progress.__dict__,
         "best_weights": {name: whole(value) for name, value in best_weights.items()}
         if sharded and best_weights is not None else best_weights,
@@ -174,7 +194,7 @@ def apply(
     scheduler.load_state_dict(payload["scheduler"])
     if scaler is not None and payload.get("scaler"):
         scaler.load_state_dict(payload["scaler"])
-    restore_rng(payload["rng"])
+    restore_rng(_own_rng(payload))
     best = payload.get("best_weights")
     if best is not None:
         best = {name: _like(value, parameters[name]) for name, value in best.items()}
