@@ -4,10 +4,10 @@ The filter (``deid/detection/token_filter.py``) is fit on real notes, so its sco
 says little: only notes of patients it was never fit on show how it will do at another
 hospital. The PhysioNet deid development third (``shared/data/physionet-deid-dev``) is split into
 K folds by patient, deterministically; for each fold a model is fit on the other folds plus the
-project's generated notes (``bench/data/clinical_*.jsonl``), its decision threshold is chosen by
-an inner cross-validation on those same training patients only, and it is scored on the held-out
+project's generated notes (``bench/data/clinical_*.jsonl``), its two decision thresholds are chosen
+by an inner cross-validation on those same training patients only, and it is scored on the held-out
 fold (OUT-OF-FOLD) and on its own training patients (IN-FOLD). The gap between the two is how
-much the model fits its data. The shipped model (fit on everything, threshold from the outer
+much the model fits its data. The shipped model (fit on everything, thresholds from the outer
 folds) is scored too; its dev figure is in-fold by construction.
 
 Only counts and metrics are printed. ``--show-errors`` prints out-of-fold error contexts to the
@@ -47,9 +47,10 @@ PATIENT = re.compile(r"p(\d+)_n\d+")
 RECALL_WEIGHT = 4.0
 MIN_THRESHOLD = 0.01
 # The model knows one hospital's nursing notes; on other text (letters, forms, foreign street
-# names) it is less sure of rule hits that are right. Above this threshold it drops enough of
-# them that presidio_synth_v2 recall falls under its 0.78 bar (0.741 at 0.16, 0.798 at 0.04).
-MAX_THRESHOLD = 0.04
+# names) it is less sure of rule hits that are right. Above this keep threshold it drops enough
+# of them that presidio_synth_v2 recall nears or falls under its 0.78 bar (0.741 at 0.16, 0.783
+# at 0.04, 0.790 at 0.03 with the rules of 67ebf72).
+MAX_THRESHOLD = 0.03
 MIN_FEATURE_COUNT = 3
 L2 = 1e-6
 POSITIVE_WEIGHT = 3.0
@@ -141,14 +142,16 @@ def fit(notes: Sequence[Encoded]) -> TokenModel:
         weights -= update[:width]
         bias -= update[width]
     kept = {name: float(w) for name, w in zip(design.names, weights, strict=True) if abs(w) >= 1e-3}
-    return TokenModel(bias=float(bias), weights=kept, threshold=0.5)
+    return TokenModel(bias=float(bias), weights=kept, threshold=0.5, add_threshold=0.5)
 
 
-def predict(detector_filter: TokenFilter, model: TokenModel, encoded: Encoded, threshold: float) -> list[DetectedSpan]:
-    """The detector's spans for one note under ``model`` at ``threshold`` (same code path as detection)."""
+def predict(detector_filter: TokenFilter, model: TokenModel, encoded: Encoded) -> list[DetectedSpan]:
+    """The detector's spans for one note under ``model`` (same code path as detection)."""
     probabilities = model.probabilities(encoded.rows)
     results = [r for r in encoded.candidates if _name(r) in PASS_THROUGH]
-    results += detector_filter.runs(encoded.note.text, encoded.spans, probabilities, encoded.covering, threshold)
+    results += detector_filter.runs(
+        encoded.note.text, encoded.spans, probabilities, encoded.covering, model.threshold, model.add_threshold
+    )
     return merge_results(results, DeidConfig().score_threshold, encoded.note.text)
 
 
@@ -162,52 +165,85 @@ def folds_of(groups: Sequence[int], k: int) -> list[set[int]]:
     return [set(patients[index::k]) for index in range(k)]
 
 
-def choose_threshold(scored: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
-    """The threshold that maximises F-beta (beta = ``RECALL_WEIGHT``) on held-out word predictions.
+@dataclass
+class Scored:
+    """Held-out word probabilities of some notes, their labels and which words a rule proposed."""
+
+    probabilities: np.ndarray
+    labels: np.ndarray
+    proposed: np.ndarray
+
+
+def choose_thresholds(scored: Sequence[Scored]) -> tuple[float, float]:
+    """The keep and add thresholds that maximise F-beta (beta = ``RECALL_WEIGHT``) on held-out words.
 
     Recall matters more than precision (a leaked name is worse than a removed word), so the
     operating point leans toward recall: F-beta counts a missed PHI word like ``RECALL_WEIGHT``
     squared (16) wrongly removed words. A plain recall target (0.97) would lower the threshold
     until clinical shorthand floods the output for the last few words no feature can tell from
     shorthand; this stops where the held-out notes say another PHI word costs more than that.
-    The result is capped at ``MAX_THRESHOLD`` for text unlike the notes. Works on word
-    probabilities directly: a word is found when its own probability clears the threshold,
-    which is what the filter does before joining words into spans.
+    The keep threshold (words a rule proposed) is chosen first and capped at ``MAX_THRESHOLD``
+    for text unlike the notes; then the add threshold (words no rule proposed), with the kept
+    words fixed. Works on word probabilities directly: a word is found when its own probability
+    clears its threshold, which is what the filter does before joining words into spans.
     """
-    probabilities = np.concatenate([p for p, _ in scored])
-    labels = np.concatenate([y for _, y in scored])
-    if labels.sum() == 0:
-        return 0.5
+    probabilities = np.concatenate([s.probabilities for s in scored])
+    labels = np.concatenate([s.labels for s in scored])
+    proposed = np.concatenate([s.proposed for s in scored])
+    positives = labels.sum()
+    if positives == 0:
+        return 0.5, 0.5
+    keep = _best_cut(probabilities[proposed], labels[proposed], 0.0, 0, positives)
+    keep = max(MIN_THRESHOLD, min(MAX_THRESHOLD, keep))
+    chosen = proposed & (probabilities >= keep)
+    add = _best_cut(
+        probabilities[~proposed], labels[~proposed], float(labels[chosen].sum()), int(chosen.sum()), positives
+    )
+    return keep, max(keep, add)
+
+
+def _best_cut(
+    probabilities: np.ndarray, labels: np.ndarray, found: float, kept: int, positives: float
+) -> float:
+    """The threshold over these words maximising F-beta on top of ``found`` of ``kept`` words already taken.
+
+    Taking none of them is allowed (threshold 1.0) when they only lower F-beta.
+    """
     order = np.argsort(-probabilities, kind="stable")
-    ranked, hits = probabilities[order], np.cumsum(labels[order])
-    recall = hits / labels.sum()
-    precision = hits / np.arange(1, len(ranked) + 1)
+    ranked = probabilities[order]
+    hits = found + np.r_[0.0, np.cumsum(labels[order])]
+    taken = kept + np.arange(len(ranked) + 1)
+    recall = hits / positives
+    precision = np.where(taken > 0, hits / np.maximum(taken, 1), 0.0)
     beta2 = RECALL_WEIGHT**2
     f_beta = (1 + beta2) * precision * recall / np.maximum(beta2 * precision + recall, 1e-12)
-    # Only cut between distinct probabilities: everything at the chosen value is kept.
-    last_of_value = np.r_[ranked[1:] != ranked[:-1], True]
-    best = int(np.argmax(np.where(last_of_value, f_beta, -1.0)))
-    return float(max(MIN_THRESHOLD, min(MAX_THRESHOLD, ranked[best] - 1e-6)))
+    # Only cut between distinct probabilities: everything at the chosen value is taken.
+    cuttable = np.r_[True, ranked[1:] != ranked[:-1], True]
+    best = int(np.argmax(np.where(cuttable, f_beta, -1.0)))
+    return 1.0 if best == 0 else float(ranked[best - 1] - 1e-6)
 
 
-def probabilities_of(model: TokenModel, notes: Sequence[Encoded]) -> list[tuple[np.ndarray, np.ndarray]]:
-    return [(np.array(model.probabilities(e.rows)), e.labels) for e in notes]
+def scored_of(model: TokenModel, notes: Sequence[Encoded]) -> list[Scored]:
+    return [
+        Scored(np.array(model.probabilities(e.rows)), e.labels, np.array([bool(hits) for hits in e.covering]))
+        for e in notes
+    ]
 
 
 def fit_with_threshold(training: Sequence[Encoded], k: int) -> TokenModel:
-    """Fit on ``training``; pick the threshold from an inner patient-level cross-validation."""
+    """Fit on ``training``; pick the thresholds from an inner patient-level cross-validation."""
     real = [e for e in training if e.group >= 0]
     generated = [e for e in training if e.group < 0]
-    held_out: list[tuple[np.ndarray, np.ndarray]] = []
+    held_out: list[Scored] = []
     for fold in folds_of([e.group for e in real], k):
         inner = fit([e for e in real if e.group not in fold] + generated)
-        held_out += probabilities_of(inner, [e for e in real if e.group in fold])
+        held_out += scored_of(inner, [e for e in real if e.group in fold])
     model = fit(training)
-    return TokenModel(model.bias, model.weights, choose_threshold(held_out))
+    return TokenModel(model.bias, model.weights, *choose_thresholds(held_out))
 
 
 def tally_of(detector_filter: TokenFilter, model: TokenModel, notes: Sequence[Encoded]) -> Tally:
-    return score([e.note for e in notes], [predict(detector_filter, model, e, model.threshold) for e in notes])
+    return score([e.note for e in notes], [predict(detector_filter, model, e) for e in notes])
 
 
 def merge_tallies(tallies: Sequence[Tally]) -> Tally:
@@ -230,7 +266,7 @@ def main() -> None:
     started = time.perf_counter()
     detector = PhiDetector(DeidConfig(token_filter=False))
     extractor = FeatureExtractor(detector.lexicon)
-    detector_filter = TokenFilter(detector.lexicon, TokenModel(0.0, {}, 0.5))
+    detector_filter = TokenFilter(detector.lexicon, TokenModel(0.0, {}, 0.5, 0.5))
     real = [encode(detector, extractor, group, note) for group, note in load_physionet()]
     generated = [encode(detector, extractor, -1, note) for path in (CLINICAL_DEV, CLINICAL_HARD) for note in load_clinical(path)]
     print(f"encoded {len(real)} real notes of {len({e.group for e in real})} patients and {len(generated)} generated notes"
@@ -240,27 +276,29 @@ def main() -> None:
 
     in_fold: list[Tally] = []
     out_of_fold: list[Tally] = []
-    outer_probabilities: list[tuple[np.ndarray, np.ndarray]] = []
+    outer_scored: list[Scored] = []
     for number, fold in enumerate(folds_of([e.group for e in real], args.folds), start=1):
         training = [e for e in real if e.group not in fold]
         testing = [e for e in real if e.group in fold]
         model = fit_with_threshold(training + generated, args.inner_folds)
-        outer_probabilities += probabilities_of(model, testing)
+        outer_scored += scored_of(model, testing)
         in_fold.append(tally_of(detector_filter, model, training))
         out_of_fold.append(tally_of(detector_filter, model, testing))
         oof = out_of_fold[-1]
         recall = sum(oof.gold_found.values()) / max(1, sum(oof.gold_tokens.values()))
         precision = sum(oof.predicted_correct.values()) / max(1, sum(oof.predicted_tokens.values()))
-        print(f"fold {number}: {len(testing)} notes held out, threshold {model.threshold:.3f},"
+        print(f"fold {number}: {len(testing)} notes held out, thresholds keep {model.threshold:.3f}"
+              f" add {model.add_threshold:.3f},"
               f" out-of-fold recall {recall:.3f} precision {precision:.3f}")
     report(f"IN-FOLD ({args.folds} folds, each model on its own training patients)", merge_tallies(in_fold), 0)
     report(f"OUT-OF-FOLD ({args.folds} folds, each model on patients it never saw)", merge_tallies(out_of_fold), args.show_errors)
 
     if args.write:
         model = fit(real + generated)
-        model = TokenModel(model.bias, model.weights, choose_threshold(outer_probabilities))
+        model = TokenModel(model.bias, model.weights, *choose_thresholds(outer_scored))
         SHIPPED_MODEL.write_text(json.dumps(model.to_json(), separators=(",", ":")) + "\n", encoding="utf-8")
-        print(f"wrote {SHIPPED_MODEL.relative_to(ROOT)}: {len(model.weights)} weights, threshold {model.threshold:.3f}")
+        print(f"wrote {SHIPPED_MODEL.relative_to(ROOT)}: {len(model.weights)} weights, thresholds keep {model.threshold:.3f}"
+              f" add {model.add_threshold:.3f}")
     if SHIPPED_MODEL.exists():
         shipped = TokenModel.load(SHIPPED_MODEL)
         report("shipped model on all dev notes (IN-FOLD: it was fit on them)", tally_of(detector_filter, shipped, real), 0)

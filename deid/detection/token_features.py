@@ -3,7 +3,8 @@
 The rule recognizers propose PHI generously; whether a word really is PHI depends on evidence
 that generalises across hospitals and patients: which recognizers fired and how sure they were,
 the word's shape (case, length, digits), the note's casing style, which shipped word lists know
-the word, and the words around it. A word's own spelling is a feature only when the word is in a
+the word, how often it recurs in the note, where it sits on its line, and the words around it
+on that line. A word's own spelling is a feature only when the word is in a
 public vocabulary (the shipped common words, stop words or clinical terms), so a model fit on
 real notes learns "after 'dr'" or "'hospital' is generic", never a particular person's name.
 

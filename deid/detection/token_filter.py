@@ -45,11 +45,16 @@ MAX_JOIN_GAP = 3
 
 @dataclass(frozen=True)
 class TokenModel:
-    """A logistic model over feature strings: weights by name, a bias and the decision threshold."""
+    """A logistic model over feature strings: weights by name, a bias and two decision thresholds.
+
+    ``threshold`` keeps a word some rule proposed; ``add_threshold`` adds a word no rule proposed,
+    which needs stronger evidence (there are a hundred times more of them, and few are PHI).
+    """
 
     bias: float
     weights: dict[str, float]
     threshold: float
+    add_threshold: float
 
     def probabilities(self, rows: Sequence[Sequence[str]]) -> list[float]:
         weights = self.weights
@@ -61,20 +66,26 @@ class TokenModel:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "format": 1,
+            "format": 2,
             "bias": round(self.bias, 5),
             "threshold": round(self.threshold, 4),
+            "add_threshold": round(self.add_threshold, 4),
             "weights": {name: round(value, 5) for name, value in sorted(self.weights.items())},
         }
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> TokenModel:
-        if data.get("format") != 1:
+        if data.get("format") != 2:
             raise ValueError("unsupported token filter model format")
         weights = data["weights"]
         if not isinstance(weights, dict):
             raise ValueError("token filter model has no weight table")
-        return cls(float(data["bias"]), {str(k): float(v) for k, v in weights.items()}, float(data["threshold"]))
+        return cls(
+            float(data["bias"]),
+            {str(k): float(v) for k, v in weights.items()},
+            float(data["threshold"]),
+            float(data["add_threshold"]),
+        )
 
     @classmethod
     def load(cls, path: Path | None = None) -> TokenModel:
@@ -94,7 +105,8 @@ class TokenFilter:
         """The pass-through results plus one result per run of kept words."""
         kept = [r for r in candidates if _recognizer(r) in PASS_THROUGH]
         spans, rows, covering = self.extractor.features(text, note_style(text), candidates)
-        return kept + self.runs(text, spans, self.model.probabilities(rows), covering, self.model.threshold)
+        probabilities = self.model.probabilities(rows)
+        return kept + self.runs(text, spans, probabilities, covering, self.model.threshold, self.model.add_threshold)
 
     def runs(
         self,
@@ -103,6 +115,7 @@ class TokenFilter:
         probabilities: Sequence[float],
         covering: Sequence[Sequence[tuple[RecognizerResult, str]]],
         threshold: float,
+        add_threshold: float,
     ) -> list[RecognizerResult]:
         """Kept words joined into spans, each typed by its strongest covering candidate.
 
@@ -113,7 +126,9 @@ class TokenFilter:
         run: list[int] = []
         run_type = ""
         for index, ((start, end), p) in enumerate(zip(spans, probabilities, strict=True)):
-            if p < threshold or any(_recognizer(result) in PASS_THROUGH for result, _ in covering[index]):
+            if p < (threshold if covering[index] else add_threshold):
+                continue
+            if any(_recognizer(result) in PASS_THROUGH for result, _ in covering[index]):
                 continue  # a pass-through result already speaks for this word, with its own type and span
             entity = _entity_for(text[start:end], covering[index], run_type if run else "")
             if run:

@@ -37,14 +37,14 @@ def test_an_unlisted_word_never_becomes_a_feature_by_its_spelling(lexicon: Lexic
 
 def test_the_shipped_model_loads() -> None:
     model = TokenModel.load()
-    assert 0.0 < model.threshold < 1.0
+    assert 0.0 < model.threshold <= model.add_threshold <= 1.0
     assert len(model.weights) > 1000
     assert TokenModel.from_json(model.to_json()).weights == model.weights
 
 
 def test_a_malformed_model_is_refused() -> None:
     with pytest.raises(ValueError):
-        TokenModel.from_json({"format": 99, "bias": 0.0, "threshold": 0.5, "weights": {}})
+        TokenModel.from_json({"format": 99, "bias": 0.0, "threshold": 0.5, "add_threshold": 0.5, "weights": {}})
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_a_planted_name_in_context_is_kept_without_its_title(filtered: PhiDetect
 
 def test_kept_words_join_into_one_span_across_short_separators(lexicon: Lexicon) -> None:
     """A model that keeps every word shows how runs form: '7/22' is one date, a line break or a type change splits."""
-    keep_all = TokenFilter(lexicon, TokenModel(bias=5.0, weights={}, threshold=0.5))
+    keep_all = TokenFilter(lexicon, TokenModel(bias=5.0, weights={}, threshold=0.5, add_threshold=0.5))
     text = "seen 7/22\nnext"
     results = keep_all.apply(text, [])
     covered = sorted((text[r.start : r.end]) for r in results)
@@ -86,7 +86,7 @@ def test_kept_words_join_into_one_span_across_short_separators(lexicon: Lexicon)
 
 def test_structured_identifiers_pass_through_whatever_the_model_says(lexicon: Lexicon) -> None:
     detector = PhiDetector(DeidConfig())
-    drop_all = TokenFilter(lexicon, TokenModel(bias=-50.0, weights={}, threshold=0.5))
+    drop_all = TokenFilter(lexicon, TokenModel(bias=-50.0, weights={}, threshold=0.5, add_threshold=0.5))
     text = "Send the report to okafor.team@example.org today."
     results = drop_all.apply(text, detector.candidates(text))
     assert [text[r.start : r.end] for r in results] == ["okafor.team@example.org"]
@@ -126,7 +126,7 @@ def candidate(start: int, end: int, entity: str) -> RecognizerResult:
 
 def test_a_kept_span_takes_its_candidates_punctuation_but_not_its_words(lexicon: Lexicon) -> None:
     weights = {"r=SomeRuleRecognizer|PHONE": 10.0, "r=SomeRuleRecognizer|CLINICIAN": 10.0, "w=dr": -20.0}
-    keep_proposed = TokenFilter(lexicon, TokenModel(bias=-5.0, weights=weights, threshold=0.5))
+    keep_proposed = TokenFilter(lexicon, TokenModel(bias=-5.0, weights=weights, threshold=0.5, add_threshold=0.5))
     text = "call (508) 555-0187 or Dr. Okafor"
     phone = candidate(text.index("("), text.index(" or"), "PHONE")
     name = candidate(text.index("Dr."), len(text), "CLINICIAN")
@@ -136,7 +136,7 @@ def test_a_kept_span_takes_its_candidates_punctuation_but_not_its_words(lexicon:
 
 
 def test_words_the_rules_proposed_as_two_spans_stay_two(lexicon: Lexicon) -> None:
-    keep_all = TokenFilter(lexicon, TokenModel(bias=5.0, weights={}, threshold=0.5))
+    keep_all = TokenFilter(lexicon, TokenModel(bias=5.0, weights={}, threshold=0.5, add_threshold=0.5))
     text = "Boston 02114, apt 4B"
     first, second = candidate(0, 12, "LOCATION"), candidate(14, 20, "LOCATION")
     covered = sorted(text[r.start : r.end] for r in keep_all.apply(text, [first, second]))
