@@ -31,9 +31,9 @@ class DeidConfig(BaseModel):
     jsonl_text_fields: list[str] = Field(default_factory=lambda: ["text"])
     # Detection: spaCy's news-trained NER adds little on clinical text and costs most of the time.
     use_spacy_ner: bool = False
-    # Detection: a learned per-word filter over the rules (deid/detection/token_filter.py). Opt-in until the
-    # rule-expectation and separator-run tests in tests/deid/detection agree with it; off = rules alone.
-    token_filter: bool = False
+    # Detection: a learned per-word filter over the rules (deid/detection/token_filter.py), fit on real nursing
+    # notes (bench/deid_cv.py); off = rules alone.
+    token_filter: bool = True
     detect_batch_size: int = Field(32, ge=1)
     site_terms_file: Path | None = Field(
         None, description="TOML file of this hospital's own facility, ward, acronym and staff names, by entity type"

@@ -92,7 +92,8 @@ def test_structured_identifiers_pass_through_whatever_the_model_says(lexicon: Le
     assert [text[r.start : r.end] for r in results] == ["okafor.team@example.org"]
 
 
-def test_switching_the_filter_off_gives_the_rules_alone() -> None:
+def test_the_filter_is_on_by_default_and_off_gives_the_rules_alone() -> None:
+    assert PhiDetector(DeidConfig()).token_filter is not None
     detector = PhiDetector(DeidConfig(token_filter=False))
     assert detector.token_filter is None
     text = "Daughter Marisol Okafor called on 7/22/2019."
