@@ -18,7 +18,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
@@ -227,7 +227,7 @@ class InferenceService:
 
     async def stream(
         self, prepared: Prepared, generation: Generation, request: Request
-    ) -> AsyncIterator[GenerationEvent]:
+    ) -> AsyncGenerator[GenerationEvent, None]:
         """Events as they come, until the end, the client hanging up (even while queued) or the key revoked.
 
         After a revocation nothing more of the answer goes out, not even text already generated:
@@ -262,10 +262,10 @@ class InferenceService:
     def _record(
         self, prepared: Prepared, generation: Generation | None, last: GenerationEvent | None, status: int
     ) -> None:
-        finished = last is not None and last.finish_reason is not None
-        if finished:
-            self.metrics.observe_generation(last.prompt_tokens, last.completion_tokens, last.decode_seconds)
-        reason = last.finish_reason if finished else ("cancelled" if generation is not None else None)
+        finished = last if last is not None and last.finish_reason is not None else None
+        if finished is not None:
+            self.metrics.observe_generation(finished.prompt_tokens, finished.completion_tokens, finished.decode_seconds)
+        reason = finished.finish_reason if finished is not None else ("cancelled" if generation is not None else None)
         self.ledger.record(
             RequestRecord(
                 request_id=prepared.request_id,
@@ -273,7 +273,7 @@ class InferenceService:
                 key_id=prepared.principal.key_id,
                 role=prepared.principal.role.value,
                 model_sha256=prepared.model_sha256 or None,
-                prompt_tokens=last.prompt_tokens if finished else len(prepared.prompt),
+                prompt_tokens=finished.prompt_tokens if finished is not None else len(prepared.prompt),
                 completion_tokens=generation.generated if generation is not None else 0,
                 phi_types=prepared.phi_types,
                 latency_ms=int((time.perf_counter() - prepared.started) * 1000),

@@ -35,6 +35,7 @@ from serve.engine.grammar import (
     schema_grammar,
     tool_call_grammar,
 )
+from serve.engine.model import LoadedModel
 from serve.engine.sampling import GrammarError, SamplingParams, check_grammar
 from serve.engine.scheduler import Generation
 from serve.errors import InvalidRequestError
@@ -151,7 +152,9 @@ class ChatService:
             )
         if shape.grammar is not None:
             try:
-                check_grammar(self.inference.models.engine.model.vocab, shape.grammar)
+                model = self.inference.models.engine.model
+                assert isinstance(model, LoadedModel)  # an upstream engine was refused above
+                check_grammar(model.vocab, shape.grammar)
             except GrammarError as error:
                 raise InvalidRequestError(f"{error}; simplify the schema", param="response_format") from None
         messages = [message.plain() for message in body.messages]

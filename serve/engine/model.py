@@ -16,8 +16,8 @@ import llama_cpp
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from deid.errors import ModelError
-from serve.engine.gguf_file import check_gguf_file
 from deid.fileio import sha256_file
+from serve.engine.gguf_file import check_gguf_file
 
 CHATML_FALLBACK = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content']"
@@ -68,7 +68,7 @@ class LoadedModel:
     sha256: str
     adapter_sha256: str | None
     handle: ctypes.c_void_p
-    vocab: ctypes.c_void_p
+    vocab: llama_cpp.llama_vocab_p
     adapter: ctypes.c_void_p | None
     n_ctx_train: int
     add_bos: bool
@@ -119,7 +119,7 @@ class LoadedModel:
 
     def render_chat(self, messages: list[dict[str, str]]) -> str:
         """The model's own chat template, never llama-cpp-python's built-in substitutes."""
-        return self.formatter(messages=messages).prompt
+        return self.formatter(messages=messages).prompt  # type: ignore[arg-type]  # role/content dicts: what the template reads
 
     def chat_preamble(self) -> str:
         """What the template writes before the first user message's text when no system message is given.
@@ -189,7 +189,7 @@ def default_model_id(path: Path, adapter: Path | None) -> str:
     return name if adapter is None else f"{name}+{adapter.name.removesuffix('.gguf')}"
 
 
-def _token_text(vocab: ctypes.c_void_p, token: int) -> str:
+def _token_text(vocab: llama_cpp.llama_vocab_p, token: int) -> str:
     if token < 0:
         return ""
     text = llama_cpp.llama_vocab_get_text(vocab, token)

@@ -13,9 +13,10 @@ Each slot has its own KV stream (``kv_unified=False``): attention then only span
 own cells, always at the same cell offsets, so a batched sequence computes exactly what it would
 alone. (With ``kv_unified=True``, measured: batched greedy text departs from the solo text within
 the first tokens, coherent but different; the cells of all sequences interleave there, so the
-attention sums most likely run in another order and round differently.) llama.cpp batches sequences into one micro-batch only while their slot ids ascend
-by one in batch order. So the batch is built in slot order, new requests take the lowest free
-slot, and when a sequence ends below others the highest one is moved down into the gap.
+attention sums most likely run in another order and round differently.) llama.cpp batches
+sequences into one micro-batch only while their slot ids ascend by one in batch order. So the
+batch is built in slot order, new requests take the lowest free slot, and when a sequence ends
+below others the highest one is moved down into the gap.
 One extra stream holds the chat template's preamble (the tokens every conversation without
 its own system message starts with); a new sequence copies it instead of recomputing it.
 A copy between streams moves the whole stream buffer (``context_length`` cells, about 3 ms for
@@ -183,7 +184,8 @@ class BatchEngine:
         if not self._ctx:
             raise EngineStoppedError("could not create a llama.cpp context (out of memory?)")
         if model.adapter is not None:
-            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(model.adapter)
+            # llama-cpp-python annotates the adapter as c_void_p; its restype is the POINTER(c_void_p) this array holds
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(model.adapter)  # type: ignore[misc]
             scales = (ctypes.c_float * 1)(1.0)
             llama_cpp.llama_set_adapters_lora(self._ctx, adapters, 1, scales)
         self._memory = llama_cpp.llama_get_memory(self._ctx)
