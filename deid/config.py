@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum, StrEnum
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 from deid.field_policy import parse_policy
 
 
-class AnonymizationMode(str, Enum):
+class AnonymizationMode(StrEnum):
     surrogate = "surrogate"
     redact = "redact"
 

@@ -23,6 +23,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from deid.detection.entities import Entity
 from deid.detection.presidio_api import AnalysisExplanation, RecognizerResult
@@ -74,7 +75,7 @@ class TokenModel:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> TokenModel:
+    def from_json(cls, data: dict[str, Any]) -> TokenModel:
         if data.get("format") != 2:
             raise ValueError("unsupported token filter model format")
         weights = data["weights"]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 
-from deid.detection.presidio_api import RecognizerResult
-
 from deid.detection.entities import Entity
+from deid.detection.presidio_api import RecognizerResult
 from deid.recognizers.base import ClinicalRecognizer, NoteStyle
 
 OLD = r"(?:9\d|1[01]\d)"
 AGE_AFTER = re.compile(
-    rf"(?<![\d.])(?P<age>{OLD})(?:[ \t\-]*(?:yo|y/o|y\.o\.?|yr?s?\.?[ \t\-]*old|years?[ \t\-]*old|year-old|yrs?|years?(?=[ \t]+(?:of age|male|female|man|woman|gentleman|lady|m\b|f\b))|"
+    rf"(?<![\d.])(?P<age>{OLD})(?:[ \t\-]*(?:yo|y/o|y\.o\.?|yr?s?\.?[ \t\-]*old|years?[ \t\-]*old|year-old|yrs?|"
+    rf"years?(?=[ \t]+(?:of age|male|female|man|woman|gentleman|lady|m\b|f\b))|"
     rf"-?[mf](?=\b|[ \t]))|(?:[ \t]*(?:yo|y/o)?[ \t]*(?:male|female|man|woman|gentleman|lady|gent|m|f)\b(?![\-/])))",
     re.IGNORECASE,
 )

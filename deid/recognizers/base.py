@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import re
 from abc import abstractmethod
-from enum import Enum
+from enum import StrEnum
 
-from deid.detection.presidio_api import AnalysisExplanation, EntityRecognizer, RecognizerResult
-from deid.detection.presidio_api import NlpArtifacts
+from deid.detection.presidio_api import AnalysisExplanation, EntityRecognizer, NlpArtifacts, RecognizerResult
 from deid.recognizers.lexicon import Lexicon
 
 UPPER_LETTER = re.compile(r"[A-Z]")
 LOWER_LETTER = re.compile(r"[a-z]")
 
 
-class NoteStyle(str, Enum):
+class NoteStyle(StrEnum):
     MIXED = "mixed"
     UPPER = "upper"
     LOWER = "lower"
@@ -43,6 +42,7 @@ class ClinicalRecognizer(EntityRecognizer):
     """A Presidio recognizer that needs no NLP artefacts beyond the text itself."""
 
     ENTITIES: tuple[str, ...] = ()
+    name: str  # set by Presidio's constructor in two branches mypy cannot join
 
     def __init__(self) -> None:
         super().__init__(supported_entities=list(self.ENTITIES), name=type(self).__name__, supported_language="en")

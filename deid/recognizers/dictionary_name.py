@@ -12,9 +12,8 @@ from __future__ import annotations
 import re
 from enum import IntEnum
 
-from deid.detection.presidio_api import RecognizerResult
-
 from deid.detection.entities import Entity
+from deid.detection.presidio_api import RecognizerResult
 from deid.recognizers.base import LexiconRecognizer, NoteStyle
 from deid.recognizers.clinical_terms import DESCRIPTIVE_NAMES
 from deid.recognizers.name_words import Word, words
@@ -110,7 +109,7 @@ class DictionaryNameRecognizer(LexiconRecognizer):
         # An initial belongs to the name after it ("J. Smith") or, dotted, to the one before it
         # ("Lisa K. Clay"), never to one before a comma ("Smith, A 58 yo").
         token = tokens[index]
-        neighbours = (index - 1, index + 1)
+        neighbours: tuple[int, ...] = (index - 1, index + 1)
         if token.is_initial and (not token.text.endswith(".") or index == 0 or text[tokens[index - 1].end : token.start] not in (" ", "\t")):
             neighbours = (index + 1,)
         for neighbour in neighbours:

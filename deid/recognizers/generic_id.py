@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 
-from deid.detection.presidio_api import RecognizerResult
-
 from deid.detection.entities import Entity
+from deid.detection.presidio_api import RecognizerResult
 from deid.recognizers.base import ClinicalRecognizer, NoteStyle
 
 LONG_NUMBER = re.compile(r"(?<![\d.,/])\d{6,}(?![\d.,/]\d)")

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import re
 
-from deid.detection.presidio_api import RecognizerResult
-
 from deid.detection.entities import Entity
+from deid.detection.presidio_api import RecognizerResult
 from deid.recognizers.base import LexiconRecognizer, NoteStyle
 from deid.recognizers.clinical_terms import DESCRIPTIVE_NAMES, DRUG_ENDINGS
 

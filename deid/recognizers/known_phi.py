@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from deid.detection.presidio_api import RecognizerResult
-
 from deid.detection.entities import NAME_ENTITIES, Entity
 from deid.detection.known_phi import KnownPhi
+from deid.detection.presidio_api import RecognizerResult
 from deid.recognizers.base import ClinicalRecognizer, NoteStyle
 from deid.recognizers.lexicon import Lexicon
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 
-from deid.detection.presidio_api import RecognizerResult
-
 from deid.detection.entities import Entity
+from deid.detection.presidio_api import RecognizerResult
 from deid.recognizers.base import ClinicalRecognizer, NoteStyle
 
 LABELS: tuple[tuple[str, Entity], ...] = (
@@ -41,7 +40,7 @@ class LabeledIdRecognizer(ClinicalRecognizer):
         results = []
         for pattern, entity in PATTERNS:
             for match in pattern.finditer(text):
-                start, end = match.span("value")
+                start = match.start("value")
                 value = match.group("value").rstrip("-/")
                 if sum(char.isdigit() for char in value) < 2:
                     continue

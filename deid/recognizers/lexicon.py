@@ -112,9 +112,9 @@ def _plain(words: set[str]) -> frozenset[str]:
 
 
 def load_lexicon() -> Lexicon:
-    from deid.detection.presidio_api import spacy  # noqa: F401 - spaCy first, without torch
-
     from spacy.lang.en.stop_words import STOP_WORDS
+
+    from deid.detection.presidio_api import spacy  # noqa: F401 - spaCy first, without torch
 
     faker_first, faker_last = _faker_names()
     first = _census_names("dist.male.first") | _census_names("dist.female.first") | faker_first

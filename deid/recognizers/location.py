@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import re
 
-from deid.detection.presidio_api import RecognizerResult
-
 from deid.detection.entities import Entity
+from deid.detection.presidio_api import RecognizerResult
 from deid.recognizers.base import LexiconRecognizer, NoteStyle
 from deid.recognizers.name_words import TOKEN, Word
 
@@ -58,9 +57,9 @@ class LocationRecognizer(LexiconRecognizer):
                 break
             if end == start and lower in PLACE_PREFIXES:
                 prefix = True
-            elif self.lexicon.is_common(lower) and (strict or style is not NoteStyle.MIXED or end > start) and not prefix:
-                break
-            elif strict and not prefix and not self.lexicon.is_unknown(lower):
+            elif (
+                self.lexicon.is_common(lower) and (strict or style is not NoteStyle.MIXED or end > start) and not prefix
+            ) or (strict and not prefix and not self.lexicon.is_unknown(lower)):
                 break
             else:
                 prefix = False

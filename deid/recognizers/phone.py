@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 
-from deid.detection.presidio_api import RecognizerResult
-
 from deid.detection.entities import Entity
+from deid.detection.presidio_api import RecognizerResult
 from deid.recognizers.base import ClinicalRecognizer, NoteStyle
 
 # Groups joined by blanks, dashes, dots or slashes ("617/555/0134"). A dash before the area code

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from deid.detection.presidio_api import EntityRecognizer, RecognizerRegistry
-
 from deid.recognizers.address import AddressRecognizer
 from deid.recognizers.address_cue import AddressCueRecognizer
 from deid.recognizers.age import AgeOver89Recognizer
@@ -29,12 +28,12 @@ from deid.recognizers.phone import PhoneRecognizer
 from deid.recognizers.place_name import PlaceNameRecognizer
 from deid.recognizers.proper_noun import UnknownProperNounRecognizer
 from deid.recognizers.site_terms import SiteTermsRecognizer
-from deid.site_terms import SiteTerms
 from deid.recognizers.spacy_ner import SpacyNerRecognizer
 from deid.recognizers.ssn import SsnRecognizer
 from deid.recognizers.titled_name import TitledNameRecognizer
 from deid.recognizers.url import UrlRecognizer
 from deid.recognizers.vehicle import VehicleRecognizer
+from deid.site_terms import SiteTerms
 
 RecognizerFactory = Callable[[Lexicon], EntityRecognizer]
 

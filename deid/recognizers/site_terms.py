@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 
-from deid.detection.presidio_api import RecognizerResult
-
 from deid.detection.entities import ALL_ENTITIES
+from deid.detection.presidio_api import RecognizerResult
 from deid.recognizers.base import ClinicalRecognizer, NoteStyle
 from deid.site_terms import SiteTerms
 

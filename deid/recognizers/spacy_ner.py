@@ -7,10 +7,8 @@ mixed-case text makes its capitalisation cues meaningful.
 
 from __future__ import annotations
 
-from deid.detection.presidio_api import RecognizerResult
-from deid.detection.presidio_api import NlpArtifacts
-
 from deid.detection.entities import Entity
+from deid.detection.presidio_api import NlpArtifacts, RecognizerResult
 from deid.recognizers.base import LexiconRecognizer, NoteStyle, note_style
 
 LABELS = {"PERSON": Entity.PATIENT, "GPE": Entity.LOCATION, "LOC": Entity.LOCATION, "FAC": Entity.LOCATION}
