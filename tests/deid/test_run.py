@@ -206,7 +206,10 @@ runner.deidentify([home / "in"], home / "out", config=DeidConfig(), keystore=Key
 def test_killed_run_resumes_without_duplicates_or_losses(tmp_path: Path, detector: PhiDetector) -> None:
     source = tmp_path / "in"
     source.mkdir()
-    lines = [json.dumps({"id": f"n{i}", "patient_id": f"P{i % 4}", "text": f"Seen 03/{i % 28 + 1:02d}/2021 by Dr. Okafor, call 617-555-01{i:02d}."}) for i in range(40)]
+    lines = [
+        json.dumps({"id": f"n{i}", "patient_id": f"P{i % 4}", "text": f"Seen 03/{i % 28 + 1:02d}/2021 by Dr. Okafor, call 617-555-01{i:02d}."})
+        for i in range(40)
+    ]
     lines.insert(9, "{not json")
     (source / "notes.jsonl").write_text("\n".join(lines) + "\n")
     (source / "zz-note.txt").write_text("Margaret O'Connell, MRN 00482913, admitted 03/02/2021.\n")
@@ -263,5 +266,5 @@ def test_an_output_folder_refuses_a_run_with_other_settings_or_changed_inputs(tm
     with pytest.raises(RunStateError, match="different de-identification settings"):
         go(DeidConfig(mode=AnonymizationMode.redact))
     note.write_text("Seen 03/02/2021 by Dr. Okafor and Dr. Patel.\n")
-    with pytest.raises(RunStateError, match="note.txt: changed"):
+    with pytest.raises(RunStateError, match=r"note\.txt: changed"):
         go(DeidConfig())

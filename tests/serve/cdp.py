@@ -5,6 +5,7 @@ Chromium reads NUL-terminated JSON commands from fd 3 and writes replies and eve
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -108,10 +109,8 @@ class PipeBrowser:
         return result["result"].get("value")
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError, TimeoutError, RuntimeError):
             self.send("Browser.close", timeout=5)
-        except (OSError, TimeoutError, RuntimeError):
-            pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.kb.api_embedder import KnowledgeEmbedder
 from appliance.config import ApplianceSettings
+from appliance.kb.api_embedder import KnowledgeEmbedder
 from appliance.kb.base import KnowledgeBase
 from appliance.kb.config import KnowledgeConfig
 from serve.config import ServeConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -90,7 +90,7 @@ def _assert_local_and_clean(browser: PipeBrowser, server: LiveServer) -> None:
     assert errors == [], "no console errors, CSP violations included"
 
 
-def _wait(condition, what: str, timeout: float = 60.0) -> None:  # noqa: ANN001 - a plain callable
+def _wait(condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

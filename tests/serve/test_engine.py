@@ -73,7 +73,7 @@ def test_batched_output_equals_solo_across_slot_moves_and_shared_preamble(model:
     async def solo() -> list[str]:
         engine = _engine(model, parallel=1, shared_preamble=False)
         try:
-            return [await _generate(engine, p, n) for p, n in zip([*prompts, own_system], lengths)]
+            return [await _generate(engine, p, n) for p, n in zip([*prompts, own_system], lengths, strict=True)]
         finally:
             engine.close()
 

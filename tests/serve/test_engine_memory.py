@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from serve.engine.gguf_file import embedded_model_path
 from serve.config import KvCacheType, ServeConfig
+from serve.engine.gguf_file import embedded_model_path
 from serve.engine.memory import estimate
 
 

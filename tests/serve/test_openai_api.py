@@ -10,10 +10,10 @@ import openai
 import pytest
 
 from appliance.config import ApplianceSettings
-from serve.engine.gguf_file import embedded_model_path
 from serve.auth.protocol import Role
 from serve.config import ServeConfig
 from serve.consult.protocol import DISCLAIMER
+from serve.engine.gguf_file import embedded_model_path
 from tests.serve.live import LiveServer, free_port, live_server
 from tests.serve.lora import write_lora_adapter
 

@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from appliance.config import ApplianceSettings
+from appliance.serving import serve_context
 from deid.detection.spans import DetectedSpan
 from deid.egress import EgressBlockedError
-from appliance.serving import serve_context
 from serve.app import create_app
 from serve.auth.keys import ApiKeyStore
 from serve.auth.protocol import Role

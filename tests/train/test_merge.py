@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from deid.errors import InputError
 from appliance.train.base_model import load_base_model
 from appliance.train.merge import MergeMethod, merge_adapters
+from deid.errors import InputError
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@ import torch
 from safetensors.torch import load_file
 
 from appliance.config import load_settings
-from deid.errors import InputError, ModelError
 from appliance.train.base_model import default_target_modules, load_base_model
 from appliance.train.config import TrainConfig
 from appliance.train.data import IGNORE, chat_sequence, pack, text_sequence
 from appliance.train.stage import train_stage
+from deid.errors import InputError, ModelError
 
 TEXTS = [
     "The patient was admitted with chest pain and shortness of breath.",
@@ -71,7 +71,7 @@ def test_sft_labels_cover_only_the_answer(tokenizer: Any) -> None:
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Is aspirin recommended?"},
                 {"role": "assistant", "content": "Yes, for secondary prevention."}]
     sequence = chat_sequence(tokenizer, messages, mask_prompt=True)
-    learned = [t for t, label in zip(sequence.input_ids, sequence.labels) if label != IGNORE]
+    learned = [t for t, label in zip(sequence.input_ids, sequence.labels, strict=True) if label != IGNORE]
     assert tokenizer.decode(learned) == "Yes, for secondary prevention.<|im_end|>\n"
     first = sequence.labels.index(next(label for label in sequence.labels if label != IGNORE))
     assert all(label == IGNORE for label in sequence.labels[:first])

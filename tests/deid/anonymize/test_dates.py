@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 
 import pytest
@@ -40,8 +41,8 @@ def test_intervals_between_dates_are_preserved(offset: int) -> None:
     before = [parsed.value for _, parsed in _matches(text)]
     after = [parsed.value for _, parsed in _matches(shift_dates_in(text, offset) or "")]
     assert len(before) == len(after) == 3
-    assert [(b - a).days for a, b in zip(before, before[1:])] == [(b - a).days for a, b in zip(after, after[1:])]
-    assert all((new - old).days == offset for old, new in zip(before, after))
+    assert [(b - a).days for a, b in itertools.pairwise(before)] == [(b - a).days for a, b in itertools.pairwise(after)]
+    assert all((new - old).days == offset for old, new in zip(before, after, strict=True))
 
 
 def test_fhir_dates_keep_their_precision_and_time() -> None:

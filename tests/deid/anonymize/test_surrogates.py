@@ -49,7 +49,7 @@ def test_identifiers_keep_their_format() -> None:
     for real in ["00482913", "617-555-0143", "(508) 555-0187", "MRN-448812", "999-94-5397", "ab12-CD"]:
         fake = fakes.identifier(real, CORPUS_SCOPE)
         assert fake != real and len(fake) == len(real)
-        for a, b in zip(real, fake):
+        for a, b in zip(real, fake, strict=True):
             assert a.isdigit() == b.isdigit() and a.isupper() == b.isupper() and a.islower() == b.islower()
             if not a.isalnum():
                 assert a == b

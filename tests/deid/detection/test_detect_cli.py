@@ -33,7 +33,7 @@ def test_detect_jsonl_reports_bad_lines_and_keeps_the_rest(tmp_path: Path, detec
     assert [m.line for m in report.malformed] == [2, 4, 7]
     rows = [json.loads(line) for line in target.read_text().splitlines()]
     assert [row["id"] for row in rows] == ["a", 7, "empty"]
-    for row, record in zip(rows, RECORDS):
+    for row, record in zip(rows, RECORDS, strict=True):
         assert row["spans"] == [span.as_dict() for span in detector.detect(record["text"])]
         for span in row["spans"]:
             assert set(span) == {"start", "end", "entity_type", "score"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from deid.detection.engine import PhiDetector
@@ -21,7 +23,7 @@ NURSING = (
 def test_spans_sorted_non_overlapping_and_typed(detector: PhiDetector) -> None:
     spans = detector.detect(NURSING)
     assert spans == sorted(spans, key=lambda s: s.start)
-    assert all(a.end <= b.start for a, b in zip(spans, spans[1:]))
+    assert all(a.end <= b.start for a, b in itertools.pairwise(spans))
     assert {s.entity_type for s in spans} <= set(ALL_ENTITIES)
 
 

@@ -10,7 +10,6 @@ from deid.recognizers.hospital import HospitalRecognizer
 from deid.recognizers.lexicon import Lexicon
 from deid.recognizers.organization import OrganizationRecognizer
 from deid.recognizers.place_name import PlaceNameRecognizer
-
 from tests.deid.detection.conftest import covered, touched
 from tests.deid.detection.test_recognizers import CLINICAL_NOISE
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from deid.recognizers.address import AddressRecognizer
+from deid.recognizers.address_cue import AddressCueRecognizer
 from deid.recognizers.age import AgeOver89Recognizer
 from deid.recognizers.base import ClinicalRecognizer, NoteStyle, note_style
-from deid.recognizers.address_cue import AddressCueRecognizer
 from deid.recognizers.dates import DateRecognizer
 from deid.recognizers.dictionary_name import DictionaryNameRecognizer
 from deid.recognizers.email import EmailRecognizer
@@ -18,8 +18,8 @@ from deid.recognizers.labeled_id import LabeledIdRecognizer
 from deid.recognizers.lexicon import Lexicon
 from deid.recognizers.location import LocationRecognizer
 from deid.recognizers.phone import PhoneRecognizer
-from deid.recognizers.ssn import SsnRecognizer
 from deid.recognizers.proper_noun import UnknownProperNounRecognizer
+from deid.recognizers.ssn import SsnRecognizer
 from deid.recognizers.titled_name import TitledNameRecognizer
 from deid.recognizers.url import UrlRecognizer
 from deid.recognizers.vehicle import VehicleRecognizer
@@ -182,7 +182,8 @@ def test_titled_names(lexicon: Lexicon, text: str, name: str, entity: str) -> No
     ["wife at bedside", "son in to visit", "dr aware", "pt tolerating diet", "Seen by cardiology",
      "Discussed with family, pt's daughter upset.", "Lasix given, pt's son at bedside.", "Spoke with Nursing, pt's son aware",
      "Resident aware.", "HO aware, will monitor.", "Pharmacy notified.", "Renal aware", "micu team aware",
-     "Pt states pain 4/10.", "pts would like to rest", "Pt given Lasix with Good effect", "Pharmacy called re: dose.", "Lab called with critical K.", "Mark was noted on the skin.", "take 2 tabs per day. pt tolerating diet",
+     "Pt states pain 4/10.", "pts would like to rest", "Pt given Lasix with Good effect", "Pharmacy called re: dose.",
+     "Lab called with critical K.", "Mark was noted on the skin.", "take 2 tabs per day. pt tolerating diet",
      "ok per nurse. pt resting", "fluid restriction per renal. pt resting",
      "Heparin was held.", "Family requested meeting.", "Nsg called re labs", "He states he is fine"],
 )

@@ -136,7 +136,7 @@ def test_broken_xml_is_reported_by_line_without_its_text(tmp_path: Path, make_co
     broken = DOCUMENT.replace("<city>Olathe</city>", "<city>Olathe</town>")
     result = transform(tmp_path, broken, make_context())
     (problem,) = result.malformed
-    line = DOCUMENT.splitlines().index(next(l for l in DOCUMENT.splitlines() if "<city>" in l)) + 1
+    line = DOCUMENT.splitlines().index(next(row for row in DOCUMENT.splitlines() if "<city>" in row)) + 1
     assert (problem.position, problem.reason) == (f"doc.xml:{line}", "invalid_xml") and "Olathe" not in problem.detail
 
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from deid.config import AnonymizationMode, DeidConfig
 from deid.anonymize.dates import shift_fhir_date
+from deid.config import AnonymizationMode, DeidConfig
 from deid.readers.base import ReaderContext
 from deid.readers.fhir import FhirJsonFormat
 from deid.readers.fhir_resource import ResourceScrubber
@@ -49,7 +49,10 @@ def document_reference() -> dict:
 def test_patient_resource(make_context: Callable[..., ReaderContext]) -> None:
     scrubbed, applied = ResourceScrubber(make_context()).scrub(json.loads(json.dumps(PATIENT)))
     dumped = json.dumps(scrubbed)
-    for real in ("Zyxwquist", "Qortimer", "Vrondhaven", "MR-0048291", "555-810-7203", "qz@canary", "Canarywood", "66061", "Olathe", "1950-05-21", "129c6ac7"):
+    for real in (
+        "Zyxwquist", "Qortimer", "Vrondhaven", "MR-0048291", "555-810-7203", "qz@canary", "Canarywood", "66061", "Olathe",
+        "1950-05-21", "129c6ac7",
+    ):
         assert real not in dumped, real
     assert "text" not in scrubbed and "latitude" not in dumped  # narrative and geolocation dropped
     assert scrubbed["name"][0]["prefix"] == ["Mr."] and scrubbed["address"][0]["state"] == "KS"

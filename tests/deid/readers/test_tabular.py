@@ -63,11 +63,14 @@ def test_csv_policies(tmp_path: Path, make_context: Callable[..., ReaderContext]
     assert mrn != "MRN-448812" and mrn[:3].isupper() and mrn[:3].isalpha() and mrn[3] == "-" and mrn[4:].isdigit()
     assert rows[0]["patient_id"] == rows[1]["patient_id"] != "P-1"
     # shifted: same offset within a patient, so the length of stay is unchanged
-    for row, (admit, discharge) in zip(rows, [("2022-01-10", "2022-01-14"), ("2022-03-02", "2022-03-03")]):
+    for row, (admit, discharge) in zip(rows, [("2022-01-10", "2022-01-14"), ("2022-03-02", "2022-03-03")], strict=False):
         assert row["admit_date"] != admit
         stay = date.fromisoformat(row["discharge_date"]) - date.fromisoformat(row["admit_date"])
         assert stay == date.fromisoformat(discharge) - date.fromisoformat(admit)
-    offsets = {(date.fromisoformat(r["admit_date"]) - date.fromisoformat(a)).days for r, a in zip(rows[:2], ["2022-01-10", "2022-03-02"])}
+    offsets = {
+        (date.fromisoformat(r["admit_date"]) - date.fromisoformat(a)).days
+        for r, a in zip(rows[:2], ["2022-01-10", "2022-03-02"], strict=True)
+    }
     assert len(offsets) == 1
     # scanned free text: names gone, the quoted multi-line cell survives as one cell
     joined = " ".join(r["note"] for r in rows)
@@ -94,7 +97,7 @@ def test_jsonl_fields_and_malformed_lines(tmp_path: Path, make_context: Callable
         [1, 2],
         {"id": "n2", "patient_id": "P-1", "text": "Telephone f/u with Peter Haldane on 06/25/2022."},
     ]
-    path.write_text("\n".join(l if isinstance(l, str) else json.dumps(l) for l in lines) + "\n\n")
+    path.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n\n")
     config = DeidConfig(field_policies={"id": "keep", "patient_id": "keep", "ward": "keep"})
     out, documents, malformed = run_format(JsonlFormat(), path, make_context(config))
     assert [(m.position, m.reason) for m in malformed] == [("notes.jsonl:2", "invalid_json"), ("notes.jsonl:3", "not_object")]
@@ -112,5 +115,5 @@ def test_format_registry(tmp_path: Path) -> None:
     (tmp_path / "scan.pdf").write_bytes(b"%PDF")
     assert isinstance(format_for(tmp_path / "a.ndjson"), FhirNdjsonFormat)
     assert isinstance(format_for(tmp_path / "b.ndjson"), JsonlFormat)
-    with pytest.raises(UnsupportedFormatError, match="scan.pdf"):
+    with pytest.raises(UnsupportedFormatError, match=r"scan\.pdf"):
         format_for(tmp_path / "scan.pdf")
