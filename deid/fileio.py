@@ -67,10 +67,5 @@ def atomic_write_text(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with atomic_output(path, "wb") as handle:
-        handle.write(data)
-
-
 def is_disk_full(error: OSError) -> bool:
     return error.errno in (errno.ENOSPC, errno.EDQUOT)
