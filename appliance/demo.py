@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from appliance.config import ApplianceSettings
 from appliance.evaluate.stage import BASE_MODEL_NAME, default_models
-from appliance.models import resolve_base_model
+from appliance.model_source import resolve_base_model
 from appliance.pipeline.stage import StageContext, StageResult, run_stage
 from appliance.train.config import Method
 from deid.egress import installed_guard

@@ -152,7 +152,7 @@ class BareDecoder:
     """
 
     def __init__(self, model: Path, threads: int) -> None:
-        from serve.engine.model import LoadedModel
+        from serve.engine.llama_model import LoadedModel
 
         self.model = LoadedModel.load(model)
         self.threads = threads

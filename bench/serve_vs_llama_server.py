@@ -114,7 +114,7 @@ async def level(base: str, key: str, model: str, clients: int, requests: int, ma
 
 def engine_rate(model: Path, threads: int, max_tokens: int, rounds: int) -> float:
     """The batch engine alone, one request at a time: no HTTP, no JSON, no auth, no ledger."""
-    from serve.engine.model import LoadedModel
+    from serve.engine.llama_model import LoadedModel
     from serve.engine.sampling import SamplingParams
     from serve.engine.scheduler import BatchEngine
 

@@ -30,7 +30,7 @@ from serve.audit.protocol import RequestRecord
 from serve.audit.service import RequestLedger
 from serve.auth.service import Authenticator, Principal
 from serve.config import ServeConfig
-from serve.engine.model import LoadedModel
+from serve.engine.llama_model import LoadedModel
 from serve.engine.sampling import SamplingParams
 from serve.engine.scheduler import EngineBusyError, Generation, GenerationEvent
 from serve.errors import ApiError, InvalidRequestError, ModelNotFoundError, error_body

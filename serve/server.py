@@ -11,7 +11,7 @@ import uvicorn
 from serve.app import create_app
 from serve.config import ServeConfig
 from serve.context import ServeContext
-from serve.engine.model import default_model_id
+from serve.engine.llama_model import default_model_id
 
 EXAMPLE_QUESTION = "What are first-line treatments for hypertension?"
 

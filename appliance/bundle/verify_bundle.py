@@ -39,7 +39,7 @@ from types import ModuleType
 from typing import IO, Any, BinaryIO
 
 # The sha256 of ed25519.py: checking this one file's hash out of band then vouches for both.
-# tests/bundle/test_signing.py fails when ed25519.py changes and this pin does not.
+# tests/appliance/bundle/test_signing.py fails when ed25519.py changes and this pin does not.
 ED25519_SHA256 = "fbeabfc38a7d3407ea528e9696329d567e548506426973bcaaa0e846ec5cdd44"
 
 

@@ -37,7 +37,7 @@ def merge(
     ] = None,
 ) -> None:
     """Write one adapter that blends ADAPTERS; 'appliance export --adapter OUT' and serve take it."""
-    from appliance.models import resolve_base_model
+    from appliance.model_source import resolve_base_model
     from appliance.train.merge import MergeMethod, merge_adapters
     from deid.errors import InputError
 

@@ -96,8 +96,8 @@ def _available_memory(gpu: bool) -> tuple[str, int | None]:
 def _serving_memory(settings: ApplianceSettings) -> dict[str, Any]:
     """Memory the configured model needs at serve.parallel x serve.context_length, against what is free."""
     from appliance.serving import served_model_path
+    from serve.engine.llama_model import GpuPlacement
     from serve.engine.memory import estimate
-    from serve.engine.model import GpuPlacement
 
     config = settings.serve
     try:
@@ -124,7 +124,7 @@ def _serving_memory(settings: ApplianceSettings) -> dict[str, Any]:
 
 
 def collect(settings_home: Path, configured_model: Path | None) -> dict[str, Any]:
-    from appliance.models import resolve_base_model
+    from appliance.model_source import resolve_base_model
     from serve.engine.gguf_file import embedded_model_path
 
     models: dict[str, Any] = {}

@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
         if ctx.invoked_subcommand is not None:
             return
         from appliance.evaluate.stage import default_models, evaluate_stage
-        from appliance.models import resolve_base_model
+        from appliance.model_source import resolve_base_model
         from deid.errors import InputError
 
         settings = settings_from(ctx)

@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Merge LoRA into the full-precision base, write GGUF (+ adapter GGUF), quantize, check parity."""
         from appliance.export.stage import export_stage
-        from appliance.models import resolve_base_model
+        from appliance.model_source import resolve_base_model
         from deid.errors import InputError
 
         settings = settings_from(ctx)

@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         force: Annotated[bool, typer.Option("--force", help="train again even when nothing changed")] = False,
     ) -> None:
         """Train a LoRA adapter; resumes a killed run; works under torchrun / accelerate launch."""
-        from appliance.models import resolve_base_model
+        from appliance.model_source import resolve_base_model
         from appliance.train.config import Method
         from appliance.train.stage import run_recipe, train_stage
         from deid.errors import InputError

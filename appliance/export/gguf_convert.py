@@ -21,7 +21,7 @@ import numpy as np
 
 from appliance.export.tokenizer_gguf import read_tokenizer, write_tokenizer
 from appliance.families.base import ModelFamily, ModelShape, RopeScalingKind
-from appliance.families.registry import read_export_shape
+from appliance.families.family_registry import read_export_shape
 from deid.errors import ModelError
 
 

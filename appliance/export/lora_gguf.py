@@ -17,7 +17,7 @@ import gguf
 import numpy as np
 
 from appliance.export.gguf_convert import gguf_tensor_name, iter_safetensors
-from appliance.families.registry import read_export_shape
+from appliance.families.family_registry import read_export_shape
 from deid.errors import ModelError
 
 _PREFIX = "base_model.model."

@@ -35,7 +35,7 @@ from appliance.export.parity import (
 )
 from appliance.export.quantize import quantize_gguf, tensor_types
 from appliance.export.runners import LlamaCppRunner, TransformersRunner
-from appliance.families.registry import check_exportable
+from appliance.families.family_registry import check_exportable
 from appliance.pipeline.stage import StageContext, StageResult, run_stage
 from deid.errors import GateError, ModelError
 from deid.fileio import atomic_write_text

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from appliance.families.registry import lora_targets
+from appliance.families.family_registry import lora_targets
 from deid.errors import ModelError
 from serve.engine.gguf_file import check_gguf_file
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from appliance.config import ApplianceSettings
-from appliance.families.registry import require_exportable_base
+from appliance.families.family_registry import require_exportable_base
 from appliance.pipeline.stage import (
     StageContext,
     StageResult,

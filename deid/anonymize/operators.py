@@ -14,35 +14,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from deid.anonymize.dates import is_fhir_date, shift_dates_in, shift_fhir_date
+from deid.anonymize.date_shift import is_fhir_date, shift_dates_in, shift_fhir_date
 from deid.anonymize.surrogates import SurrogateFactory
 from deid.config import AnonymizationMode, DeidConfig
-from deid.detection.entities import Entity
+from deid.detection.entities import DEFAULT_TAG, REDACTION_TAGS, Entity
 from deid.detection.spans import DetectedSpan
 
 CORPUS_SCOPE = "*"
 
-TAGS: dict[str, str] = {
-    Entity.PATIENT.value: "[NAME]",
-    Entity.CLINICIAN.value: "[NAME]",
-    Entity.HOSPITAL.value: "[HOSPITAL]",
-    Entity.LOCATION.value: "[LOCATION]",
-    Entity.DATE.value: "[DATE]",
-    Entity.AGE_OVER_89.value: "[AGE]",
-    Entity.PHONE.value: "[PHONE]",
-    Entity.FAX.value: "[FAX]",
-    Entity.EMAIL.value: "[EMAIL]",
-    Entity.SSN.value: "[SSN]",
-    Entity.MRN.value: "[MRN]",
-    Entity.HEALTH_PLAN.value: "[HEALTH_PLAN]",
-    Entity.ACCOUNT.value: "[ACCOUNT]",
-    Entity.LICENSE.value: "[LICENSE]",
-    Entity.VEHICLE.value: "[VEHICLE]",
-    Entity.DEVICE.value: "[DEVICE]",
-    Entity.URL.value: "[URL]",
-    Entity.IP_ADDRESS.value: "[IP]",
-    Entity.ID.value: "[ID]",
-}
 _PER_PATIENT = frozenset(
     {Entity.PATIENT.value, Entity.CLINICIAN.value, Entity.LOCATION.value, Entity.DATE.value, Entity.AGE_OVER_89.value}
 )
@@ -115,7 +94,7 @@ class Anonymizer:
         if entity_type == Entity.DATE.value:
             shifted = shift_dates_in(value, self.date_offset(patient))
             if shifted is None:
-                return TAGS[entity_type], "redact"
+                return REDACTION_TAGS[entity_type], "redact"
             return factory.register(value, shifted), "shift"
         if entity_type == Entity.AGE_OVER_89.value:
             return self._age_cap(value), "age_cap"
@@ -136,7 +115,7 @@ class Anonymizer:
         if self.redacting:
             if entity_type == Entity.AGE_OVER_89.value:
                 return self._surrogates.register(value, "90+"), "age_cap"
-            return TAGS.get(entity_type, "[PHI]"), "redact"
+            return REDACTION_TAGS.get(entity_type, DEFAULT_TAG), "redact"
         return self.surrogate(value, entity_type, patient)
 
     def _age_cap(self, value: str) -> str:

@@ -19,10 +19,10 @@ from deid.detection.nlp import ClinicalSpacyEngine
 from deid.detection.presidio_api import AnalyzerEngine, EntityRecognizer, NlpArtifacts, RecognizerResult
 from deid.detection.spans import DetectedSpan
 from deid.detection.token_filter import TokenFilter, TokenModel
-from deid.recognizers.known_phi import KnownPhiRecognizer
 from deid.recognizers.lexicon import Lexicon, load_lexicon
-from deid.recognizers.registry import build_registry
-from deid.site_terms import load_site_terms
+from deid.recognizers.recognizer_registry import build_registry
+from deid.recognizers.recurring_phi import KnownPhiRecognizer
+from deid.site_terms_file import load_site_terms
 
 LANGUAGE = "en"
 MAX_TEXT_CHARS = 20_000_000

@@ -59,3 +59,29 @@ HIPAA_IDENTIFIER: dict[Entity, str] = {
 
 ALL_ENTITIES: tuple[str, ...] = tuple(entity.value for entity in Entity)
 NAME_ENTITIES: frozenset[str] = frozenset({Entity.PATIENT.value, Entity.CLINICIAN.value})
+
+
+# What redact mode writes in place of each type: the detector must never flag its own tags.
+REDACTION_TAGS: dict[str, str] = {
+    Entity.PATIENT.value: "[NAME]",
+    Entity.CLINICIAN.value: "[NAME]",
+    Entity.HOSPITAL.value: "[HOSPITAL]",
+    Entity.LOCATION.value: "[LOCATION]",
+    Entity.DATE.value: "[DATE]",
+    Entity.AGE_OVER_89.value: "[AGE]",
+    Entity.PHONE.value: "[PHONE]",
+    Entity.FAX.value: "[FAX]",
+    Entity.EMAIL.value: "[EMAIL]",
+    Entity.SSN.value: "[SSN]",
+    Entity.MRN.value: "[MRN]",
+    Entity.HEALTH_PLAN.value: "[HEALTH_PLAN]",
+    Entity.ACCOUNT.value: "[ACCOUNT]",
+    Entity.LICENSE.value: "[LICENSE]",
+    Entity.VEHICLE.value: "[VEHICLE]",
+    Entity.DEVICE.value: "[DEVICE]",
+    Entity.URL.value: "[URL]",
+    Entity.IP_ADDRESS.value: "[IP]",
+    Entity.ID.value: "[ID]",
+}
+DEFAULT_TAG = "[PHI]"
+TAG_WORDS = frozenset(tag.strip("[]") for tag in [*REDACTION_TAGS.values(), DEFAULT_TAG])

@@ -20,12 +20,13 @@ from __future__ import annotations
 import importlib.resources
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deid.detection.entities import Entity
+from deid.detection.entities import TAG_WORDS, Entity
 from deid.detection.presidio_api import AnalysisExplanation, RecognizerResult
 from deid.detection.token_features import TOKEN, FeatureExtractor
 from deid.recognizers.base import note_style
@@ -131,6 +132,14 @@ class TokenFilter:
                 continue
             if any(_recognizer(result) in PASS_THROUGH for result, _ in covering[index]):
                 continue  # a pass-through result already speaks for this word, with its own type and span
+            if not covering[index] and text[start:end].lower() in self.extractor.lexicon.stop_words:
+                continue  # no rule proposed it and it is a function word ("at", "the"): never PHI on its own
+            if _is_redaction_tag(text, start, end):
+                continue  # redact mode's own output ([NAME], [DATE]...) read again by the dataset's PHI gate
+            if not covering[index] and _next_to_tag(text, spans, index):
+                # The model never saw a tag in its notes and reads one as an unknown capitalised word,
+                # so its context misleads: beside a tag, only what a rule proposed is kept.
+                continue
             entity = _entity_for(text[start:end], covering[index], run_type if run else "")
             if run:
                 gap = text[spans[run[-1]][1] : start]
@@ -200,3 +209,26 @@ def _entity_for(word: str, covering: Sequence[tuple[RecognizerResult, str]], run
     if word.isupper() and len(word) <= 4:
         return Entity.HOSPITAL.value
     return Entity.PATIENT.value
+
+
+_TAG_WINDOW = 200
+_TAG_PIECE = re.compile(r"[(\"']*\[(?P<word>[A-Z_]+)\][.,;:!?)\"']*")
+
+
+def _is_redaction_tag(text: str, start: int, end: int) -> bool:
+    return text[start:end] in TAG_WORDS and text[start - 1 : start] == "[" and text[end : end + 1] == "]"
+
+
+def _next_to_tag(text: str, spans: Sequence[tuple[int, int]], index: int) -> bool:
+    """Whether the whitespace-separated piece before or after this word's own piece, on its line, is a tag.
+
+    Looks at most ``_TAG_WINDOW`` characters each way, so the check stays constant per word.
+    """
+    start, end = spans[index]
+    before = text[max(0, start - _TAG_WINDOW) : start].rsplit("\n", 1)[-1]
+    after = text[end : end + _TAG_WINDOW].split("\n", 1)[0]
+    previous = before.split()[-2:] if before and not before[-1].isspace() else before.split()[-1:]
+    following = after.split()[1:2] if after and not after[0].isspace() else after.split()[:1]
+    # with the word's own piece going on past it ("[DATE] y/o,"), the neighbour is the piece before that
+    neighbours = previous[:1] if len(previous) == 2 else previous
+    return any(_TAG_PIECE.fullmatch(piece) for piece in [*neighbours, *following])

@@ -28,8 +28,8 @@ from deid.errors import UnsupportedFormatError
 from deid.fileio import atomic_write_text
 from deid.keystore import keyed_hash
 from deid.readers.fhir import FhirJsonFormat
+from deid.readers.formats import format_for
 from deid.readers.jsonl import JsonLinesFormat
-from deid.readers.registry import format_for
 
 SHEET_JSONL = "sheet.jsonl"
 SHEET_CSV = "sheet.csv"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from deid.anonymize.dates import is_fhir_date
+from deid.anonymize.date_shift import is_fhir_date
 from deid.anonymize.operators import CORPUS_SCOPE, AppliedSpan
 from deid.detection.entities import Entity
 from deid.detection.known_phi import KnownPhi

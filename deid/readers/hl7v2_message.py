@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
-from deid.anonymize.dates import shift_fhir_date
+from deid.anonymize.date_shift import shift_fhir_date
 
 HEADER_SEGMENTS = frozenset({"MSH", "FHS", "BHS"})  # the segments whose field 1 is the separator itself
 SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{2}")

@@ -1,1 +1,1 @@
-"""Clinical PHI recognizers for Presidio, one per module, assembled by ``registry``."""
+"""Clinical PHI recognizers for Presidio, one per module, assembled by ``recognizer_registry``."""

@@ -1,4 +1,4 @@
-"""The hospital's own names (see :mod:`deid.site_terms`), found wherever they occur.
+"""The hospital's own names (see :mod:`deid.site_terms_file`), found wherever they occur.
 
 Each term is found as a whole phrase, in any letter case and with any spacing between its
 words; longer terms are tried first so "MGH Ellison 4" is not cut at "MGH".
@@ -11,7 +11,7 @@ import re
 from deid.detection.entities import ALL_ENTITIES
 from deid.detection.presidio_api import RecognizerResult
 from deid.recognizers.base import ClinicalRecognizer, NoteStyle
-from deid.site_terms import SiteTerms
+from deid.site_terms_file import SiteTerms
 
 
 class SiteTermsRecognizer(ClinicalRecognizer):

@@ -15,8 +15,8 @@ from deid.errors import RunInputError, UnsupportedFormatError
 from deid.malformed import Malformed, MalformedReason
 from deid.readers.base import RecordFormat
 from deid.readers.fhir import FhirJsonFormat, FhirNdjsonFormat
+from deid.readers.formats import format_for
 from deid.readers.patients import build_patient_index, patients_in_json, patients_in_ndjson
-from deid.readers.registry import format_for
 from deid.run.publish import STATE_DIR
 
 

@@ -34,7 +34,7 @@ from deid.run.entries import DocumentEntry, MalformedEntry, RunEntry, logged_doc
 from deid.run.fingerprint import Fingerprint
 from deid.run.inputs import InputFile, collect_inputs, index_patients
 from deid.run.publish import STATE_DIR, fsync_path, partial_path, publish, sync_output
-from deid.site_terms import load_site_terms
+from deid.site_terms_file import load_site_terms
 from deid.surrogate_registry import RegistryWriter
 from deid.vault import Vault
 from deid.workers import OrderedPool

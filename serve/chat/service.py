@@ -35,7 +35,7 @@ from serve.engine.grammar import (
     schema_grammar,
     tool_call_grammar,
 )
-from serve.engine.model import LoadedModel
+from serve.engine.llama_model import LoadedModel
 from serve.engine.sampling import GrammarError, SamplingParams, check_grammar
 from serve.engine.scheduler import Generation
 from serve.errors import InvalidRequestError

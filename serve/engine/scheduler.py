@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import llama_cpp
 
 from serve.config import FlashAttention, KvCacheType
-from serve.engine.model import LoadedModel
+from serve.engine.llama_model import LoadedModel
 from serve.engine.sampling import (
     GrammarError,
     SamplingParams,

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from serve.config import EngineKind, ServeConfig
-from serve.engine.model import GpuPlacement, LoadedModel, default_model_id
+from serve.engine.llama_model import GpuPlacement, LoadedModel, default_model_id
 from serve.engine.scheduler import BatchEngine, EngineStoppedError
 from serve.upstream.engine import UpstreamEngine
 from serve.upstream.supervisor import EngineSupervisor

@@ -12,7 +12,7 @@ from appliance.kb.api_embedder import KnowledgeEmbedder
 from appliance.kb.base import KnowledgeBase
 from appliance.kb.config import KnowledgeConfig
 from serve.config import ServeConfig
-from tests.kb.conftest import MEDQUAD_SAMPLE
+from tests.appliance.kb.conftest import MEDQUAD_SAMPLE
 from tests.serve.live import LiveServer, free_port, live_server
 
 KNOWLEDGE_PAIRS = 6

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from serve.auth.protocol import Role
-from tests.kb.conftest import medquad_pairs
+from tests.appliance.kb.conftest import medquad_pairs
 from tests.serve.cdp import PipeBrowser, find_chromium
 from tests.serve.live import LiveServer
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from serve.engine.gguf_file import embedded_model_path
-from serve.engine.model import LoadedModel
+from serve.engine.llama_model import LoadedModel
 from serve.engine.sampling import SamplingParams
 from serve.engine.scheduler import BatchEngine
 

@@ -9,7 +9,7 @@ import httpx
 from appliance.kb.grounding import NO_RELEVANT_KNOWLEDGE
 from serve.auth.protocol import Role
 from serve.grounding import with_notice
-from tests.kb.conftest import medquad_pairs
+from tests.appliance.kb.conftest import medquad_pairs
 from tests.serve.conftest import KNOWLEDGE_PAIRS
 from tests.serve.live import LiveServer
 

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from deid.anonymize.dates import _matches, shift_dates_in, shift_fhir_date
+from deid.anonymize.date_shift import _matches, shift_dates_in, shift_fhir_date
 
 
 @pytest.mark.parametrize(

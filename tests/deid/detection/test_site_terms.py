@@ -13,7 +13,7 @@ from deid.detection.engine import PhiDetector
 from deid.errors import SiteTermsError
 from deid.recognizers.site_terms import SiteTermsRecognizer
 from deid.run.fingerprint import settings_sha256
-from deid.site_terms import load_site_terms
+from deid.site_terms_file import load_site_terms
 from tests.deid.detection.conftest import covered
 
 SITE = 'HOSPITAL = ["MGH", "Ellison 4", "MGH Ellison 4"]\nCLINICIAN = ["Anna Zorvath"]\n'

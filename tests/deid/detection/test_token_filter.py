@@ -77,11 +77,19 @@ def test_a_planted_name_in_context_is_kept_without_its_title(filtered: PhiDetect
 def test_kept_words_join_into_one_span_across_short_separators(lexicon: Lexicon) -> None:
     """A model that keeps every word shows how runs form: '7/22' is one date, a line break or a type change splits."""
     keep_all = TokenFilter(lexicon, TokenModel(bias=5.0, weights={}, threshold=0.5, add_threshold=0.5))
-    text = "seen 7/22\nnext"
+    text = "seen 7/22\nAnselm"
     results = keep_all.apply(text, [])
     covered = sorted((text[r.start : r.end]) for r in results)
-    assert covered == ["7/22", "next", "seen"]
+    assert covered == ["7/22", "Anselm", "seen"]
     assert all(r.score >= 0.5 for r in results)
+
+
+def test_function_words_tags_and_their_neighbours_are_never_added(lexicon: Lexicon) -> None:
+    """Words no rule proposed: a function word, redact mode's own tags and the words beside them stay."""
+    keep_all = TokenFilter(lexicon, TokenModel(bias=5.0, weights={}, threshold=0.5, add_threshold=0.5))
+    text = "seen at home [DATE] with Anselm"
+    covered = [text[r.start : r.end] for r in keep_all.apply(text, [])]
+    assert covered == ["seen", "Anselm"]
 
 
 def test_structured_identifiers_pass_through_whatever_the_model_says(lexicon: Lexicon) -> None:

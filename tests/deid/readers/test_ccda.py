@@ -12,7 +12,7 @@ from lxml import etree
 from deid.errors import UnsupportedFormatError
 from deid.readers.base import ReaderContext, UnitResult
 from deid.readers.ccda import CcdaFormat
-from deid.readers.registry import format_for
+from deid.readers.formats import format_for
 
 V3 = {"v3": "urn:hl7-org:v3"}
 DOCUMENT = """<?xml version="1.0" encoding="UTF-8"?>

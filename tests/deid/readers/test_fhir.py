@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from deid.anonymize.dates import shift_fhir_date
+from deid.anonymize.date_shift import shift_fhir_date
 from deid.config import AnonymizationMode, DeidConfig
 from deid.readers.base import ReaderContext
 from deid.readers.fhir import FhirJsonFormat

@@ -21,10 +21,10 @@ from deid.keystore import Keystore
 from deid.ledger.config import LedgerConfig
 from deid.readers.base import ReaderContext, UnitResult
 from deid.readers.ccda import CcdaFormat
+from deid.readers.formats import format_for
 from deid.readers.hl7_text import scrub_pieces
 from deid.readers.hl7v2 import Hl7v2Format
 from deid.readers.hl7v2_message import Delimiters, Segment, escape, shift_ts, unescape
-from deid.readers.registry import format_for
 from deid.run.runner import RunSummary, deidentify
 
 # Canaries no surrogate pool holds, so finding one in an output is a leak, never chance.

@@ -16,8 +16,8 @@ from deid.errors import UnsupportedFormatError
 from deid.readers.base import ReaderContext, RecordFormat
 from deid.readers.csvfile import CsvFormat
 from deid.readers.fhir import FhirNdjsonFormat
+from deid.readers.formats import format_for
 from deid.readers.jsonl import JsonlFormat
-from deid.readers.registry import format_for
 
 CSV = (
     "encounter_id,patient_id,mrn,admit_date,discharge_date,diagnosis_code,note\n"
