@@ -17,21 +17,9 @@ from safetensors.torch import load_file
 from appliance.config import load_settings
 from appliance.train.base_model import load_base_model
 from deid.errors import ConfigError
-from tests.appliance.train.test_train import QA, TEXTS, _chat, _write
 
 STEPS = 6
 TIMEOUT_S = 240
-
-
-@pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The DDP test's set: enough text windows and chats for 2 processes x batch 2 over several steps."""
-    directory = tmp_path_factory.mktemp("dataset")
-    train = [{"recipe": "pretrain", "group": f"p{i}", "kind": "text", "text": t} for i, t in enumerate(TEXTS * 3)]
-    train += [_chat(q, a, f"q{i}") for i, (q, a) in enumerate(QA * 3)]
-    _write(directory / "train.jsonl", train)
-    _write(directory / "validation.jsonl", [_chat(q, a, "v") for q, a in QA[:2]])
-    return directory
 
 
 def _env(tmp_path: Path, sharding: str) -> dict[str, str]:

@@ -45,16 +45,6 @@ def _write(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 @pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("dataset")
-    train = [{"recipe": "pretrain", "group": f"p{i}", "kind": "text", "text": t} for i, t in enumerate(TEXTS * 3)]
-    train += [_chat(q, a, f"q{i}") for i, (q, a) in enumerate(QA * 3)]
-    _write(directory / "train.jsonl", train)
-    _write(directory / "validation.jsonl", [_chat(q, a, "v") for q, a in QA[:2]])
-    return directory
-
-
-@pytest.fixture(scope="module")
 def tokenizer(tiny_hf_model: Path) -> Any:
     from transformers import AutoTokenizer
 
