@@ -79,9 +79,15 @@ def test_keystores_really_gave_different_fakes(deid_runs: list[Path]) -> None:
 
 def test_raw_samples_are_refused_with_counts_only(deid_runs: list[Path], detector: PhiDetector) -> None:
     report = gate.scan(record_examples(SAMPLES), detector, gate.load_surrogates(deid_runs[0]))
+    assert report.spans_by_type.get("DATE", 0) >= 20
+    assert sum(report.surrogates_by_type.values()) == report.surrogates
     # A real value can equal a fake deid wrote for someone else (a real "Martha" and a fake "Martha"):
-    # rare, never most of them.
-    assert report.surrogates <= 0.05 * report.detected and report.spans_by_type.get("DATE", 0) >= 20
+    # rare for names. Dates collide more: the samples' dates lie within a few years of each other,
+    # so one patient's shifted date is often another's real one (up to 11% of all spans under one
+    # keystore of 140 tried). Either way the coincidences are never most of what the gate sees.
+    other = report.surrogates - report.surrogates_by_type.get("DATE", 0)
+    assert other <= 0.05 * report.detected, report.surrogates_by_type
+    assert report.surrogates <= 0.25 * report.detected, report.surrogates_by_type
     with pytest.raises(GateError) as refused:
         gate.enforce(report, THRESHOLD)
     message = str(refused.value)
