@@ -156,9 +156,9 @@ class BareDecoder:
 
         self.model = LoadedModel.load(model)
         self.threads = threads
-        self.prompts = [self.model.tokenize(self.model.render_chat([{"role": "user", "content": p}]))
-                        for p in PROMPTS]
-        preamble = self.model.tokenize(self.model.chat_preamble())
+        # Tokenized as the API does: the template's markers as control tokens, the content as text.
+        self.prompts = [self.model.tokenize_chat([{"role": "user", "content": p}]) for p in PROMPTS]
+        preamble = self.model.tokenize(self.model.chat_preamble(), special=True)
         self.shared = next((i for i, (a, b) in enumerate(zip(preamble, self.prompts[0], strict=False)) if a != b),
                            min(len(preamble), len(self.prompts[0])))
 

@@ -102,8 +102,9 @@ async def level(base: str, key: str, model: str, clients: int, requests: int, ma
                     answer = await sdk.chat.completions.create(
                         model=model, messages=messages, max_tokens=max_tokens, temperature=0)
                     tokens += answer.usage.completion_tokens if answer.usage else 0
-            except openai.APIError:
+            except openai.APIError as error:
                 failures += 1
+                print(f"  {base}: {type(error).__name__} {getattr(error, 'status_code', '')}", file=sys.stderr)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
@@ -119,7 +120,7 @@ def engine_rate(model: Path, threads: int, max_tokens: int, rounds: int) -> floa
     from serve.engine.scheduler import BatchEngine
 
     loaded = LoadedModel.load(model)
-    prompt = loaded.tokenize(loaded.render_chat([{"role": "user", "content": PROMPTS[0]}]))
+    prompt = loaded.tokenize_chat([{"role": "user", "content": PROMPTS[0]}])
 
     async def run() -> float:
         engine = BatchEngine(loaded, parallel=8, context_length=512, batch_tokens=512, threads=threads, queue_size=8)
@@ -173,6 +174,7 @@ def main() -> int:
         )
         servers = {"appliance": (f"http://127.0.0.1:{api_port}", key, model_id),
                    "llama-server": (f"http://127.0.0.1:{anchor_port}", "none", model_id)}
+        print("servers: " + ", ".join(f"{name} {base}" for name, (base, _, _) in servers.items()))
         try:
             wait_ready(f"{servers['appliance'][0]}/readyz", appliance)
             wait_ready(f"{servers['llama-server'][0]}/health", anchor)

@@ -43,6 +43,11 @@ class ServeConfig(BaseModel):
     parallel: int = Field(8, ge=1, le=64, description="Sequences decoded together in one forward pass")
     batch_tokens: int = Field(512, ge=32, description="Most tokens per forward pass (prompt chunks + decodes)")
     queue_size: int = Field(32, ge=0, description="Requests waiting for a free sequence slot before 429")
+    prompt_cache_mib: int = Field(
+        256, ge=0,
+        description="Host memory for KV states of earlier requests, reused by the same API key's prompts that start "
+        "the same way (follow-ups, retries); 0 = off",
+    )
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="Largest accepted request body")
     max_prompt_tokens: int = Field(1536, ge=16, description="Longest accepted prompt after templating")
     max_tokens_limit: int = Field(1024, ge=1, description="Largest max_tokens a request may ask for")

@@ -95,6 +95,7 @@ class Outcome:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0
 
 
 class InferenceService:
@@ -197,20 +198,22 @@ class InferenceService:
             upstream=upstream,
         )
 
-    def start(self, prepared: Prepared) -> Generation:
+    def start(self, prepared: Prepared, *, whole_answer: bool = False) -> Generation:
+        """``whole_answer``: the caller reads only the end (a non-streaming request)."""
         try:
             engine = self.models.engine
             if isinstance(engine, UpstreamEngine):
                 assert prepared.upstream is not None
                 return engine.submit(prepared.upstream, prepared.params)
-            return engine.submit(prepared.prompt, prepared.params)
+            return engine.submit(prepared.prompt, prepared.params, cache_owner=prepared.principal.key_id,
+                                 whole_answer=whole_answer)
         except EngineBusyError as busy:
             busy.headers = {"Retry-After": str(self.config.retry_after_s)}
             raise  # the error handler records it as a refusal (bounded under a flood)
 
     async def complete(self, prepared: Prepared, request: Request) -> Outcome:
         """Run to the end: the stream below, gathered (it records the request and stops it early)."""
-        generation = self.start(prepared)
+        generation = self.start(prepared, whole_answer=True)
         parts: list[str] = []
         last: GenerationEvent | None = None
         async with aclosing(self.stream(prepared, generation, request)) as events:
@@ -223,7 +226,8 @@ class InferenceService:
         if status >= 500:
             raise GenerationFailedError("generation failed; retry the request")
         assert last is not None and last.finish_reason is not None
-        return Outcome("".join(parts), last.finish_reason, last.prompt_tokens, last.completion_tokens)
+        return Outcome("".join(parts), last.finish_reason, last.prompt_tokens, last.completion_tokens,
+                       last.cached_tokens)
 
     async def stream(
         self, prepared: Prepared, generation: Generation, request: Request

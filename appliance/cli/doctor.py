@@ -108,6 +108,8 @@ def _serving_memory(settings: ApplianceSettings) -> dict[str, Any]:
     gpu = GpuPlacement(config.gpu_layers, config.main_gpu, tuple(config.tensor_split)).offloaded_layers() != 0
     where, available = _available_memory(gpu)
     mib = 2**20
+    # The prompt cache is host memory whatever device the model runs on; it fills up to its bound.
+    total = needed.total_bytes + (config.prompt_cache_mib * mib if where == "ram" else 0)
     return {
         "model": str(model),
         "parallel": config.parallel,
@@ -117,9 +119,10 @@ def _serving_memory(settings: ApplianceSettings) -> dict[str, Any]:
         "weights_mib": round(needed.weights_bytes / mib),
         "kv_cache_mib": round(needed.kv_cache_bytes / mib),
         "working_mib": round(needed.working_bytes / mib),
-        "needed_mib": round(needed.total_bytes / mib),
+        "prompt_cache_mib": config.prompt_cache_mib,
+        "needed_mib": round(total / mib),
         "available_mib": None if available is None else round(available / mib),
-        "fits": None if available is None else needed.total_bytes <= available,
+        "fits": None if available is None else total <= available,
     }
 
 

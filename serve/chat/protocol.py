@@ -192,10 +192,21 @@ def is_set(value: object) -> bool:
     return value is not None and value is not False and value != 0 and value != {} and value != []
 
 
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = 0  # leading prompt tokens reused from earlier work, not computed again
+
+
 class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails | None = None
+
+    @classmethod
+    def of(cls, prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> Usage:
+        return cls(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                   total_tokens=prompt_tokens + completion_tokens,
+                   prompt_tokens_details=PromptTokensDetails(cached_tokens=cached_tokens))
 
 
 class AssistantMessage(BaseModel):

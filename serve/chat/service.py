@@ -191,11 +191,7 @@ class ChatService:
             created=prepared.created,
             model=prepared.model_id,
             choices=[Choice(message=message, finish_reason=finish)],
-            usage=Usage(
-                prompt_tokens=outcome.prompt_tokens,
-                completion_tokens=outcome.completion_tokens,
-                total_tokens=outcome.prompt_tokens + outcome.completion_tokens,
-            ),
+            usage=Usage.of(outcome.prompt_tokens, outcome.completion_tokens, outcome.cached_tokens),
             citations=grounded.citations or None,
         )
 
@@ -259,8 +255,6 @@ class ChatService:
                     continue
                 yield chunk(Delta(), finish)
                 if include_usage:
-                    total = event.prompt_tokens + event.completion_tokens
-                    yield chunk(Delta(), usage=Usage(
-                        prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens, total_tokens=total
-                    ))
+                    yield chunk(Delta(), usage=Usage.of(event.prompt_tokens, event.completion_tokens,
+                                                        event.cached_tokens))
         yield b"data: [DONE]\n\n"

@@ -52,11 +52,7 @@ class CompletionService:
             created=prepared.created,
             model=prepared.model_id,
             choices=[CompletionChoice(text=text, finish_reason=outcome.finish_reason)],
-            usage=Usage(
-                prompt_tokens=outcome.prompt_tokens,
-                completion_tokens=outcome.completion_tokens,
-                total_tokens=outcome.prompt_tokens + outcome.completion_tokens,
-            ),
+            usage=Usage.of(outcome.prompt_tokens, outcome.completion_tokens, outcome.cached_tokens),
         )
 
     async def sse(
@@ -84,8 +80,5 @@ class CompletionService:
                     break
                 yield chunk(event.text, event.finish_reason)
                 if include_usage:
-                    total = event.prompt_tokens + event.completion_tokens
-                    yield chunk("", usage=Usage(
-                        prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens, total_tokens=total
-                    ))
+                    yield chunk("", usage=Usage.of(event.prompt_tokens, event.completion_tokens, event.cached_tokens))
         yield b"data: [DONE]\n\n"

@@ -21,7 +21,9 @@ One extra stream holds the chat template's preamble (the tokens every conversati
 its own system message starts with); a new sequence copies it instead of recomputing it.
 A copy between streams moves the whole stream buffer (``context_length`` cells, about 3 ms for
 the embedded model at 512), far less than the prefill it replaces or the extra forward pass per
-step that a gap would cost.
+step that a gap would cost. Longer prefixes (the conversation so far, a tool's fixed
+instructions) come from the caller's own earlier requests, kept in host memory by
+``serve.engine.prompt_cache``.
 """
 
 from __future__ import annotations
@@ -33,12 +35,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import llama_cpp
 
 from serve.config import FlashAttention, KvCacheType
 from serve.engine.llama_model import LoadedModel
+from serve.engine.prompt_cache import PromptCache, restore
 from serve.engine.sampling import (
     GrammarError,
     SamplingParams,
@@ -62,6 +65,8 @@ KV_TYPES = {
 
 # Below this a stream copy saves too little prompt work to be worth its memory traffic.
 MIN_SHARED_TOKENS = 4
+# Ends whose KV cells are sound and worth keeping for the owner's next request.
+CACHEABLE_ENDS = frozenset({"stop", "length", "cancelled"})
 
 
 class EngineBusyError(ApiError):
@@ -87,14 +92,19 @@ class GenerationEvent:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     decode_seconds: float = 0.0
+    cached_tokens: int = 0  # leading prompt tokens not computed for this request (shared or cached)
 
 
 class Generation:
     """The caller's side of one request: an async stream of events and a way to stop it."""
 
-    def __init__(self, prompt: list[int], params: SamplingParams, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, prompt: list[int], params: SamplingParams, loop: asyncio.AbstractEventLoop,
+                 cache_owner: str | None = None, whole_answer: bool = False) -> None:
         self.prompt = prompt
         self.params = params
+        self.cache_owner = cache_owner
+        self.whole_answer = whole_answer
+        self._held: list[str] = []  # the worker's text so far, for a caller that reads only the end
         self._loop = loop
         self._events: asyncio.Queue[GenerationEvent] = asyncio.Queue()
         self._cancelled = threading.Event()
@@ -116,6 +126,24 @@ class Generation:
     @property
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
+
+    def emit(self, text: str) -> None:
+        """From the worker thread: a text delta, passed on at once unless the caller wants only the end.
+
+        Each event wakes the event loop's thread, which on a small CPU takes a core from the
+        compute threads in the middle of a forward pass; a whole answer needs no wake-up per token.
+        """
+        if self.whole_answer:
+            self._held.append(text)
+        else:
+            self.publish(GenerationEvent(text))
+
+    def end(self, event: GenerationEvent) -> None:
+        """From the worker thread: the last event, carrying any text held back."""
+        if self._held:
+            event = replace(event, text="".join(self._held) + event.text)
+            self._held.clear()
+        self.publish(event)
 
     def publish(self, event: GenerationEvent) -> None:
         """From the worker thread; a loop already closed (server shut down) has nobody to tell."""
@@ -139,7 +167,9 @@ class _Sequence:
     sampler: llama_cpp.llama_sampler_p | None
     assembler: TextAssembler
     pending: list[int]
+    tokens: list[int]  # what the slot's KV cells hold, in position order
     position: int = 0
+    cached: int = 0  # leading prompt tokens taken from the preamble stream or the prompt cache
     generated: int = 0
     last_token: int = -1
     started: float = field(default_factory=time.perf_counter)
@@ -159,6 +189,7 @@ class BatchEngine:
         threads: int,
         queue_size: int,
         shared_preamble: bool = True,
+        prompt_cache_bytes: int = 0,
         flash_attention: FlashAttention = FlashAttention.auto,
         kv_cache_type: KvCacheType = KvCacheType.f16,
     ) -> None:
@@ -194,6 +225,7 @@ class BatchEngine:
         self._piece_buffer = ctypes.create_string_buffer(256)
         self._shared_preamble = shared_preamble
         self._preamble: list[int] = []
+        self._cache = PromptCache(prompt_cache_bytes) if prompt_cache_bytes > 0 else None
         self._waiting: deque[Generation] = deque()
         # A heap: new sequences take the lowest free slot, keeping running slots contiguous.
         self._free_slots = list(range(parallel))
@@ -230,8 +262,12 @@ class BatchEngine:
     def active(self) -> int:
         return len(self._running)
 
-    def submit(self, prompt: list[int], params: SamplingParams) -> Generation:
-        generation = Generation(prompt, params, asyncio.get_running_loop())
+    def submit(self, prompt: list[int], params: SamplingParams, cache_owner: str | None = None,
+               whole_answer: bool = False) -> Generation:
+        """``cache_owner`` (the caller's key id) lets this request reuse, and leave behind, cached
+        prompt states that only the same owner can hit; None neither reads nor writes the cache.
+        ``whole_answer``: the text comes in the last event only (the caller does not stream)."""
+        generation = Generation(prompt, params, asyncio.get_running_loop(), cache_owner, whole_answer)
         with self._condition:
             if self._stopping:
                 raise EngineStoppedError("the model is being unloaded; retry shortly")
@@ -251,6 +287,8 @@ class BatchEngine:
             self._aborting = True
             self._condition.notify_all()
         self._thread.join()
+        if self._cache is not None:
+            self._cache.clear()
         llama_cpp.llama_batch_free(self._batch)
         llama_cpp.llama_free(self._ctx)
 
@@ -284,7 +322,11 @@ class BatchEngine:
                 continue
             slot = heapq.heappop(self._free_slots)
             shared = self._shared_length(generation.prompt)
-            if shared:
+            owner = generation.cache_owner
+            hit = self._cache.lookup(owner, generation.prompt, shared) if self._cache and owner else None
+            if hit is not None and restore(hit, self._ctx, self._memory, slot):
+                shared = hit.tokens
+            elif shared:
                 # Copies the whole preamble stream (applied at the next decode), then drops what differs.
                 llama_cpp.llama_memory_seq_cp(self._memory, self._preamble_slot, slot, -1, -1)
                 llama_cpp.llama_memory_seq_rm(self._memory, slot, shared, -1)
@@ -301,7 +343,9 @@ class BatchEngine:
                 sampler=sampler,
                 assembler=TextAssembler(generation.params.stop),
                 pending=list(generation.prompt[shared:]),
+                tokens=list(generation.prompt[:shared]),
                 position=shared,
+                cached=shared,
             )
 
     def _shared_length(self, prompt: list[int]) -> int:
@@ -371,6 +415,7 @@ class BatchEngine:
         batch.seq_id[index][0] = sequence.slot
         batch.logits[index] = logits
         sequence.position += 1
+        sequence.tokens.append(token)
 
     def _advance(self, sequence: _Sequence, token: int) -> None:
         if sequence.first_token_at is None:
@@ -387,17 +432,22 @@ class BatchEngine:
         elif sequence.generated >= sequence.generation.params.max_tokens or sequence.position >= self.context_length:
             self._finish(sequence, "length", text + sequence.assembler.flush())
         elif text:
-            sequence.generation.publish(GenerationEvent(text))
+            sequence.generation.emit(text)
 
     def _finish(self, sequence: _Sequence, reason: str, text: str = "") -> None:
         elapsed = time.perf_counter() - (sequence.first_token_at or sequence.started)
-        sequence.generation.publish(
+        generation = sequence.generation
+        if self._cache is not None and generation.cache_owner and reason in CACHEABLE_ENDS:
+            # Before the end is told: a follow-up sent the moment the answer arrives finds it.
+            self._cache.store(generation.cache_owner, sequence.tokens, self._ctx, self._memory, sequence.slot)
+        generation.end(
             GenerationEvent(
                 text,
                 reason,
-                prompt_tokens=len(sequence.generation.prompt),
+                prompt_tokens=len(generation.prompt),
                 completion_tokens=sequence.generated,
                 decode_seconds=elapsed,
+                cached_tokens=sequence.cached,
             )
         )
         llama_cpp.llama_memory_seq_rm(self._memory, sequence.slot, -1, -1)

@@ -81,6 +81,7 @@ class ModelService:
             batch_tokens=config.batch_tokens,
             threads=config.threads or os.cpu_count() or 1,
             queue_size=config.queue_size,
+            prompt_cache_bytes=config.prompt_cache_mib * 2**20,
             flash_attention=config.flash_attention,
             kv_cache_type=config.kv_cache_type,
         )

@@ -36,5 +36,5 @@ def test_doctor_says_when_the_configured_slots_do_not_fit(tmp_path: Path) -> Non
     # One run (the CLI imports torch): a context no machine has room for makes doctor fail.
     code, huge = doctor(parallel="64", context_length="4000000")
     assert code == 1 and huge["fits"] is False and huge["needed_mib"] > huge["available_mib"] > 0
-    parts = huge["weights_mib"] + huge["kv_cache_mib"] + huge["working_mib"]
+    parts = huge["weights_mib"] + huge["kv_cache_mib"] + huge["working_mib"] + huge["prompt_cache_mib"]
     assert abs(huge["needed_mib"] - parts) <= 2 and huge["on"] == "ram"

@@ -51,6 +51,9 @@ def test_completion_and_stream_agree_and_count_tokens(main_server: LiveServer) -
     assert streamed == text, "greedy decoding must give the same text streamed or not"
     assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1, "tokens arrive incrementally"
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == full.usage.completion_tokens
+    # The same key sent the same prompt just before: all of it but the last token came from the prompt cache.
+    details = chunks[-1].usage.prompt_tokens_details
+    assert details is not None and details.cached_tokens == full.usage.prompt_tokens - 1
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == full.choices[0].finish_reason
 
 
@@ -124,6 +127,8 @@ def test_health_ready_metrics(main_server: LiveServer) -> None:
     base = main_server.base_url
     assert httpx.get(f"{base}/healthz", timeout=10).json() == {"status": "ok"}
     assert httpx.get(f"{base}/readyz", timeout=10).json()["status"] == "ready"
+    # Its own request, so the route below is there whichever tests ran before on this server.
+    client(main_server).chat.completions.create(model=main_server.model_id, messages=QUESTION, max_tokens=2)
     metrics = httpx.get(f"{base}/metrics", timeout=10).text
     for name in ("appliance_api_requests_total", "appliance_api_request_seconds_bucket",
                  "appliance_api_tokens_total", "appliance_api_queue_depth",
